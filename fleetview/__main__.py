@@ -1,0 +1,7 @@
+"""Entry point for `python -m fleetview`."""
+
+import sys
+
+from fleetview.cli import main
+
+sys.exit(main())

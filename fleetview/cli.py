@@ -1,0 +1,125 @@
+"""The `fleetview` command: the GUI by default, and the headless subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from fleetview import __version__
+from fleetview.config import Config, ConfigError, load_config
+from fleetview.domain.errors import FleetViewError
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="config file (default: fleetview/config.toml in the user config dir)")
+    parser = argparse.ArgumentParser(
+        prog="fleetview", parents=[common],
+        description="Which machine image every instance runs, across AWS and GCP, "
+                    "now and in the past. Without a command: open the main window.")
+    parser.add_argument("--version", action="version", version=f"fleetview {__version__}")
+    parser.add_argument("--demo", action="store_true",
+                        help="open on a built-in demo fleet (local AWS and GCP, no account)")
+    parser.add_argument("--size", choices=("small", "large"), default="small",
+                        help="with --demo: the size of the demo fleet")
+    parser.add_argument("--no-collect", action="store_true",
+                        help="do not start a collector; open the store read-only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    snap = sub.add_parser("snapshot", parents=[common],
+                          help="poll every scope once and print the fleet")
+    snap.add_argument("--format", choices=("json", "csv"), default="json")
+
+    collect = sub.add_parser("collect", parents=[common],
+                             help="poll every scope on a schedule into the store")
+    collect.add_argument("--once", action="store_true", help="poll once and exit")
+    collect.add_argument("--scopes", metavar="A,B", help="poll only these scopes")
+
+    audit = sub.add_parser("audit", parents=[common], help="check or export the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    audit_sub.add_parser("verify", parents=[common], help="report the first broken link")
+    export = audit_sub.add_parser("export", parents=[common], help="print the audit log")
+    export.add_argument("--format", choices=("csv", "json"), default="json")
+
+    sub.add_parser("doctor", parents=[common],
+                   help="check credentials and permissions of every scope")
+    return parser
+
+
+def _entry(module: str, function: str, what: str) -> Callable[..., int] | None:
+    """A command's implementation, or None while that part of FleetView is not built yet."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            print(f"fleetview: {what} is not ready yet in this version of FleetView.",
+                  file=sys.stderr)
+            return None
+        raise
+    return getattr(mod, function)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        if args.demo:
+            run = _entry("fleetview.sim.demo", "run_demo", "the demo (--demo)")
+            return EXIT_ERROR if run is None else run(size=args.size)
+        config = load_config(getattr(args, "config", None))
+        return _dispatch(args, config)
+    except ConfigError as exc:
+        print(f"fleetview: bad config: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except FleetViewError as exc:
+        print(f"fleetview: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "snapshot":
+        return _snapshot(config, args.format)
+    if args.command == "collect":
+        run = _entry("fleetview.collect", "run", "the collector (fleetview collect)")
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()] if args.scopes else None
+        return EXIT_ERROR if run is None else run(config, once=args.once, scopes=scopes)
+    if args.command == "audit":
+        run = _entry("fleetview.actions.audit_cli", args.audit_command,
+                     f"fleetview audit {args.audit_command}")
+        if run is None:
+            return EXIT_ERROR
+        return run(config, fmt=args.format) if args.audit_command == "export" else run(config)
+    if args.command == "doctor":
+        run = _entry("fleetview.doctor", "run", "fleetview doctor")
+        return EXIT_ERROR if run is None else run(config)
+    run = _entry("fleetview.ui.app", "run_gui", "the main window")
+    return EXIT_ERROR if run is None else run(config, collect=not args.no_collect)
+
+
+def _snapshot(config: Config, fmt: str) -> int:
+    from fleetview.snapshot import render, take_snapshot
+
+    if not config.scopes:
+        where = config.path or "the config file"
+        raise ConfigError(where, "", "no scopes configured; add an [[aws]] or [[gcp]] table "
+                          "(see README, 'Configure')")
+    snapshot = take_snapshot(config)
+    sys.stdout.write(render(snapshot, fmt))
+    for error in snapshot["errors"]:
+        region = f" {error['region']}" if error["region"] else ""
+        print(f"fleetview: {error['scope']}{region}: {error['message']}", file=sys.stderr)
+    return EXIT_PARTIAL if snapshot["errors"] else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

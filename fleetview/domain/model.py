@@ -1,0 +1,144 @@
+"""The fleet as one poll sees it: scopes, images, instances, groups and the inventory."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Provider = Literal["aws", "gcp"]
+
+
+class State(enum.StrEnum):
+    """An instance's lifecycle state, the same words on every cloud."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    TERMINATED = "terminated"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: str | None) -> State:
+        try:
+            return cls(value) if value else cls.UNKNOWN
+        except ValueError:
+            return cls.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One configured account (AWS) or project (GCP), as named in the config.
+
+    `account` is the AWS account id or the GCP project id; `regions` the regions it covers
+    (empty for a GCP scope that polls every zone through aggregated lists).
+    """
+
+    provider: Provider
+    name: str
+    account: str
+    regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Image:
+    """A machine image: an AMI or a GCE image. `gone` is set once the cloud no longer has it."""
+
+    provider: Provider
+    id: str
+    name: str
+    created_at: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    deprecated: bool = False
+    gone: bool = False
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One virtual machine. `group` is None for a standalone instance."""
+
+    provider: Provider
+    id: str
+    name: str
+    scope: str
+    account: str
+    region: str
+    zone: str | None
+    group: str | None
+    image_id: str | None
+    state: State
+    launched_at: datetime | None = None
+    version: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Group:
+    """An Auto Scaling group (kind "asg") or a managed instance group (kind "mig").
+
+    `desired_*` is what the group launches now: its launch template version or instance
+    template. `canary_*` is a MIG's second version, when it has one. `updating` is true while
+    the provider reports a rollout or instance refresh in progress.
+    """
+
+    provider: Provider
+    scope: str
+    account: str
+    region: str
+    name: str
+    kind: Literal["asg", "mig"]
+    desired_image_id: str | None
+    target_size: int
+    desired_version: str | None = None
+    zone: str | None = None
+    canary_image_id: str | None = None
+    canary_version: str | None = None
+    updating: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegionError:
+    """A region (or zone) that could not be polled, and what to do about it."""
+
+    region: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """One poll of one scope.
+
+    `regions_ok` lists the regions that answered in full: only there may an instance that
+    was not seen be taken as gone. A region listed in `errors` says nothing about its
+    instances.
+    """
+
+    scope: Scope
+    polled_at: datetime
+    instances: tuple[Instance, ...] = ()
+    groups: tuple[Group, ...] = ()
+    images: dict[str, Image] = field(default_factory=dict)
+    errors: tuple[RegionError, ...] = ()
+    regions_ok: tuple[str, ...] = ()
+    api_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def group(self, name: str, region: str | None = None) -> Group | None:
+        for g in self.groups:
+            if g.name == name and (region is None or g.region == region):
+                return g
+        return None
+
+    def instance(self, instance_id: str) -> Instance | None:
+        for i in self.instances:
+            if i.id == instance_id:
+                return i
+        return None
