@@ -1,0 +1,13 @@
+"""Test-wide settings: Qt offscreen, no real cloud credentials, no user config."""
+
+import os
+
+# Set before anything imports Qt or a cloud SDK.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_SESSION_TOKEN"] = "testing"
+os.environ.pop("AWS_PROFILE", None)
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
