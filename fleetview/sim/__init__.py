@@ -1,0 +1,1 @@
+"""Local clouds for the demo and the tests: a moto server and a Compute Engine emulator."""
