@@ -180,7 +180,8 @@ class _Reader:
                 self.fail(f"{where}.{key}", f"must be {hint}", table, nth)
             if not isinstance(value, types):
                 self.fail(f"{where}.{key}", f"must be {hint}", table, nth)
-            if types is list and not all(isinstance(v, str) for v in value):
+            # Every list in the schema holds strings, but for the version rules (tables).
+            if types is list and key != "rules" and not all(isinstance(v, str) for v in value):
                 self.fail(f"{where}.{key}", f"must be {hint}", table, nth)
         return data
 

@@ -48,5 +48,5 @@ class Provider(abc.ABC):
     def execute(self, plan: ActionPlan, done: Iterable[str] = ()) -> Iterator[ProgressEvent]:
         raise NotImplementedError(f"{type(self).__name__} cannot execute plans")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most providers hold nothing to release
         """Release connections and threads."""
