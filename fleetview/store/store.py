@@ -1,0 +1,423 @@
+"""The Store: open a database, record polls as spans, and answer the UI's queries."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from fleetview.domain.model import Inventory
+from fleetview.store import engine as engines
+from fleetview.store import queries
+from fleetview.store.errors import StoreError, StoreUnavailable
+from fleetview.store.schema import (
+    ensure_schema,
+    group_spans,
+    images,
+    poll_regions,
+    polls,
+    scope_state,
+    spans,
+)
+from fleetview.store.spans import (
+    GROUP_FIELDS,
+    INSTANCE_FIELDS,
+    Coverage,
+    Diff,
+    diff_groups,
+    diff_instances,
+)
+from fleetview.store.times import now_us, to_us
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollSummary:
+    """What one recorded poll changed. `stale` is set when the poll was older than what the
+    store already had for its scope, so only its poll record was written."""
+
+    scope: str
+    opened: int = 0
+    closed: int = 0
+    unchanged: int = 0
+    gone: int = 0
+    groups_opened: int = 0
+    groups_closed: int = 0
+    images_written: int = 0
+    poll_id: int | None = None
+    stale: bool = False
+
+
+@dataclass
+class _ScopeCache:
+    generation: int
+    instances: dict
+    groups: dict
+    images: dict
+
+
+_IMAGE_FIELDS = ("provider", "name", "version", "created_us", "deprecated", "gone")
+
+
+class Store:
+    """History of one or more scopes in SQLite or PostgreSQL. Query methods are
+    thread-safe (each call has its own connection); `record_*` may run on any one thread at
+    a time per scope."""
+
+    def __init__(self, engine: sa.Engine, url: sa.URL, readonly: bool):
+        self._engine = engine
+        self._writer = engine.execution_options(fleetview_write=True)
+        self._url = url
+        self.readonly = readonly
+        self.path_or_url = engines.display(url)
+        self._cache: dict[str, _ScopeCache] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, url: str, readonly: bool = False) -> Store:
+        parsed = engines.parse_url(url)
+        engine = engines.create(parsed, readonly)
+        store = cls(engine, parsed, readonly)
+        try:
+            with store._errors("open"):
+                ensure_schema(engine, store.path_or_url, readonly)
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    # -- errors and connections -------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StoreUnavailable(
+                f"cannot {doing} the history database {self.path_or_url}: {reason}; check "
+                "that it is reachable and store.url is right") from None
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable(f"lost the connection to {self.path_or_url} "
+                                       f"while trying to {doing}; it will be retried") from None
+            if isinstance(exc, sa.exc.DatabaseError) and self.dialect == "sqlite":
+                reason = str(getattr(exc, "orig", exc)).strip()
+                raise StoreError(f"cannot {doing} {self.path_or_url}: {reason}; point "
+                                 "store.url at a FleetView database") from None
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._errors("read"), self._engine.connect() as conn:
+            yield conn
+            conn.rollback()
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[Connection]:
+        if self.readonly:
+            raise StoreError("this store was opened read-only; the collector writes it")
+        with self._errors(doing), self._writer.begin() as conn:
+            yield conn
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def record_poll(self, inventory: Inventory, started: datetime, finished: datetime
+                    ) -> PollSummary:
+        """Write one poll of one scope in one transaction: only what changed, plus the poll
+        records (one per region)."""
+        scope = inventory.scope.name
+        at = to_us(inventory.polled_at)
+        try:
+            with self._write("write a poll to") as conn:
+                generation, last_seen = self._claim(conn, scope, at)
+                if at < last_seen:
+                    log.warning("poll of %s at %s is older than what the store has; only its "
+                                "poll record is written", scope, inventory.polled_at)
+                    poll_id = self._insert_poll(conn, inventory, started, finished)
+                    summary = PollSummary(scope, poll_id=poll_id, stale=True)
+                    cache = None
+                else:
+                    cache = self._open_state(conn, scope, generation)
+                    summary, cache = self._write_changes(conn, inventory, at, cache)
+                    poll_id = self._insert_poll(conn, inventory, started, finished)
+                    summary = dataclasses.replace(summary, poll_id=poll_id)
+        except BaseException:
+            with self._lock:
+                self._cache.pop(scope, None)
+            raise
+        with self._lock:
+            if cache is not None:
+                self._cache[scope] = cache
+        return summary
+
+    def record_failed_poll(self, scope: str, provider: str, region: str | None,
+                           started: datetime, finished: datetime, error: str) -> int:
+        """A poll that failed as a whole (or for one region): recorded, no span changes."""
+        with self._write("write a poll to") as conn:
+            poll_id = conn.execute(sa.insert(polls).values(
+                scope=scope, provider=provider, started_us=to_us(started),
+                finished_us=to_us(finished), ok=False, error=error, instances=0, api_calls=0,
+            ).returning(polls.c.poll_id)).scalar_one()
+            conn.execute(sa.insert(poll_regions).values(
+                poll_id=poll_id, seq=0, scope=scope, region=region,
+                finished_us=to_us(finished), ok=False, error=error, instances=0))
+        return poll_id
+
+    def _claim(self, conn: Connection, scope: str, at: int) -> tuple[int, int]:
+        """Bump the scope's generation first thing: it locks the scope for this writer."""
+        updated = conn.execute(
+            sa.update(scope_state).where(scope_state.c.scope == scope)
+            .values(generation=scope_state.c.generation + 1)
+        ).rowcount
+        if not updated:
+            conn.execute(sa.insert(scope_state).values(scope=scope, generation=1,
+                                                       last_seen_us=at))
+        row = conn.execute(sa.select(scope_state.c.generation, scope_state.c.last_seen_us)
+                           .where(scope_state.c.scope == scope)).one()
+        return int(row.generation), int(row.last_seen_us)
+
+    def _open_state(self, conn: Connection, scope: str, generation: int) -> _ScopeCache:
+        with self._lock:
+            cached = self._cache.pop(scope, None)
+        if cached is not None and cached.generation == generation - 1:
+            cached.generation = generation
+            return cached
+        # Someone else wrote this scope (or we just started): the database is the truth.
+        cols = [spans.c[f] for f in INSTANCE_FIELDS]
+        rows = conn.execute(sa.select(spans.c.instance_id, *cols).where(
+            spans.c.scope == scope, spans.c.end_us.is_(None)))
+        instances = {r[0]: tuple(r[1:]) for r in rows}
+        gcols = [group_spans.c[f] for f in GROUP_FIELDS]
+        rows = conn.execute(sa.select(group_spans.c.region, group_spans.c.group_name, *gcols)
+                            .where(group_spans.c.scope == scope, group_spans.c.end_us.is_(None)))
+        groups = {(r[0], r[1]): _group_obs(r[2:]) for r in rows}
+        icols = [images.c[f] for f in _IMAGE_FIELDS]
+        rows = conn.execute(sa.select(images.c.image_id, *icols).where(images.c.scope == scope))
+        known = {r[0]: _image_obs(r[1:]) for r in rows}
+        return _ScopeCache(generation, instances, groups, known)
+
+    def _write_changes(self, conn: Connection, inventory: Inventory, at: int,
+                       cache: _ScopeCache) -> tuple[PollSummary, _ScopeCache]:
+        scope = inventory.scope.name
+        provider = inventory.scope.provider
+        coverage = Coverage.of(inventory)
+
+        inst = diff_instances(cache.instances, inventory, coverage)
+        self._close(conn, spans, inst, at, scope,
+                    lambda key: {"k_scope": scope, "k_instance": key, "k_end": at},
+                    sa.and_(spans.c.instance_id == sa.bindparam("k_instance")))
+        if inst.opened:
+            conn.execute(sa.insert(spans), [
+                {"provider": provider, "scope": scope, "instance_id": key,
+                 **dict(zip(INSTANCE_FIELDS, obs, strict=True)), "start_us": at}
+                for key, obs in inst.opened.items()
+            ])
+        inst.apply(cache.instances)
+
+        grp = diff_groups(cache.groups, inventory, coverage)
+        self._close(conn, group_spans, grp, at, scope,
+                    lambda key: {"k_scope": scope, "k_region": key[0], "k_group": key[1],
+                                 "k_end": at},
+                    sa.and_(group_spans.c.region == sa.bindparam("k_region"),
+                            group_spans.c.group_name == sa.bindparam("k_group")))
+        if grp.opened:
+            conn.execute(sa.insert(group_spans), [
+                {"provider": provider, "scope": scope, "region": key[0], "group_name": key[1],
+                 **dict(zip(GROUP_FIELDS, obs, strict=True)), "start_us": at}
+                for key, obs in grp.opened.items()
+            ])
+        grp.apply(cache.groups)
+
+        written = self._write_images(conn, inventory, at, cache.images)
+        conn.execute(sa.update(scope_state).where(scope_state.c.scope == scope)
+                     .values(last_seen_us=at))
+        summary = PollSummary(
+            scope, opened=len(inst.opened), closed=len(inst.closed), unchanged=inst.unchanged,
+            gone=inst.gone, groups_opened=len(grp.opened), groups_closed=len(grp.closed),
+            images_written=written,
+        )
+        return summary, cache
+
+    @staticmethod
+    def _close(conn: Connection, table: sa.Table, changes: Diff, at: int, scope: str,
+               params, match) -> None:
+        if not changes.closed:
+            return
+        statement = (
+            sa.update(table)
+            .where(table.c.scope == sa.bindparam("k_scope"), match, table.c.end_us.is_(None))
+            .values(end_us=sa.bindparam("k_end"))
+        )
+        conn.execute(statement, [params(key) for key in changes.closed])
+
+    @staticmethod
+    def _write_images(conn: Connection, inventory: Inventory, at: int, known: dict) -> int:
+        scope = inventory.scope.name
+        inserts, updates = [], []
+        for image_id, image in inventory.images.items():
+            image_id = image.id or image_id
+            obs = (image.provider, image.name, image.version,
+                   to_us(image.created_at) if image.created_at else None,
+                   bool(image.deprecated), bool(image.gone))
+            old = known.get(image_id)
+            if old == obs:
+                continue
+            values = dict(zip(_IMAGE_FIELDS, obs, strict=True))
+            if old is None:
+                inserts.append({"scope": scope, "image_id": image_id, **values,
+                                "first_seen_us": at, "last_seen_us": at})
+            else:
+                updates.append({"k_scope": scope, "k_image": image_id, **values,
+                                "last_seen_us": at})
+            known[image_id] = obs
+        if inserts:
+            conn.execute(sa.insert(images), inserts)
+        if updates:
+            conn.execute(
+                sa.update(images).where(images.c.scope == sa.bindparam("k_scope"),
+                                        images.c.image_id == sa.bindparam("k_image")),
+                updates)
+        return len(inserts) + len(updates)
+
+    @staticmethod
+    def _insert_poll(conn: Connection, inventory: Inventory, started: datetime,
+                     finished: datetime) -> int:
+        scope = inventory.scope.name
+        errors = {}
+        for err in inventory.errors:
+            errors.setdefault(err.region, err.message)
+        message = "; ".join(f"{r}: {m}" for r, m in errors.items()) or None
+        finished_us = to_us(finished)
+        poll_id = conn.execute(sa.insert(polls).values(
+            scope=scope, provider=inventory.scope.provider, started_us=to_us(started),
+            finished_us=finished_us, ok=not errors, error=message,
+            instances=len(inventory.instances), api_calls=int(inventory.api_calls),
+        ).returning(polls.c.poll_id)).scalar_one()
+        counts: dict[str, int] = {}
+        for inst in inventory.instances:
+            counts[inst.region] = counts.get(inst.region, 0) + 1
+            if inst.zone:
+                counts[inst.zone] = counts.get(inst.zone, 0) + 1
+        places = list(dict.fromkeys([*inventory.regions_ok, *errors]))
+        rows = [
+            {"poll_id": poll_id, "seq": n, "scope": scope, "region": place,
+             "finished_us": finished_us, "ok": place not in errors,
+             "error": errors.get(place), "instances": counts.get(place, 0)}
+            for n, place in enumerate(places)
+        ] or [{"poll_id": poll_id, "seq": 0, "scope": scope, "region": None,
+               "finished_us": finished_us, "ok": not errors, "error": message,
+               "instances": len(inventory.instances)}]
+        conn.execute(sa.insert(poll_regions), rows)
+        return poll_id
+
+    def prune(self, keep_days: int) -> int:
+        """Delete closed spans (and old poll records) that ended before now - keep_days;
+        the latest poll and latest good poll of each scope and region are kept."""
+        cutoff = now_us() - int(timedelta(days=keep_days) / timedelta(microseconds=1))
+        with self._write("prune") as conn:
+            deleted = 0
+            for table in (spans, group_spans):
+                deleted += conn.execute(sa.delete(table).where(
+                    table.c.end_us.is_not(None), table.c.end_us < cutoff)).rowcount
+            latest = sa.select(sa.func.max(poll_regions.c.poll_id)).group_by(
+                poll_regions.c.scope, poll_regions.c.region)
+            latest_ok = sa.select(sa.func.max(poll_regions.c.poll_id)).where(
+                poll_regions.c.ok).group_by(poll_regions.c.scope, poll_regions.c.region)
+            doomed = sa.select(polls.c.poll_id).where(
+                polls.c.finished_us < cutoff, polls.c.poll_id.not_in(latest),
+                polls.c.poll_id.not_in(latest_ok))
+            ids = [r[0] for r in conn.execute(doomed)]
+            for chunk in range(0, len(ids), 500):
+                part = ids[chunk:chunk + 500]
+                conn.execute(sa.delete(poll_regions).where(poll_regions.c.poll_id.in_(part)))
+                conn.execute(sa.delete(polls).where(polls.c.poll_id.in_(part)))
+        return deleted
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def spans(self, t0: datetime, t1: datetime, scopes: Sequence[str] | None = None,
+              regions: Sequence[str] | None = None, groups: Sequence[str] | None = None,
+              versions: Sequence[str] | None = None) -> pd.DataFrame:
+        with self._read() as conn:
+            return queries.spans(conn, to_us(t0), to_us(t1), scopes, regions, groups, versions)
+
+    def group_spans(self, t0: datetime, t1: datetime, scopes: Sequence[str] | None = None,
+                    regions: Sequence[str] | None = None,
+                    groups: Sequence[str] | None = None) -> pd.DataFrame:
+        with self._read() as conn:
+            return queries.group_spans(conn, to_us(t0), to_us(t1), scopes, regions, groups)
+
+    def fleet_at(self, t: datetime | None = None) -> pd.DataFrame:
+        with self._read() as conn:
+            return queries.fleet_at(conn, None if t is None else to_us(t))
+
+    def drift(self, t: datetime | None = None) -> pd.DataFrame:
+        fleet = self.fleet_at(t)
+        return fleet[fleet["drift"]].reset_index(drop=True)
+
+    def groups_at(self, t: datetime | None = None) -> pd.DataFrame:
+        with self._read() as conn:
+            return queries.groups_at(conn, None if t is None else to_us(t))
+
+    def version_share(self, scope: str | None, region: str | None, group: str | None,
+                      t0: datetime, t1: datetime, step: timedelta) -> pd.DataFrame:
+        if step <= timedelta(0):
+            raise ValueError("step must be positive")
+        with self._read() as conn:
+            return queries.version_share(conn, scope, region, group, to_us(t0), to_us(t1),
+                                         int(step / timedelta(microseconds=1)))
+
+    def freshness(self) -> pd.DataFrame:
+        with self._read() as conn:
+            return queries.freshness(conn)
+
+    def images(self) -> pd.DataFrame:
+        with self._read() as conn:
+            return queries.images(conn)
+
+    def polls(self, t0: datetime | None = None, t1: datetime | None = None,
+              scopes: Sequence[str] | None = None) -> pd.DataFrame:
+        with self._read() as conn:
+            return queries.polls(conn, None if t0 is None else to_us(t0),
+                                 None if t1 is None else to_us(t1), scopes)
+
+
+def _group_obs(values: Sequence) -> tuple:
+    # Databases hand booleans and integers back in their own types; compare like the diff.
+    values = list(values)
+    values[-2] = int(values[-2])
+    values[-1] = bool(values[-1])
+    return tuple(values)
+
+
+def _image_obs(values: Sequence) -> tuple:
+    values = list(values)
+    values[-2] = bool(values[-2])
+    values[-1] = bool(values[-1])
+    return tuple(values)
+
+
+__all__ = ["PollSummary", "Store", "StoreError", "StoreUnavailable"]
