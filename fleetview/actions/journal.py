@@ -1,0 +1,200 @@
+"""The action journal: every action and step is written before it runs, updated as it ends."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from fleetview.actions.locks import OWNER, STALE_AFTER_S
+from fleetview.actions.plans import plan_from_json, plan_to_json
+from fleetview.domain.actions import ActionPlan
+from fleetview.store.action_tables import action_steps, actions
+from fleetview.store.times import from_us, now_us
+
+FINAL = ("finished", "failed", "abandoned")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    key: str
+    seq: int
+    description: str
+    status: str
+    message: str | None
+    started_us: int | None
+    finished_us: int | None
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    action_id: str
+    plan: ActionPlan
+    reason: str
+    actor: str
+    owner: str
+    status: str
+    message: str | None
+    created_us: int
+    confirmed_us: int | None
+    finished_us: int | None
+    heartbeat_us: int | None
+    recovered_us: int | None
+    steps: tuple[StepRecord, ...] = field(default=())
+
+    @property
+    def interrupted(self) -> bool:
+        """Running by the journal, but its owner stopped beating (a crash or a restart)."""
+        if self.status != "running":
+            return False
+        if self.owner == OWNER:
+            return False
+        beat = self.heartbeat_us or self.confirmed_us or self.created_us
+        return (now_us() - beat) / 1e6 > STALE_AFTER_S or _same_host_dead(self.owner)
+
+    @property
+    def shown_status(self) -> str:
+        return "interrupted" if self.interrupted else self.status
+
+    @property
+    def done_steps(self) -> frozenset[str]:
+        return frozenset(s.key for s in self.steps if s.status == "done")
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        return len(self.done_steps), len(self.steps)
+
+    @property
+    def elapsed_s(self) -> float:
+        start = self.confirmed_us or self.created_us
+        end = self.finished_us or now_us()
+        return (end - start) / 1e6
+
+    @property
+    def time_to_recover_s(self) -> float | None:
+        if self.recovered_us is None or self.confirmed_us is None:
+            return None
+        return (self.recovered_us - self.confirmed_us) / 1e6
+
+    @property
+    def created(self) -> datetime:
+        return from_us(self.created_us)  # type: ignore[return-value]
+
+
+def _same_host_dead(owner: str) -> bool:
+    """An owner on this machine whose process is gone is interrupted without waiting."""
+    import os
+    import socket
+
+    try:
+        who_host, pid = owner.rsplit(":", 1)
+        host = who_host.split("@", 1)[1]
+        if host != socket.gethostname():
+            return False
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, IndexError, PermissionError, OSError):
+        return False
+    return False
+
+
+class Journal:
+    def __init__(self, store, owner: str = OWNER):
+        self.store, self.owner = store, owner
+
+    def create(self, plan: ActionPlan, reason: str, actor: str,
+               action_id: str | None = None) -> str:
+        """Journal a confirmed plan and its steps as pending; nothing has run yet."""
+        action_id = action_id or str(uuid.uuid4())
+        now = now_us()
+        with self.store.writing("journal the action") as conn:
+            conn.execute(sa.insert(actions), [dict(
+                action_id=action_id, kind=plan.kind, provider=plan.provider, scope=plan.scope,
+                region=plan.region, group_name=plan.group, to_version=plan.to_version,
+                plan=plan_to_json(plan), reason=reason, actor=actor, owner=self.owner,
+                status="running", created_us=now, confirmed_us=now, heartbeat_us=now)])
+            if plan.steps:
+                conn.execute(sa.insert(action_steps), [dict(
+                    action_id=action_id, key=step.key, seq=n, description=step.description,
+                    status="pending") for n, step in enumerate(plan.steps)])
+        return action_id
+
+    def step(self, action_id: str, key: str, status: str, message: str = "") -> None:
+        now = now_us()
+        values: dict = {"status": status, "message": message or None}
+        if status == "running":
+            values["started_us"] = now
+        else:
+            values["finished_us"] = now
+        with self.store.writing("journal a step") as conn:
+            conn.execute(sa.update(action_steps).where(
+                action_steps.c.action_id == action_id, action_steps.c.key == key,
+                action_steps.c.status != "done").values(**values))
+            conn.execute(sa.update(actions).where(actions.c.action_id == action_id)
+                         .values(heartbeat_us=now))
+
+    def heartbeat(self, action_id: str) -> None:
+        with self.store.writing("journal a heartbeat") as conn:
+            conn.execute(sa.update(actions).where(actions.c.action_id == action_id)
+                         .values(heartbeat_us=now_us()))
+
+    def adopt(self, action_id: str) -> None:
+        """This process takes over an interrupted action (resume)."""
+        with self.store.writing("resume the action") as conn:
+            conn.execute(sa.update(actions).where(actions.c.action_id == action_id)
+                         .values(owner=self.owner, status="running", heartbeat_us=now_us(),
+                                 finished_us=None))
+
+    def finish(self, action_id: str, status: str, message: str = "",
+               recovered_us: int | None = None) -> None:
+        assert status in FINAL, status
+        now = now_us()
+        with self.store.writing("journal the end of the action") as conn:
+            conn.execute(sa.update(actions).where(actions.c.action_id == action_id).values(
+                status=status, message=message or None, finished_us=now, heartbeat_us=now,
+                recovered_us=recovered_us))
+            if status == "abandoned":
+                conn.execute(sa.update(action_steps).where(
+                    action_steps.c.action_id == action_id,
+                    action_steps.c.status.in_(("pending", "running"))).values(
+                    status="skipped", finished_us=now))
+
+    def get(self, action_id: str) -> ActionRecord:
+        records = self._load(actions.c.action_id == action_id)
+        if not records:
+            raise KeyError(action_id)
+        return records[0]
+
+    def recent(self, limit: int = 50) -> list[ActionRecord]:
+        return self._load(None, limit)
+
+    def unfinished(self) -> list[ActionRecord]:
+        return self._load(actions.c.status == "running")
+
+    def _load(self, where, limit: int | None = None) -> list[ActionRecord]:
+        query = sa.select(actions).order_by(actions.c.created_us.desc())
+        if where is not None:
+            query = query.where(where)
+        if limit:
+            query = query.limit(limit)
+        with self.store.reading() as conn:
+            rows = conn.execute(query).mappings().all()
+            ids = [r["action_id"] for r in rows]
+            steps: dict[str, list[StepRecord]] = {i: [] for i in ids}
+            if ids:
+                for s in conn.execute(sa.select(action_steps).where(
+                        action_steps.c.action_id.in_(ids)).order_by(action_steps.c.seq)
+                        ).mappings():
+                    steps[s["action_id"]].append(StepRecord(
+                        s["key"], s["seq"], s["description"], s["status"], s["message"],
+                        s["started_us"], s["finished_us"]))
+        return [ActionRecord(
+            action_id=r["action_id"], plan=plan_from_json(r["plan"]), reason=r["reason"],
+            actor=r["actor"], owner=r["owner"], status=r["status"], message=r["message"],
+            created_us=r["created_us"], confirmed_us=r["confirmed_us"],
+            finished_us=r["finished_us"], heartbeat_us=r["heartbeat_us"],
+            recovered_us=r["recovered_us"], steps=tuple(steps[r["action_id"]]))
+            for r in rows]

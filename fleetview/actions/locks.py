@@ -1,0 +1,119 @@
+"""One action per group at a time, also across GUIs sharing a store: a lock row per group."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from fleetview.domain.actions import ActionRefused
+from fleetview.store.action_tables import group_locks
+from fleetview.store.times import now_us
+
+# A lock whose owner has not beaten for this long is shown as stale, never taken silently.
+STALE_AFTER_S = 120
+OWNER = f"{os.environ.get('USER', 'user')}@{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Lock:
+    scope: str
+    region: str
+    group: str
+    action_id: str
+    owner: str
+    acquired_us: int
+    heartbeat_us: int
+
+    def age_s(self, now: int | None = None) -> float:
+        return ((now or now_us()) - self.acquired_us) / 1e6
+
+    def silent_s(self, now: int | None = None) -> float:
+        return ((now or now_us()) - self.heartbeat_us) / 1e6
+
+    @property
+    def stale(self) -> bool:
+        return self.silent_s() > STALE_AFTER_S
+
+    def describe(self) -> str:
+        text = (f"an action is already running on {self.group} ({self.scope} {self.region}): "
+                f"held by {self.owner} for {_duration(self.age_s())}")
+        if self.stale:
+            text += (f"; its owner has been silent for {_duration(self.silent_s())} (stale). "
+                     "It is not taken over automatically: make sure that owner has stopped, "
+                     "then resume or abandon the action from the Actions panel")
+        return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def current(store, scope: str, region: str, group: str) -> Lock | None:
+    with store.reading() as conn:
+        row = conn.execute(sa.select(group_locks).where(
+            group_locks.c.scope == scope, group_locks.c.region == region,
+            group_locks.c.group_name == group)).mappings().first()
+    return _lock(row) if row else None
+
+
+def held(store) -> list[Lock]:
+    with store.reading() as conn:
+        rows = conn.execute(sa.select(group_locks)).mappings().all()
+    return [_lock(r) for r in rows]
+
+
+def _lock(row) -> Lock:
+    return Lock(row["scope"], row["region"], row["group_name"], row["action_id"], row["owner"],
+                row["acquired_us"], row["heartbeat_us"])
+
+
+def acquire(store, scope: str, region: str, group: str, action_id: str,
+            owner: str = OWNER) -> None:
+    """Take the group's lock or refuse with who holds it; the primary key decides races."""
+    now = now_us()
+    try:
+        with store.writing("lock the group") as conn:
+            conn.execute(sa.insert(group_locks), [dict(
+                scope=scope, region=region, group_name=group, action_id=action_id,
+                owner=owner, acquired_us=now, heartbeat_us=now)])
+    except sa.exc.IntegrityError:
+        lock = current(store, scope, region, group)
+        if lock is None:  # released in between: try once more
+            return acquire(store, scope, region, group, action_id, owner)
+        raise ActionRefused(lock.describe()) from None
+
+
+def take_over(store, scope: str, region: str, group: str, action_id: str,
+              owner: str = OWNER) -> None:
+    """Move a lock to a new owner for the same action (resume after a restart)."""
+    now = now_us()
+    with store.writing("take over the group lock") as conn:
+        updated = conn.execute(sa.update(group_locks).where(
+            group_locks.c.scope == scope, group_locks.c.region == region,
+            group_locks.c.group_name == group, group_locks.c.action_id == action_id,
+        ).values(owner=owner, heartbeat_us=now)).rowcount
+    if not updated:
+        acquire(store, scope, region, group, action_id, owner)
+
+
+def heartbeat(store, scope: str, region: str, group: str, action_id: str) -> None:
+    with store.writing("refresh the group lock") as conn:
+        conn.execute(sa.update(group_locks).where(
+            group_locks.c.scope == scope, group_locks.c.region == region,
+            group_locks.c.group_name == group, group_locks.c.action_id == action_id,
+        ).values(heartbeat_us=now_us()))
+
+
+def release(store, scope: str, region: str, group: str, action_id: str) -> None:
+    with store.writing("release the group lock") as conn:
+        conn.execute(sa.delete(group_locks).where(
+            group_locks.c.scope == scope, group_locks.c.region == region,
+            group_locks.c.group_name == group, group_locks.c.action_id == action_id))
