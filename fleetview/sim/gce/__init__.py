@@ -1,0 +1,51 @@
+"""A Compute Engine emulator that the real google-cloud-compute REST transport talks to.
+
+Start it in-process (tests, the demo)::
+
+    from fleetview.sim.gce import GceEmulator, EmulatedClock
+    from google.cloud import compute_v1
+
+    emu = GceEmulator().start()            # or: with GceEmulator() as emu: ...
+    state = emu.state                      # seeding API, project "demo-project" by default
+    state.create_image("app-1-0-0", family="app", labels={"version": "1.0.0"},
+                       created=timedelta(days=30))      # back-dated
+    state.create_image("app-1-1-0", family="app", labels={"version": "1.1.0"})
+    state.create_instance_template("app-t1", "app-1-0-0")          # global template
+    state.create_instance_template("app-t2", "app-1-1-0", region="us-central1")
+    state.create_mig("web", "app-t1", zone="us-central1-a", target_size=4)
+    state.create_mig("api", "app-t1", region="us-central1", target_size=6)  # 3 zones
+    state.create_instance("bastion", "us-central1-b", "app-1-0-0")          # standalone
+    state.delete_image("app-1-0-0")
+
+    client = compute_v1.InstancesClient(**emu.client_kwargs())
+    # == credentials=AnonymousCredentials(), client_options={"api_endpoint": emu.endpoint}
+    pages = client.aggregated_list(project="demo-project")
+
+    emu.clock.advance(60)                  # emulated seconds: rollouts progress
+    emu.faults.zone_unreachable("us-central1-b")
+    emu.faults.throttle(3)                 # next 3 calls: 403 rateLimitExceeded
+    emu.faults.deny("compute.instanceGroupManagers.patch")   # 403 forbidden
+    emu.stop()
+
+Tests use the `gce_emulator` fixture from tests/sim/gce_fixtures.py. From a shell:
+`python -m fleetview.sim.gce --port 8089 [--seed] [--realtime --speed 10]`.
+
+Behaviour worth knowing:
+- selfLinks use https://www.googleapis.com/compute/v1/...; parse names from them, never call them.
+- Every replacement (MIG create, recreate, surge instance) takes `state.step_seconds` (30)
+  emulated seconds; a PROACTIVE patch replaces at most maxSurge + maxUnavailable at a time.
+- Operations are RUNNING for `state.op_seconds` (1) emulated second, then DONE; `wait` on a
+  manual clock finishes the operation at once (the rollout it started still needs time).
+- aggregatedList: an unreachable zone gets an UNREACHABLE warning and is listed in
+  `unreachables` (google-cloud-compute 1.57 cannot send returnPartialSuccess; only an explicit
+  returnPartialSuccess=false makes the call fail with 503).
+- A mutating call whose requestId was seen before returns the first call's operation.
+- `state.calls` counts calls per API method id, e.g. "compute.instances.aggregatedList".
+"""
+
+from fleetview.sim.gce.clock import EmulatedClock
+from fleetview.sim.gce.faults import Faults
+from fleetview.sim.gce.server import GceEmulator
+from fleetview.sim.gce.state import GceState
+
+__all__ = ["EmulatedClock", "Faults", "GceEmulator", "GceState"]

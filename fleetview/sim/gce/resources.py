@@ -1,0 +1,320 @@
+"""The emulator's resources (images, templates, instances, disks, operations) and their JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetview.sim.gce.clock import rfc3339
+
+LINK_BASE = "https://www.googleapis.com/compute/v1/"
+
+# Machine-type details are not modelled; the disk size every boot disk gets.
+BOOT_DISK_GB = 10
+
+
+def region_of(zone: str) -> str:
+    return zone.rsplit("-", 1)[0]
+
+
+def zone_link(project: str, zone: str) -> str:
+    return f"{LINK_BASE}projects/{project}/zones/{zone}"
+
+
+def region_link(project: str, region: str) -> str:
+    return f"{LINK_BASE}projects/{project}/regions/{region}"
+
+
+def image_link(project: str, name: str) -> str:
+    return f"{LINK_BASE}projects/{project}/global/images/{name}"
+
+
+def template_link(project: str, name: str, region: str | None = None) -> str:
+    if region:
+        return f"{LINK_BASE}projects/{project}/regions/{region}/instanceTemplates/{name}"
+    return f"{LINK_BASE}projects/{project}/global/instanceTemplates/{name}"
+
+
+def instance_link(project: str, zone: str, name: str) -> str:
+    return f"{zone_link(project, zone)}/instances/{name}"
+
+
+def disk_link(project: str, zone: str, name: str) -> str:
+    return f"{zone_link(project, zone)}/disks/{name}"
+
+
+def strip_base(link: str) -> str:
+    """'https://.../compute/v1/projects/p/...' -> 'projects/p/...' (partial paths unchanged)."""
+    marker = "/compute/v1/"
+    i = link.find(marker)
+    return link[i + len(marker):] if i >= 0 else link.lstrip("/")
+
+
+def fingerprint(*parts: Any) -> str:
+    import base64
+    import hashlib
+
+    digest = hashlib.sha1(repr(parts).encode()).digest()[:8]
+    return base64.b64encode(digest).decode()
+
+
+@dataclass
+class Image:
+    project: str
+    name: str
+    id: int
+    created: float
+    family: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    deprecated: dict[str, str] | None = None
+    disk_size_gb: int = BOOT_DISK_GB
+
+    @property
+    def link(self) -> str:
+        return image_link(self.project, self.name)
+
+    @property
+    def is_deprecated(self) -> bool:
+        return bool(self.deprecated) and self.deprecated.get("state") in (
+            "DEPRECATED", "OBSOLETE", "DELETED")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "compute#image",
+            "id": str(self.id),
+            "creationTimestamp": rfc3339(self.created),
+            "name": self.name,
+            "description": self.description,
+            "sourceType": "RAW",
+            "status": "READY",
+            "archiveSizeBytes": str(self.disk_size_gb * 180_000_000),
+            "diskSizeGb": str(self.disk_size_gb),
+            "selfLink": self.link,
+            "labelFingerprint": fingerprint(self.labels),
+            "storageLocations": ["us"],
+            "architecture": "X86_64",
+        }
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        if self.family:
+            out["family"] = self.family
+        if self.deprecated:
+            out["deprecated"] = dict(self.deprecated)
+        return out
+
+
+@dataclass
+class InstanceTemplate:
+    project: str
+    name: str
+    id: int
+    created: float
+    source_image: str  # a full image link, or a family link resolved when an instance is made
+    machine_type: str = "e2-medium"
+    region: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def link(self) -> str:
+        return template_link(self.project, self.name, self.region)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": "compute#instanceTemplate",
+            "id": str(self.id),
+            "creationTimestamp": rfc3339(self.created),
+            "name": self.name,
+            "description": self.description,
+            "properties": {
+                "machineType": self.machine_type,
+                "disks": [{
+                    "kind": "compute#attachedDisk",
+                    "type": "PERSISTENT",
+                    "mode": "READ_WRITE",
+                    "deviceName": "persistent-disk-0",
+                    "boot": True,
+                    "autoDelete": True,
+                    "initializeParams": {
+                        "sourceImage": self.source_image,
+                        "diskSizeGb": str(BOOT_DISK_GB),
+                        "diskType": "pd-balanced",
+                    },
+                }],
+                "networkInterfaces": [{
+                    "kind": "compute#networkInterface",
+                    "network": f"{LINK_BASE}projects/{self.project}/global/networks/default",
+                }],
+                "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True},
+                **({"labels": dict(self.labels)} if self.labels else {}),
+            },
+            "selfLink": self.link,
+        }
+        if self.region:
+            out["region"] = region_link(self.project, self.region)
+        return out
+
+
+@dataclass
+class Instance:
+    project: str
+    zone: str
+    name: str
+    id: int
+    created: float
+    image: str  # link of the image its boot disk was made from
+    image_id: int | None = None
+    machine_type: str = "e2-medium"
+    status: str = "RUNNING"
+    labels: dict[str, str] = field(default_factory=dict)
+    template: str | None = None  # template link, for MIG instances
+    created_by: str | None = None  # MIG link, for MIG instances
+    _json: dict[str, Any] | None = field(default=None, repr=False)
+    _disk_json: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def link(self) -> str:
+        return instance_link(self.project, self.zone, self.name)
+
+    @property
+    def disk_link(self) -> str:
+        return disk_link(self.project, self.zone, self.name)
+
+    def touch(self) -> None:
+        self._json = None
+        self._disk_json = None
+
+    def to_json(self) -> dict[str, Any]:
+        # Cached because aggregated lists of thousands of instances are the hot path; every
+        # change goes through touch(), and a cached dict is replaced, never mutated.
+        if self._json is None:
+            self._json = self._build_json()
+        return self._json
+
+    def _build_json(self) -> dict[str, Any]:
+        zl = zone_link(self.project, self.zone)
+        items = []
+        if self.template:
+            items.append({"key": "instance-template", "value": strip_base(self.template)})
+        if self.created_by:
+            items.append({"key": "created-by", "value": strip_base(self.created_by)})
+        out: dict[str, Any] = {
+            "kind": "compute#instance",
+            "id": str(self.id),
+            "creationTimestamp": rfc3339(self.created),
+            "name": self.name,
+            "tags": {"fingerprint": fingerprint("tags")},
+            "machineType": f"{zl}/machineTypes/{self.machine_type}",
+            "status": self.status,
+            "zone": zl,
+            "canIpForward": False,
+            "networkInterfaces": [{
+                "kind": "compute#networkInterface",
+                "network": f"{LINK_BASE}projects/{self.project}/global/networks/default",
+                "networkIP": f"10.{(self.id >> 16) % 250}.{(self.id >> 8) % 250}.{self.id % 250 + 2}",
+                "name": "nic0",
+                "fingerprint": fingerprint(self.id, "nic"),
+                "stackType": "IPV4_ONLY",
+            }],
+            "disks": [{
+                "kind": "compute#attachedDisk",
+                "type": "PERSISTENT",
+                "mode": "READ_WRITE",
+                "source": self.disk_link,
+                "deviceName": "persistent-disk-0",
+                "index": 0,
+                "boot": True,
+                "autoDelete": True,
+                "interface": "SCSI",
+                "diskSizeGb": str(BOOT_DISK_GB),
+                "architecture": "X86_64",
+            }],
+            "metadata": {"kind": "compute#metadata", "fingerprint": fingerprint(items),
+                         "items": items},
+            "selfLink": self.link,
+            "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True,
+                           "preemptible": False, "provisioningModel": "STANDARD"},
+            "cpuPlatform": "Intel Broadwell",
+            "labelFingerprint": fingerprint(self.labels),
+            "startRestricted": False,
+            "deletionProtection": False,
+            "fingerprint": fingerprint(self.id, self.status),
+            "lastStartTimestamp": rfc3339(self.created + 20),
+            "satisfiesPzi": True,
+        }
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        return out
+
+    def disk_json(self) -> dict[str, Any]:
+        if self._disk_json is None:
+            zl = zone_link(self.project, self.zone)
+            self._disk_json = {
+                "kind": "compute#disk",
+                "id": str(self.id + 7),
+                "creationTimestamp": rfc3339(self.created),
+                "name": self.name,
+                "sizeGb": str(BOOT_DISK_GB),
+                "zone": zl,
+                "status": "READY",
+                "selfLink": self.disk_link,
+                "sourceImage": self.image,
+                **({"sourceImageId": str(self.image_id)} if self.image_id else {}),
+                "type": f"{zl}/diskTypes/pd-balanced",
+                "lastAttachTimestamp": rfc3339(self.created + 5),
+                "users": [self.link],
+                "labelFingerprint": fingerprint({}),
+                "physicalBlockSizeBytes": "4096",
+                "architecture": "X86_64",
+            }
+        return self._disk_json
+
+
+@dataclass
+class Operation:
+    project: str
+    name: str
+    id: int
+    operation_type: str
+    target_link: str
+    target_id: int | None
+    inserted: float
+    done_at: float
+    zone: str | None = None
+    region: str | None = None
+    request_id: str | None = None
+    user: str = "fleetview-emulator@example.com"
+
+    @property
+    def link(self) -> str:
+        if self.zone:
+            return f"{zone_link(self.project, self.zone)}/operations/{self.name}"
+        if self.region:
+            return f"{region_link(self.project, self.region)}/operations/{self.name}"
+        return f"{LINK_BASE}projects/{self.project}/global/operations/{self.name}"
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        done = now >= self.done_at
+        out: dict[str, Any] = {
+            "kind": "compute#operation",
+            "id": str(self.id),
+            "name": self.name,
+            "operationType": self.operation_type,
+            "targetLink": self.target_link,
+            "status": "DONE" if done else "RUNNING",
+            "user": self.user,
+            "progress": 100 if done else 0,
+            "insertTime": rfc3339(self.inserted),
+            "startTime": rfc3339(self.inserted),
+            "selfLink": self.link,
+        }
+        if self.target_id is not None:
+            out["targetId"] = str(self.target_id)
+        if done:
+            out["endTime"] = rfc3339(self.done_at)
+        if self.zone:
+            out["zone"] = zone_link(self.project, self.zone)
+        if self.region:
+            out["region"] = region_link(self.project, self.region)
+        return out

@@ -1,0 +1,28 @@
+"""An example estate for the emulator: versioned images, templates, groups, a standalone VM."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fleetview.sim.gce.state import GceState
+
+
+def seed_example(state: GceState, instances_per_group: int = 4) -> None:
+    """Three releases of an 'app' image family, groups on two of them, one canary."""
+    for days, version in ((60, "1.8.0"), (20, "1.9.0"), (2, "1.10.0")):
+        name = "app-" + version.replace(".", "-")
+        state.create_image(name, family="app", labels={"version": name.removeprefix("app-")},
+                           created=timedelta(days=days))
+        state.create_instance_template(f"{name}-tmpl", name, created=timedelta(days=days))
+    state.deprecate_image("app-1-8-0", "DEPRECATED", replacement="app-1-9-0")
+    state.create_mig("web", "app-1-9-0-tmpl", zone="us-central1-a",
+                     target_size=instances_per_group, created=timedelta(days=19))
+    state.create_mig("api", "app-1-9-0-tmpl", region="us-central1",
+                     target_size=instances_per_group * 3 // 2 * 2, created=timedelta(days=18))
+    state.create_mig("worker", "app-1-9-0-tmpl", zone="europe-west1-b",
+                     target_size=instances_per_group, created=timedelta(days=15),
+                     versions=[{"instanceTemplate": "app-1-10-0-tmpl", "name": "canary",
+                                "targetSize": {"fixed": 1}},
+                               {"instanceTemplate": "app-1-9-0-tmpl", "name": "stable"}])
+    state.create_instance("bastion", "us-central1-b", "app-1-8-0",
+                          created=timedelta(days=59))

@@ -1,0 +1,501 @@
+"""The emulator's in-memory Compute Engine: resources, seeding, and behaviour over emulated time."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from fleetview.sim.gce import errors, migs
+from fleetview.sim.gce.clock import EmulatedClock
+from fleetview.sim.gce.faults import Faults
+from fleetview.sim.gce.resources import (
+    Image,
+    Instance,
+    InstanceTemplate,
+    Operation,
+    image_link,
+    region_of,
+    strip_base,
+    template_link,
+)
+
+DEFAULT_PROJECT = "demo-project"
+DEFAULT_ZONES = ("us-central1-a", "us-central1-b", "us-central1-c", "us-central1-f",
+                 "europe-west1-b", "europe-west1-c", "europe-west1-d")
+
+Created = float | datetime | timedelta | None
+
+
+class GceState:
+    """A Compute Engine in memory. Every public method is thread-safe.
+
+    Seeding methods (create_image, create_instance_template, create_mig, create_instance, ...)
+    take plain names; `created` back-dates a resource: an epoch float, a datetime, or a
+    timedelta meaning "that long before the clock's now".
+    """
+
+    def __init__(self, clock: EmulatedClock | None = None, *, project: str = DEFAULT_PROJECT,
+                 zones: tuple[str, ...] | list[str] = DEFAULT_ZONES,
+                 step_seconds: float = 30.0, op_seconds: float = 1.0) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock or EmulatedClock()
+        self.faults = Faults()
+        self.project = project
+        self.step_seconds = step_seconds
+        self.op_seconds = op_seconds
+        self.calls: Counter[str] = Counter()
+        self.zones: list[str] = sorted(set(zones))
+        self._ids = itertools.count(4_611_686_018_427_387_904 + 1)
+        self._op_seq = itertools.count(1)
+        self.images: dict[str, dict[str, Image]] = {}
+        self.templates: dict[str, dict[tuple[str | None, str], InstanceTemplate]] = {}
+        # project -> zone -> name -> Instance; zones kept in sorted order on insert
+        self.instances: dict[str, dict[str, dict[str, Instance]]] = {}
+        self.groups: dict[str, dict[tuple[str, str], migs.ManagedGroup]] = {}
+        self.operations: dict[str, dict[str, Operation]] = {}
+        self.request_ops: dict[tuple[str, str], Operation] = {}
+        self._unsettled: set[tuple[str, str, str]] = set()
+
+    # ---- time -----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def tick(self) -> float:
+        """Bring every group with work under way up to the clock's now; returns now."""
+        with self.lock:
+            now = self.clock.now()
+            for key in list(self._unsettled):
+                group = self.groups[key[0]].get((key[1], key[2]))
+                if group is None:
+                    self._unsettled.discard(key)
+                    continue
+                migs.advance(group, now, self)
+                if not group.busy() and len(group.active()) == group.target_size and (
+                        group.update_policy.get("type") != "PROACTIVE" or group.is_reached()):
+                    self._unsettled.discard(key)
+            return now
+
+    def _unsettle(self, group: migs.ManagedGroup) -> None:
+        self._unsettled.add((group.project, group.scope, group.name))
+
+    def _when(self, created: Created) -> float:
+        if created is None:
+            return self.clock.now()
+        if isinstance(created, timedelta):
+            return self.clock.now() - created.total_seconds()
+        if isinstance(created, datetime):
+            return created.timestamp()
+        return float(created)
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    # ---- seeding: zones, images, templates ------------------------------------------------
+
+    def add_zone(self, zone: str) -> None:
+        with self.lock:
+            if zone not in self.zones:
+                self.zones.append(zone)
+                self.zones.sort()
+
+    def regions(self) -> list[str]:
+        return sorted({region_of(z) for z in self.zones})
+
+    def create_image(self, name: str, *, family: str | None = None,
+                     labels: dict[str, str] | None = None, deprecated: str | dict | None = None,
+                     created: Created = None, description: str = "",
+                     project: str | None = None) -> dict[str, Any]:
+        project = project or self.project
+        with self.lock:
+            images = self.images.setdefault(project, {})
+            if name in images:
+                raise errors.already_exists(f"projects/{project}/global/images/{name}")
+            image = Image(project, name, self.new_id(), self._when(created), family,
+                          dict(labels or {}), description)
+            images[name] = image
+            if deprecated:
+                self.deprecate_image(name, deprecated, project=project)
+            return image.to_json()
+
+    def deprecate_image(self, name: str, state: str | dict = "DEPRECATED", *,
+                        replacement: str | None = None,
+                        project: str | None = None) -> dict[str, Any]:
+        project = project or self.project
+        with self.lock:
+            image = self._image(project, name)
+            if isinstance(state, dict):
+                image.deprecated = dict(state)
+            elif state == "ACTIVE":
+                image.deprecated = None
+            else:
+                image.deprecated = {"state": state}
+                if replacement:
+                    image.deprecated["replacement"] = self._resolve_image(project, replacement)
+            return image.to_json()
+
+    def delete_image(self, name: str, *, project: str | None = None) -> None:
+        """Delete an image; disks made from it keep their sourceImage link, as in GCE."""
+        project = project or self.project
+        with self.lock:
+            self._image(project, name)
+            del self.images[project][name]
+
+    def _image(self, project: str, name: str) -> Image:
+        image = self.images.get(project, {}).get(name)
+        if image is None:
+            raise errors.not_found(f"projects/{project}/global/images/{name}")
+        return image
+
+    def image_from_family(self, project: str, family: str) -> Image:
+        with self.lock:
+            candidates = [i for i in self.images.get(project, {}).values()
+                          if i.family == family and not i.is_deprecated]
+            if not candidates:
+                raise errors.not_found(f"projects/{project}/global/images/family/{family}")
+            return max(candidates, key=lambda i: (i.created, i.id))
+
+    def _resolve_image(self, project: str, ref: str) -> str:
+        """An image reference as users write it -> a full link (family links stay family)."""
+        path = strip_base(ref)
+        if not path.startswith("projects/"):
+            path = f"projects/{project}/global/images/{path}"
+        parts = path.split("/")
+        if len(parts) >= 5 and parts[2:4] == ["global", "images"]:
+            if parts[4] == "family":
+                self.image_from_family(parts[1], parts[5])
+                return f"https://www.googleapis.com/compute/v1/{path}"
+            return self._image(parts[1], parts[4]).link
+        raise errors.invalid(f"Invalid value for field 'sourceImage': '{ref}'.")
+
+    def _image_at_creation(self, project: str, link: str) -> tuple[str, int | None]:
+        """The image a new disk gets from a template's sourceImage: families resolve now."""
+        path = strip_base(link)
+        parts = path.split("/")
+        if len(parts) >= 6 and parts[4] == "family":
+            image = self.image_from_family(parts[1], parts[5])
+            return image.link, image.id
+        image = self.images.get(parts[1], {}).get(parts[-1])
+        return link, image.id if image else None
+
+    def create_instance_template(self, name: str, image: str, *, region: str | None = None,
+                                 machine_type: str = "e2-medium",
+                                 labels: dict[str, str] | None = None,
+                                 created: Created = None, description: str = "",
+                                 project: str | None = None) -> dict[str, Any]:
+        """A template whose boot disk comes from `image` (a name, 'family/F', or a link)."""
+        project = project or self.project
+        with self.lock:
+            templates = self.templates.setdefault(project, {})
+            if (region, name) in templates:
+                raise errors.already_exists(strip_base(template_link(project, name, region)))
+            template = InstanceTemplate(project, name, self.new_id(), self._when(created),
+                                        self._resolve_image(project, image), machine_type,
+                                        region, dict(labels or {}), description)
+            templates[(region, name)] = template
+            return template.to_json()
+
+    def delete_instance_template(self, name: str, *, region: str | None = None,
+                                 project: str | None = None) -> None:
+        project = project or self.project
+        with self.lock:
+            template = self._template(project, name, region)
+            for group in self.groups.get(project, {}).values():
+                if any(v.template == template.link for v in group.versions):
+                    raise errors.GceError(
+                        400, "resourceInUseByAnotherResource",
+                        f"The instance_template resource '{strip_base(template.link)}' is "
+                        f"already being used by '{group.path}'")
+            del self.templates[project][(region, name)]
+
+    def _template(self, project: str, name: str, region: str | None = None) -> InstanceTemplate:
+        template = self.templates.get(project, {}).get((region, name))
+        if template is None:
+            raise errors.not_found(strip_base(template_link(project, name, region)))
+        return template
+
+    def resolve_template(self, project: str, ref: str) -> InstanceTemplate:
+        """A template reference (name, partial path or full link) -> the template."""
+        path = strip_base(ref)
+        parts = path.split("/")
+        if parts[0] == "projects" and len(parts) > 2:
+            project, parts = parts[1], parts[2:]
+        if len(parts) == 1:
+            return self._template(project, parts[0])
+        if parts[0] == "global" and len(parts) == 3:
+            return self._template(project, parts[2])
+        if parts[0] == "regions" and len(parts) == 4:
+            return self._template(project, parts[3], parts[1])
+        raise errors.invalid(f"Invalid value for field 'instanceTemplate': '{ref}'.")
+
+    # ---- seeding: instances and groups ----------------------------------------------------
+
+    def create_instance(self, name: str, zone: str, image: str, *,
+                        labels: dict[str, str] | None = None, machine_type: str = "e2-medium",
+                        status: str = "RUNNING", created: Created = None,
+                        project: str | None = None) -> dict[str, Any]:
+        """A standalone instance (no group) whose boot disk comes from `image`."""
+        project = project or self.project
+        with self.lock:
+            self.add_zone(zone)
+            zone_instances = self._zone_instances(project, zone)
+            if name in zone_instances:
+                raise errors.already_exists(f"projects/{project}/zones/{zone}/instances/{name}")
+            link, image_id = self._image_at_creation(project, self._resolve_image(project, image))
+            inst = Instance(project, zone, name, self.new_id(), self._when(created), link,
+                            image_id, machine_type, status, dict(labels or {}))
+            zone_instances[name] = inst
+            return inst.to_json()
+
+    def _zone_instances(self, project: str, zone: str) -> dict[str, Instance]:
+        zones = self.instances.setdefault(project, {})
+        if zone not in zones:
+            zones[zone] = {}
+            self.instances[project] = dict(sorted(zones.items()))
+        return self.instances[project][zone]
+
+    def create_mig(self, name: str, template: str, *, zone: str | None = None,
+                   region: str | None = None, zones: list[str] | None = None,
+                   target_size: int = 3, base_instance_name: str | None = None,
+                   versions: list[dict[str, Any]] | None = None,
+                   update_policy: dict[str, Any] | None = None, created: Created = None,
+                   description: str = "", project: str | None = None) -> dict[str, Any]:
+        """A zonal (zone=) or regional (region=, zones= to pick its zones) managed group.
+
+        Its instances exist at once, RUNNING, created at `created`. `versions` is the API's
+        shape ([{"instanceTemplate": ..., "name": ..., "targetSize": {"fixed": 1}}, ...]);
+        without it the group runs `template` alone.
+        """
+        project = project or self.project
+        if (zone is None) == (region is None):
+            raise ValueError("give exactly one of zone= or region=")
+        with self.lock:
+            if zone:
+                self.add_zone(zone)
+                group_zones = [zone]
+            else:
+                group_zones = sorted(zones) if zones else [
+                    z for z in self.zones if region_of(z) == region][:3]
+                if not group_zones:
+                    raise ValueError(f"no zones known in region {region}")
+                for z in group_zones:
+                    self.add_zone(z)
+            scope = f"zones/{zone}" if zone else f"regions/{region}"
+            groups = self.groups.setdefault(project, {})
+            if (scope, name) in groups:
+                raise errors.already_exists(
+                    f"projects/{project}/{scope}/instanceGroupManagers/{name}")
+            when = self._when(created)
+            tmpl = self.resolve_template(project, template)
+            group = migs.ManagedGroup(
+                project=project, name=name, id=self.new_id(), created=when, zone=zone,
+                region=region, zones=group_zones, base_instance_name=base_instance_name or name,
+                versions=(self._versions(project, versions) if versions
+                          else [migs.Version(tmpl.link)]),
+                target_size=target_size, update_policy=migs.default_update_policy(
+                    len(group_zones)), description=description, sim_t=when)
+            if update_policy:
+                group.update_policy = self._merge_policy(group.update_policy, update_policy)
+            groups[(scope, name)] = group
+            # Seeded instances are born finished: schedule at creation, then settle at once.
+            step, self.step_seconds = self.step_seconds, 0.0
+            try:
+                migs.advance(group, when, self)
+            finally:
+                self.step_seconds = step
+            group.sim_t = max(when, self.clock.now())
+            return group.to_json()
+
+    def _versions(self, project: str, versions: list[dict[str, Any]]) -> list[migs.Version]:
+        out = []
+        for v in versions:
+            tmpl = self.resolve_template(project, v["instanceTemplate"])
+            ts = v.get("targetSize")
+            ts = {k: int(x) for k, x in ts.items() if k in ("fixed", "percent")} if ts else None
+            out.append(migs.Version(tmpl.link, v.get("name", ""), ts or None))
+        sized = [v for v in out if v.target_size is None]
+        if len(sized) > 1:
+            raise errors.invalid("Exactly one version must leave targetSize unset.")
+        if not sized and out:
+            # The API wants one version to take the remainder; the last one does here.
+            out[-1].target_size = None
+        # The version that takes the remainder is kept last so instanceTemplate reports it.
+        out.sort(key=lambda v: v.target_size is None)
+        return out
+
+    @staticmethod
+    def _merge_policy(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(base)
+        for key, value in change.items():
+            if key in ("maxSurge", "maxUnavailable"):
+                merged[key] = {k: int(x) for k, x in value.items() if k in ("fixed", "percent")}
+            else:
+                merged[key] = value
+        return merged
+
+    def backdate_instance(self, zone: str, name: str, created: Created, *,
+                          project: str | None = None) -> dict[str, Any]:
+        """Set an instance's creationTimestamp (demo history)."""
+        project = project or self.project
+        with self.lock:
+            inst = self.instance(project, zone, name)
+            inst.created = self._when(created)
+            inst.touch()
+            return inst.to_json()
+
+    # ---- groups: the actions the API exposes (also usable directly by seeding) -----------
+
+    def group(self, project: str, scope: str, name: str) -> migs.ManagedGroup:
+        group = self.groups.get(project, {}).get((scope, name))
+        if group is None:
+            raise errors.not_found(f"projects/{project}/{scope}/instanceGroupManagers/{name}")
+        return group
+
+    def find_group(self, name: str, *, project: str | None = None) -> migs.ManagedGroup:
+        """A group by name alone (seeding and tests); names are unique in practice."""
+        project = project or self.project
+        with self.lock:
+            for (_, gname), group in self.groups.get(project, {}).items():
+                if gname == name:
+                    return group
+        raise errors.not_found(f"projects/{project}/instanceGroupManagers/{name}")
+
+    def patch_group(self, group: migs.ManagedGroup, body: dict[str, Any]) -> None:
+        with self.lock:
+            migs.advance(group, self.clock.now(), self)
+            if "versions" in body:
+                group.versions = self._versions(group.project, body["versions"])
+            elif "instanceTemplate" in body:
+                group.versions = [migs.Version(
+                    self.resolve_template(group.project, body["instanceTemplate"]).link)]
+            if "updatePolicy" in body:
+                group.update_policy = self._merge_policy(group.update_policy,
+                                                         body["updatePolicy"])
+            if "targetSize" in body:
+                group.target_size = int(body["targetSize"])
+            if "description" in body:
+                group.description = body["description"]
+            if "listManagedInstancesResults" in body:
+                group.list_results = body["listManagedInstancesResults"]
+            self._unsettle(group)
+            migs.schedule(group, self.clock.now(), self)
+
+    def resize_group(self, group: migs.ManagedGroup, size: int) -> None:
+        if size < 0:
+            raise errors.invalid("Invalid value for field 'size': must be >= 0.")
+        with self.lock:
+            migs.advance(group, self.clock.now(), self)
+            group.target_size = size
+            self._unsettle(group)
+            migs.schedule(group, self.clock.now(), self)
+
+    def recreate_in_group(self, group: migs.ManagedGroup, refs: list[str]) -> None:
+        with self.lock:
+            now = self.clock.now()
+            migs.advance(group, now, self)
+            members = []
+            for ref in refs:
+                name = ref.rstrip("/").split("/")[-1]
+                member = group.members.get(name)
+                if member is None or member.replaced_by is not None:
+                    raise errors.invalid(
+                        f"Instance '{ref}' is not a member of the managed instance group "
+                        f"'{group.path}'.")
+                if member.action != migs.NONE:
+                    raise errors.resource_in_use(
+                        f"The instance '{name}' is already {member.action.lower()} in "
+                        f"'{group.path}'; wait for the current action to finish.")
+                members.append(member)
+            for member in members:
+                migs.recreate(group, member, now, self)
+            self._unsettle(group)
+
+    # ---- instances as seen by the groups --------------------------------------------------
+
+    def instance_or_none(self, project: str, zone: str, name: str) -> Instance | None:
+        return self.instances.get(project, {}).get(zone, {}).get(name)
+
+    def instance(self, project: str, zone: str, name: str) -> Instance:
+        inst = self.instance_or_none(project, zone, name)
+        if inst is None:
+            raise errors.not_found(f"projects/{project}/zones/{zone}/instances/{name}")
+        return inst
+
+    def set_instance_status(self, project: str, zone: str, name: str, status: str) -> None:
+        inst = self.instance_or_none(project, zone, name)
+        if inst is not None:
+            inst.status = status
+            inst.touch()
+
+    def make_group_instance(self, group: migs.ManagedGroup, member: migs.Member, t: float,
+                            status: str) -> None:
+        """(Re)create a member's instance from its template: a new id, made at time t."""
+        tmpl = self.resolve_template(group.project, member.template)
+        link, image_id = self._image_at_creation(group.project, tmpl.source_image)
+        inst = Instance(group.project, member.zone, member.name, self.new_id(), t, link,
+                        image_id, tmpl.machine_type, status, dict(tmpl.labels),
+                        template=tmpl.link, created_by=group.link)
+        self._zone_instances(group.project, member.zone)[member.name] = inst
+
+    def drop_instance(self, project: str, zone: str, name: str) -> None:
+        self.instances.get(project, {}).get(zone, {}).pop(name, None)
+
+    # ---- operations -----------------------------------------------------------------------
+
+    def new_operation(self, project: str, operation_type: str, target_link: str,
+                      target_id: int | None, *, zone: str | None = None,
+                      region: str | None = None, request_id: str | None = None) -> Operation:
+        with self.lock:
+            now = self.clock.now()
+            seq = next(self._op_seq)
+            op = Operation(project, f"operation-{int(now * 1000)}-{seq:06x}", self.new_id(),
+                           operation_type, target_link, target_id, now, now + self.op_seconds,
+                           zone, region, request_id)
+            self.operations.setdefault(project, {})[op.name] = op
+            if request_id:
+                self.request_ops[(project, request_id)] = op
+            return op
+
+    def operation(self, project: str, scope: str, name: str) -> Operation:
+        op = self.operations.get(project, {}).get(name)
+        if op is None or _op_scope(op) != scope:
+            raise errors.not_found(f"projects/{project}/{scope}/operations/{name}")
+        return op
+
+    # ---- reads for tests and the demo -----------------------------------------------------
+
+    def list_instances(self, *, project: str | None = None) -> list[dict[str, Any]]:
+        project = project or self.project
+        with self.lock:
+            self.tick()
+            return [i.to_json() for zone in self.instances.get(project, {}).values()
+                    for i in zone.values()]
+
+    def mig(self, name: str, *, project: str | None = None) -> dict[str, Any]:
+        with self.lock:
+            self.tick()
+            return self.find_group(name, project=project).to_json()
+
+    def managed_instances(self, name: str, *, project: str | None = None) -> list[dict]:
+        with self.lock:
+            self.tick()
+            group = self.find_group(name, project=project)
+            return [group.managed_instance_json(m, self) for m in group.members.values()]
+
+    def image_link(self, name: str, *, project: str | None = None) -> str:
+        return image_link(project or self.project, name)
+
+    def template_link(self, name: str, *, region: str | None = None,
+                      project: str | None = None) -> str:
+        return template_link(project or self.project, name, region)
+
+
+def _op_scope(op: Operation) -> str:
+    if op.zone:
+        return f"zones/{op.zone}"
+    if op.region:
+        return f"regions/{op.region}"
+    return "global"
