@@ -51,7 +51,8 @@ class ActionRecord:
             return False
         if self.owner == OWNER:
             return False
-        beat = self.heartbeat_us or self.confirmed_us or self.created_us
+        beat = next(t for t in (self.heartbeat_us, self.confirmed_us, self.created_us)
+                    if t is not None)
         return (now_us() - beat) / 1e6 > STALE_AFTER_S or _same_host_dead(self.owner)
 
     @property

@@ -114,6 +114,8 @@ class Store:
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
+        except sa.exc.IntegrityError:
+            raise  # a constraint doing its job (a lock taken, a seq raced): the caller decides
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise StoreUnavailable(
@@ -355,6 +357,15 @@ class Store:
                 conn.execute(sa.delete(poll_regions).where(poll_regions.c.poll_id.in_(part)))
                 conn.execute(sa.delete(polls).where(polls.c.poll_id.in_(part)))
         return deleted
+
+    # The actions package (journal, locks, audit) keeps its tables in this store.
+    def reading(self):
+        """A connection for reads, with this store's error handling."""
+        return self._read()
+
+    def writing(self, doing: str):
+        """A write transaction (committed on exit), with this store's error handling."""
+        return self._write(doing)
 
     # -- queries ------------------------------------------------------------------------------
 
