@@ -1,0 +1,250 @@
+"""Google credentials, Compute clients built on one set of client options, and one call wrapper."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import google.auth
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth import exceptions as auth_exc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import compute_v1
+
+from fleetview.domain.errors import ProviderError
+
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+LOGIN_HINT = "run `gcloud auth application-default login` (or point " \
+    "GOOGLE_APPLICATION_CREDENTIALS at a service account key) and try again"
+# Compute answers throttling with 403 + one of these reasons (and sometimes 429).
+_THROTTLE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+TIMEOUT_S = 60.0
+
+
+class ThrottledError(ProviderError):
+    """Compute kept throttling after every retry."""
+
+
+class NotFoundError(ProviderError):
+    """The resource does not exist (HTTP 404)."""
+
+
+def is_loopback(url: str | None) -> bool:
+    host = urlparse(url or "").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_credentials(config) -> google.auth.credentials.Credentials:
+    """Anonymous for a loopback emulator, else application default credentials (maybe
+    impersonating a service account)."""
+    if config.credentials == "anonymous":
+        if not is_loopback(config.api_endpoint):
+            raise ProviderError(
+                f"scope {config.name}: anonymous credentials are allowed only with a loopback "
+                "api_endpoint such as http://127.0.0.1:8085; remove `credentials` to use "
+                "application default credentials")
+        return AnonymousCredentials()
+    if config.credentials is not None:
+        raise ProviderError(f"scope {config.name}: credentials = {config.credentials!r} is not "
+                            'understood; the only value is "anonymous"')
+    try:
+        creds, _project = google.auth.default(scopes=SCOPES)
+    except auth_exc.DefaultCredentialsError:
+        raise ProviderError(f"scope {config.name}: no Google application default credentials "
+                            f"found; {LOGIN_HINT}") from None
+    if config.impersonate_service_account:
+        from google.auth import impersonated_credentials
+
+        creds = impersonated_credentials.Credentials(
+            source_credentials=creds,
+            target_principal=config.impersonate_service_account,
+            target_scopes=list(SCOPES),
+        )
+    return creds
+
+
+def account_of(creds, config) -> str:
+    """The email these credentials act as; "anonymous" for anonymous credentials."""
+    if isinstance(creds, AnonymousCredentials):
+        return "anonymous"
+    email = getattr(creds, "service_account_email", None)
+    if isinstance(email, str) and "@" in email:
+        return email
+    account = getattr(creds, "account", None)
+    if isinstance(account, str) and "@" in account:
+        return account
+    # User credentials from `gcloud auth application-default login` and metadata-server
+    # credentials only learn their email from a token: ask Google's tokeninfo endpoint.
+    from google.auth.transport.requests import Request
+
+    try:
+        creds.refresh(Request())
+        email = getattr(creds, "service_account_email", None)
+        if isinstance(email, str) and "@" in email:
+            return email
+        reply = requests.get("https://oauth2.googleapis.com/tokeninfo",
+                             params={"access_token": creds.token}, timeout=15)
+        reply.raise_for_status()
+        email = reply.json().get("email")
+    except (auth_exc.GoogleAuthError, requests.RequestException, ValueError) as exc:
+        raise ProviderError(f"scope {config.name}: cannot tell which Google account the "
+                            f"credentials belong to ({exc}); {LOGIN_HINT}") from None
+    if not email:
+        raise ProviderError(f"scope {config.name}: the credentials do not reveal their account "
+                            "email (the token lacks the userinfo.email scope); "
+                            f"{LOGIN_HINT}")
+    return email
+
+
+def _reasons(exc: gexc.GoogleAPICallError) -> set[str]:
+    reasons = {e.get("reason", "") for e in (exc.errors or ()) if isinstance(e, dict)}
+    if getattr(exc, "reason", None):
+        reasons.add(exc.reason)
+    return reasons
+
+
+def _short(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    # The REST error text starts with "GET http://...: "; the URL says nothing to a user.
+    if ": " in message and message.split(" ", 1)[0] in {"GET", "POST", "PATCH", "PUT", "DELETE"}:
+        message = message.split(": ", 1)[1]
+    return message
+
+
+class Compute:
+    """The Compute clients of one scope, made lazily with the same credentials and endpoint,
+    and `call`, which counts API calls, retries throttling and turns failures into
+    ProviderErrors that say what to do."""
+
+    CLIENTS = {
+        "instances": compute_v1.InstancesClient,
+        "disks": compute_v1.DisksClient,
+        "migs": compute_v1.InstanceGroupManagersClient,
+        "region_migs": compute_v1.RegionInstanceGroupManagersClient,
+        "templates": compute_v1.InstanceTemplatesClient,
+        "region_templates": compute_v1.RegionInstanceTemplatesClient,
+        "images": compute_v1.ImagesClient,
+        "zone_ops": compute_v1.ZoneOperationsClient,
+        "region_ops": compute_v1.RegionOperationsClient,
+        "global_ops": compute_v1.GlobalOperationsClient,
+    }
+
+    def __init__(self, config, sleep: Callable[[float], None] = time.sleep,
+                 retries: int = 5, backoff_s: float = 1.0):
+        self.config = config
+        self.sleep = sleep
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._lock = threading.Lock()
+        # Counted per thread, so a poll's count is not mixed with an action running alongside.
+        self._local = threading.local()
+        self._creds = None
+        self._clients: dict[str, Any] = {}
+
+    @property
+    def calls(self) -> int:
+        """API calls made so far by the calling thread."""
+        return getattr(self._local, "calls", 0)
+
+    @property
+    def credentials(self):
+        with self._lock:
+            if self._creds is None:
+                self._creds = load_credentials(self.config)
+            return self._creds
+
+    def client(self, name: str):
+        creds = self.credentials
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                # The same options for every client, operations included: a client built
+                # without them (as ExtendedOperation.result() does) would call Google itself.
+                options = (ClientOptions(api_endpoint=self.config.api_endpoint)
+                           if self.config.api_endpoint else None)
+                client = self.CLIENTS[name](credentials=creds, client_options=options,
+                                            transport="rest")
+                self._clients[name] = client
+            return client
+
+    def call(self, client: str, method: str, permission: str, what: str, **kwargs):
+        """One API call with retries on throttling and transient errors."""
+        fn = getattr(self.client(client), method)
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            self._local.calls = self.calls + 1
+            try:
+                return fn(**kwargs, retry=None, timeout=TIMEOUT_S)
+            except gexc.GoogleAPICallError as exc:
+                transient = exc.code in _TRANSIENT_STATUS or (
+                    exc.code == 403 and bool(_reasons(exc) & _THROTTLE_REASONS))
+                if not transient or attempt == self.retries:
+                    raise self.translate(exc, permission, what) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt == self.retries:
+                    raise ProviderError(
+                        f"scope {self.config.name}: cannot reach the Compute API at "
+                        f"{self.config.api_endpoint or 'compute.googleapis.com'} while "
+                        f"{what} ({type(exc).__name__}); check the network or api_endpoint"
+                    ) from None
+            except auth_exc.RefreshError as exc:
+                raise ProviderError(f"scope {self.config.name}: the Google credentials could "
+                                    f"not be refreshed ({exc}); {LOGIN_HINT}") from None
+            self.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
+    def pages(self, client: str, method: str, permission: str, what: str, request: dict):
+        """Every page of a list call as raw protobuf messages, each page fetched by `call`."""
+        token = ""
+        while True:
+            pager = self.call(client, method, permission, what,
+                              request={**request, "page_token": token})
+            page = next(iter(pager.pages))
+            # Raw protobuf access: proto-plus wrapping per field costs more than the parse.
+            pb = type(page).pb(page)
+            yield pb
+            token = pb.next_page_token
+            if not token:
+                return
+
+    def translate(self, exc: gexc.GoogleAPICallError, permission: str, what: str) -> ProviderError:
+        scope, detail = self.config.name, _short(exc)
+        if exc.code == 401:
+            return ProviderError(f"scope {scope}: Google rejected the credentials while {what} "
+                                 f"(401: {detail}); {LOGIN_HINT}")
+        if exc.code == 403 and _reasons(exc) & _THROTTLE_REASONS or exc.code == 429:
+            return ThrottledError(f"scope {scope}: the Compute API kept throttling while {what} "
+                                  f"after {self.retries} retries ({detail}); FleetView will "
+                                  "try again at the next poll, or ask for a higher quota")
+        if exc.code == 403:
+            return ProviderError(f"scope {scope}: permission denied while {what} (403: "
+                                 f"{detail}); grant the account the {permission} permission "
+                                 f"on project {self.config.project} (e.g. roles/compute.viewer "
+                                 "to poll, roles/compute.instanceAdmin.v1 to act)")
+        if exc.code == 404:
+            return NotFoundError(f"scope {scope}: not found while {what} (404: {detail}); "
+                                 f"check that it (and project {self.config.project}) exists")
+        return ProviderError(f"scope {scope}: the Compute API failed while {what} "
+                             f"({exc.code}: {detail}); try again later")
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, {}
+        for client in clients.values():
+            # Closing must not mask the caller's outcome.
+            with contextlib.suppress(Exception):
+                client.transport.close()
