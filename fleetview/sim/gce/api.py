@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import time
@@ -17,7 +18,8 @@ MAX_PAGE = 500
 # How long a wait call may block in real-time mode (the real API waits up to 2 minutes).
 WAIT_LIMIT_SECONDS = 2.0
 
-Json = dict[str, Any]
+# A response: a dict, possibly holding RawJson pieces; or one RawJson body.
+Json = Any
 Handler = Callable[..., Json]
 
 _P = r"/compute/v1/projects/(?P<project>[^/]+)"
@@ -137,6 +139,22 @@ def _page_bounds(query: dict[str, str], total: int) -> tuple[int, int, str | Non
     return start, end, _encode_token(end) if end < total else None
 
 
+class _Values:
+    """A dict's values, sized and sliceable without copying them all (aggregated pages)."""
+
+    def __init__(self, items: dict[str, Any]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        return iter(self._items.values())
+
+    def __getitem__(self, s: slice) -> list[Any]:
+        return list(itertools.islice(self._items.values(), s.start, s.stop))
+
+
 class ComputeApi:
     """Answers Compute REST calls against a GceState. Call `handle` under no lock."""
 
@@ -177,12 +195,18 @@ class ComputeApi:
         partial = _truthy(query.get("returnPartialSuccess"))
         if unreachable and partial is False:
             raise errors.zone_unavailable(f"projects/{project}/{unreachable[0]}")
-        flat = [(scope, item) for scope, items in scoped if scope not in unreachable
-                for item in items]
-        start, end, token = _page_bounds(query, len(flat))
+        reachable = [(scope, items) for scope, items in scoped if scope not in unreachable]
+        start, end, token = _page_bounds(query, sum(len(items) for _, items in reachable))
+        # Walk scopes by their sizes so a page costs its own length, not the whole fleet's.
         by_scope: dict[str, list[Json]] = {}
-        for scope, item in flat[start:end]:
-            by_scope.setdefault(scope, []).append(to_json(item))
+        offset = 0
+        for scope, items in reachable:
+            lo, hi = max(start - offset, 0), min(end - offset, len(items))
+            if lo < hi:
+                by_scope[scope] = [to_json(item) for item in items[lo:hi]]
+            offset += len(items)
+            if offset >= end:
+                break
         items: Json = {}
         for scope, _ in scoped:
             if scope in unreachable:
@@ -208,42 +232,43 @@ class ComputeApi:
 
     def _zone_scopes(self, project: str) -> list[tuple[str, list[Instance]]]:
         zones = self.state.instances.get(project, {})
-        return [(f"zones/{z}", list(zones.get(z, {}).values())) for z in self.state.zones]
+        return [(f"zones/{z}", _Values(zones.get(z, {}))) for z in self.state.zones]
 
     # ---- instances and disks --------------------------------------------------------------
 
     def instances_aggregated(self, params, query, body) -> Json:
         p = params["project"]
         return self._aggregated(p, "compute#instanceAggregatedList", "instances",
-                                self._zone_scopes(p), Instance.to_json, query, "instances")
+                                self._zone_scopes(p), Instance.raw_json, query, "instances")
 
     def instances_list(self, params, query, body) -> Json:
         p, z = params["project"], params["zone"]
         items = list(self.state.instances.get(p, {}).get(z, {}).values())
         return self._list("compute#instanceList",
                           f"{LINK_BASE}projects/{p}/zones/{z}/instances", items,
-                          Instance.to_json, query)
+                          Instance.raw_json, query)
 
     def instances_get(self, params, query, body) -> Json:
-        return self.state.instance(params["project"], params["zone"], params["name"]).to_json()
+        return self.state.instance(params["project"], params["zone"],
+                                   params["name"]).raw_json()
 
     def disks_aggregated(self, params, query, body) -> Json:
         p = params["project"]
         return self._aggregated(p, "compute#diskAggregatedList", "disks",
-                                self._zone_scopes(p), Instance.disk_json, query, "disks")
+                                self._zone_scopes(p), Instance.disk_raw_json, query, "disks")
 
     def disks_list(self, params, query, body) -> Json:
         p, z = params["project"], params["zone"]
         items = list(self.state.instances.get(p, {}).get(z, {}).values())
         return self._list("compute#diskList", f"{LINK_BASE}projects/{p}/zones/{z}/disks",
-                          items, Instance.disk_json, query)
+                          items, Instance.disk_raw_json, query)
 
     def disks_get(self, params, query, body) -> Json:
         p, z, name = params["project"], params["zone"], params["name"]
         inst = self.state.instance_or_none(p, z, name)
         if inst is None:
             raise errors.not_found(f"projects/{p}/zones/{z}/disks/{name}")
-        return inst.disk_json()
+        return inst.disk_raw_json()
 
     # ---- images and templates -------------------------------------------------------------
 

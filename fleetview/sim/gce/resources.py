@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,23 @@ def strip_base(link: str) -> str:
     marker = "/compute/v1/"
     i = link.find(marker)
     return link[i + len(marker):] if i >= 0 else link.lstrip("/")
+
+
+class RawJson(str):
+    """Already-serialized JSON that `encode` splices in as is (cached instance bodies)."""
+
+
+def encode(value: Any) -> str:
+    """json.dumps that splices RawJson values in without re-encoding them."""
+    if isinstance(value, RawJson):
+        return value
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list) and value and isinstance(value[0], RawJson):
+        return "[" + ",".join(value) + "]"
+    if isinstance(value, list):
+        return "[" + ",".join(encode(v) for v in value) + "]"
+    return json.dumps(value, separators=(",", ":"))
 
 
 def fingerprint(*parts: Any) -> str:
@@ -171,7 +189,9 @@ class Instance:
     template: str | None = None  # template link, for MIG instances
     created_by: str | None = None  # MIG link, for MIG instances
     _json: dict[str, Any] | None = field(default=None, repr=False)
+    _raw: RawJson | None = field(default=None, repr=False)
     _disk_json: dict[str, Any] | None = field(default=None, repr=False)
+    _disk_raw: RawJson | None = field(default=None, repr=False)
 
     @property
     def link(self) -> str:
@@ -182,8 +202,17 @@ class Instance:
         return disk_link(self.project, self.zone, self.name)
 
     def touch(self) -> None:
-        self._json = None
-        self._disk_json = None
+        self._json = self._raw = self._disk_json = self._disk_raw = None
+
+    def raw_json(self) -> RawJson:
+        if self._raw is None:
+            self._raw = RawJson(json.dumps(self.to_json(), separators=(",", ":")))
+        return self._raw
+
+    def disk_raw_json(self) -> RawJson:
+        if self._disk_raw is None:
+            self._disk_raw = RawJson(json.dumps(self.disk_json(), separators=(",", ":")))
+        return self._disk_raw
 
     def to_json(self) -> dict[str, Any]:
         # Cached because aggregated lists of thousands of instances are the hot path; every

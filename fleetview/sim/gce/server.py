@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 from fleetview.sim.gce import api, errors
 from fleetview.sim.gce.clock import EmulatedClock
 from fleetview.sim.gce.faults import Faults
+from fleetview.sim.gce.resources import encode
 from fleetview.sim.gce.state import GceState
 
 
@@ -39,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, out)
 
     def _reply(self, status: int, out: dict[str, Any]) -> None:
-        data = json.dumps(out, separators=(",", ":")).encode()
+        data = encode(out).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
@@ -102,7 +103,7 @@ class GceEmulator:
         server.api = api.ComputeApi(self.state)
         server.verbose = self._verbose
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="gce-emulator",
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="gce-emulator",
                                         daemon=True)
         self._thread.start()
         return self
