@@ -1,0 +1,190 @@
+"""Offscreen self-check: can this install (or bundle) open its main window and reach its data files?
+
+`python -m fleetview.selfcheck`, or the bundle's `FLEETVIEW_SELFCHECK=1 fleetview`. Exits 0, or 1
+naming what is broken, so a missing Qt plugin, image format or SDK data file fails CI instead of
+a user's first start. Qt is imported only inside the window check, like cli.py does for the GUI.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PAINT_TIMEOUT_S = 20.0
+
+
+class SelfCheckFailed(Exception):
+    """One check failed; the message says what is missing."""
+
+
+def check_resources() -> str:
+    from fleetview import resources
+
+    pngs = resources.icon_pngs()
+    palette = resources.palette()
+    for name in resources.images():
+        resources.image_bytes(name)
+    return f"{len(pngs)} icon sizes, {len(palette.versions)} version colours, " \
+           f"{len(resources.images())} images"
+
+
+def check_aws_sdk() -> str:
+    """botocore's service models are data files: a bundle without them fails here."""
+    import boto3
+
+    session = boto3.Session(aws_access_key_id="selfcheck", aws_secret_access_key="selfcheck",
+                            region_name="us-east-1")
+    for service in ("ec2", "autoscaling", "sts", "iam"):
+        session.client(service, endpoint_url="http://127.0.0.1:9")
+    _import_if_present("fleetview.providers.aws")
+    return "boto3 clients for ec2, autoscaling, sts, iam"
+
+
+def check_gcp_sdk() -> str:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import compute_v1
+
+    for client in (compute_v1.InstancesClient, compute_v1.ImagesClient,
+                   compute_v1.InstanceGroupManagersClient):
+        client(credentials=AnonymousCredentials(), transport="rest",
+               client_options={"api_endpoint": "http://127.0.0.1:9"})
+    _import_if_present("fleetview.providers.gcp")
+    return "google-cloud-compute REST clients"
+
+
+def check_store(directory: Path) -> str:
+    if importlib.util.find_spec("fleetview.store") is None:
+        return "no store package in this version"
+    from fleetview.store import Store
+
+    store = Store.open(f"sqlite:///{directory / 'history.db'}")
+    try:
+        rows = len(store.fleet_at())
+    finally:
+        store.close()
+    return f"empty SQLite store opened ({rows} instances)"
+
+
+def check_window(directory: Path) -> str:
+    """Open the main window offscreen on an empty store and wait until it has painted."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtGui import QIcon, QImageReader
+    from PySide6.QtWidgets import QApplication
+
+    from fleetview import resources
+
+    app = QApplication.instance() or QApplication(["fleetview-selfcheck"])
+    formats = {bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()}
+    lacking = {"png", "svg"} - formats
+    if lacking:
+        raise SelfCheckFailed(f"Qt cannot read {', '.join(sorted(lacking))} images: the "
+                              "imageformats plugins (qsvg) are missing from the bundle")
+    icon = QIcon()
+    for size, path in resources.icon_pngs().items():
+        icon.addFile(str(path))
+        if icon.pixmap(size, size).isNull():
+            raise SelfCheckFailed(f"the {size}px icon {path} does not load")
+    icon.addFile(str(resources.icon_svg()))
+
+    window, what = _main_window(directory)
+    window.setWindowIcon(icon)
+
+    class PaintSeen(QObject):
+        painted = False
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint:
+                self.painted = True
+            return False
+
+    seen = PaintSeen()
+    window.installEventFilter(seen)
+    window.resize(1000, 700)
+    window.show()
+    deadline = time.monotonic() + PAINT_TIMEOUT_S
+    while not seen.painted and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    if not seen.painted:
+        raise SelfCheckFailed(f"the {what} did not paint within {PAINT_TIMEOUT_S:.0f} s")
+    if window.grab().isNull():
+        raise SelfCheckFailed(f"the {what} could not be rendered to an image")
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+    return f"{what} painted offscreen ({app.platformName()} platform)"
+
+
+def _main_window(directory: Path):
+    """The real main window when the UI provides one, else a stand-in that uses Qt the same way.
+
+    Looked up at run time so this check works before and after the main window exists.
+    """
+    if importlib.util.find_spec("fleetview.ui.main_window") is not None:
+        from fleetview.ui import main_window
+
+        factory = getattr(main_window, "create_for_selfcheck", None) or main_window.MainWindow
+        return factory(_empty_config(directory)), "main window"
+    from PySide6.QtSvgWidgets import QSvgWidget
+    from PySide6.QtWidgets import QLabel, QMainWindow, QVBoxLayout, QWidget
+
+    from fleetview import resources
+
+    window = QMainWindow()
+    window.setWindowTitle("FleetView self-check")
+    body = QWidget()
+    layout = QVBoxLayout(body)
+    layout.addWidget(QSvgWidget(str(resources.icon_svg())))
+    layout.addWidget(QLabel("fleetview.ui.main_window is not there yet"))
+    window.setCentralWidget(body)
+    return window, "stand-in window (fleetview.ui.main_window not found)"
+
+
+def _empty_config(directory: Path):
+    from fleetview.config import Config, StoreConfig
+
+    return Config(path=None, store=StoreConfig(url=f"sqlite:///{directory / 'history.db'}"))
+
+
+def _import_if_present(module: str) -> None:
+    if importlib.util.find_spec(module) is not None:
+        importlib.import_module(module)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fleetview import __version__
+
+    print(f"fleetview {__version__} self-check ({'bundle' if _frozen() else sys.executable})")
+    with tempfile.TemporaryDirectory(prefix="fleetview-selfcheck-") as tmp:
+        directory = Path(tmp)
+        checks: list[tuple[str, Callable[[], str]]] = [
+            ("resources", check_resources),
+            ("aws sdk", check_aws_sdk),
+            ("gcp sdk", check_gcp_sdk),
+            ("store", lambda: check_store(directory)),
+            ("window", lambda: check_window(directory)),
+        ]
+        failed = 0
+        for name, check in checks:
+            try:
+                print(f"  ok   {name}: {check()}")
+            except Exception as exc:  # noqa: BLE001 - report every broken part, then fail
+                failed += 1
+                print(f"  FAIL {name}: {type(exc).__name__}: {exc}")
+    print("self-check passed" if not failed else f"self-check FAILED ({failed} checks)")
+    return 1 if failed else 0
+
+
+def _frozen() -> bool:
+    return bool(getattr(sys, "frozen", False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
