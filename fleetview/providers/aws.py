@@ -1,0 +1,511 @@
+"""The AWS provider: inventory of EC2 instances, AMIs and Auto Scaling groups through boto3."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
+
+from fleetview.domain.actions import ActionPlan, ProgressEvent
+from fleetview.domain.errors import ProviderError
+from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
+from fleetview.domain.versions import VersionRules
+from fleetview.providers import aws_actions
+from fleetview.providers.aws_errors import explain, is_unsupported
+from fleetview.providers.base import Provider
+
+ASG_TAG = "aws:autoscaling:groupName"
+
+# EC2's lifecycle words -> FleetView's; "shutting-down" is on its way out, like stopping.
+STATE_MAP: dict[str, State] = {
+    "pending": State.PENDING,
+    "running": State.RUNNING,
+    "shutting-down": State.STOPPING,
+    "stopping": State.STOPPING,
+    "stopped": State.STOPPED,
+    "terminated": State.TERMINATED,
+}
+
+# Instance refresh states during which a group must not be touched by another action.
+REFRESH_ACTIVE = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
+
+# DescribeImages takes at most 200 values in one filter.
+IMAGE_BATCH = 200
+# An AMI never changes, but it can be deregistered: cached images are re-checked this often.
+IMAGE_RECHECK_S = 900.0
+
+_local = threading.local()
+
+
+class _CallCounter:
+    """API requests sent during one poll, counted by a botocore `before-send` hook."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+def _count_request(**_: object) -> None:
+    counter = getattr(_local, "counter", None)
+    if counter is not None:
+        counter.add()
+
+
+@dataclass
+class _RegionResult:
+    instances: list[Instance] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    images: dict[str, Image] = field(default_factory=dict)
+    error: str | None = None
+
+
+class AwsProvider(Provider):
+    """One [[aws]] scope: an account (optionally through an assumed role) over its regions.
+
+    Keyword-only extras exist for tests and the demo, not for the config: `endpoint_for`
+    gives one region its own endpoint (a region that is down, a throttling proxy),
+    `sleep` and `poll_interval_s` make action tracking instant on moto.
+    """
+
+    name = "aws"
+
+    def __init__(
+        self,
+        config,
+        rules: VersionRules,
+        *,
+        endpoint_for: Callable[[str], str | None] | None = None,
+        page_size: int = 1000,
+        max_attempts: int = 4,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval_s: float = 15.0,
+        track_timeout_s: float = 3600.0,
+    ) -> None:
+        super().__init__(config, rules)
+        self.endpoint_for = endpoint_for
+        self.page_size = page_size
+        self.sleep = sleep
+        self.poll_interval_s = poll_interval_s
+        self.track_timeout_s = track_timeout_s
+        self._botocore_config = Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            max_pool_connections=10,
+        )
+        self._lock = threading.Lock()
+        self._session: boto3.Session | None = None
+        self._clients: dict[tuple[str, str], object] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._account: str | None = None
+        # (region, ami) -> (Image, checked at monotonic seconds)
+        self._images: dict[tuple[str, str], tuple[Image, float]] = {}
+        # (region, template id, version number) -> AMI id; a numbered version never changes.
+        self._template_images: dict[tuple[str, str, int], str | None] = {}
+        # (region, launch configuration name) -> AMI id; launch configurations never change.
+        self._config_images: dict[tuple[str, str], str | None] = {}
+        # region -> whether its endpoint has instance refresh (None: not known yet)
+        self.refresh_supported: dict[str, bool] = {}
+
+    # -- sessions and clients ------------------------------------------------------------
+
+    def session(self) -> boto3.Session:
+        with self._lock:
+            if self._session is None:
+                self._session = self._make_session()
+            return self._session
+
+    def _make_session(self) -> boto3.Session:
+        base = boto3.Session(profile_name=self.config.profile) if self.config.profile \
+            else boto3.Session()
+        if not self.config.role_arn:
+            return base
+        sts = base.client("sts", region_name=self._home_region(),
+                          endpoint_url=self.config.endpoint_url, config=self._botocore_config)
+        role_arn = self.config.role_arn
+
+        def assume() -> dict:
+            creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="fleetview")["Credentials"]
+            return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                    "token": creds["SessionToken"],
+                    "expiry_time": creds["Expiration"].isoformat()}
+
+        credentials = RefreshableCredentials.create_from_metadata(
+            metadata=assume(), refresh_using=assume, method="assume-role")
+        assumed = botocore.session.Session()
+        # botocore has no public setter; this is how its own assume-role provider does it.
+        assumed._credentials = credentials
+        return boto3.Session(botocore_session=assumed)
+
+    def _home_region(self) -> str:
+        return self.config.regions[0] if self.config.regions else "us-east-1"
+
+    def client(self, service: str, region: str):
+        """The cached client of `service` in `region` (tests may stub it with botocore's Stubber)."""
+        key = (service, region)
+        with self._lock:
+            found = self._clients.get(key)
+        if found is not None:
+            return found
+        session = self.session()
+        endpoint = self.endpoint_for(region) if self.endpoint_for else None
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                found = session.client(service, region_name=region,
+                                       endpoint_url=endpoint or self.config.endpoint_url,
+                                       config=self._botocore_config)
+                found.meta.events.register("before-send", _count_request)
+                self._clients[key] = found
+            return found
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+            pool, self._pool = self._pool, None
+        for c in clients:
+            c.close()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- identity ------------------------------------------------------------------------
+
+    def identity(self) -> str:
+        try:
+            return self.client("sts", self._home_region()).get_caller_identity()["Arn"]
+        except Exception as exc:
+            raise ProviderError(explain(exc, self.config.profile, "sts GetCallerIdentity",
+                                        "sts")) from None
+
+    def _account_id(self) -> str:
+        if self._account is None:
+            self._account = self.client("sts", self._home_region()).get_caller_identity()[
+                "Account"]
+        return self._account
+
+    # -- poll ----------------------------------------------------------------------------
+
+    def poll(self) -> Inventory:
+        polled_at = datetime.now(UTC)
+        regions = tuple(self.config.regions)
+        counter = _CallCounter()
+        _local.counter = counter
+        try:
+            account = self._account_id()
+        except Exception as exc:
+            message = explain(exc, self.config.profile, "sts GetCallerIdentity", "sts")
+            return Inventory(scope=Scope("aws", self.config.name, "", regions),
+                             polled_at=polled_at, api_calls=counter.value,
+                             errors=tuple(RegionError(r, message) for r in regions))
+        finally:
+            _local.counter = None
+        pool = self._executor(len(regions))
+        futures = {r: pool.submit(self._poll_region_counted, r, account, counter)
+                   for r in regions}
+        instances: list[Instance] = []
+        groups: list[Group] = []
+        images: dict[str, Image] = {}
+        errors: list[RegionError] = []
+        ok: list[str] = []
+        for region, future in futures.items():
+            result = future.result()
+            if result.error is not None:
+                errors.append(RegionError(region, result.error))
+                continue
+            ok.append(region)
+            instances.extend(result.instances)
+            groups.extend(result.groups)
+            images.update(result.images)
+        inventory = Inventory(
+            scope=Scope("aws", self.config.name, account, regions), polled_at=polled_at,
+            instances=tuple(instances), groups=tuple(groups), images=images,
+            errors=tuple(errors), regions_ok=tuple(ok), api_calls=counter.value,
+        )
+        return self.rules.label(inventory)
+
+    def _executor(self, regions: int) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=max(1, min(regions, 32)),
+                                                thread_name_prefix="fleetview-aws")
+            return self._pool
+
+    def _poll_region_counted(self, region: str, account: str, counter: _CallCounter
+                             ) -> _RegionResult:
+        _local.counter = counter
+        step = "ec2 DescribeInstances"
+        try:
+            return self._poll_region(region, account)
+        except Exception as exc:
+            step = getattr(exc, "operation_name", None) or step
+            return _RegionResult(error=explain(exc, self.config.profile,
+                                               f"{region} {step}"))
+        finally:
+            _local.counter = None
+
+    def _poll_region(self, region: str, account: str) -> _RegionResult:
+        ec2 = self.client("ec2", region)
+        result = _RegionResult()
+        pages = ec2.get_paginator("describe_instances").paginate(
+            PaginationConfig={"PageSize": self.page_size})
+        for page in pages:
+            for reservation in page.get("Reservations", []):
+                for raw in reservation.get("Instances", []):
+                    result.instances.append(self._instance(raw, region, account))
+        result.groups = self._groups(region, account, result.instances)
+        wanted = {i.image_id for i in result.instances if i.image_id}
+        wanted |= {g.desired_image_id for g in result.groups if g.desired_image_id}
+        result.images = self._images_in(region, wanted)
+        return result
+
+    def _instance(self, raw: dict, region: str, account: str) -> Instance:
+        tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) or []}
+        return Instance(
+            provider="aws", id=raw["InstanceId"], name=tags.get("Name") or raw["InstanceId"],
+            scope=self.config.name, account=account, region=region,
+            zone=(raw.get("Placement") or {}).get("AvailabilityZone"),
+            group=tags.get(ASG_TAG) or None, image_id=raw.get("ImageId"),
+            state=STATE_MAP.get((raw.get("State") or {}).get("Name", ""), State.UNKNOWN),
+            launched_at=raw.get("LaunchTime"), tags=tags,
+        )
+
+    # -- images --------------------------------------------------------------------------
+
+    def _images_in(self, region: str, wanted: set[str]) -> dict[str, Image]:
+        now = time.monotonic()
+        found: dict[str, Image] = {}
+        stale: list[str] = []
+        for image_id in sorted(wanted):
+            cached = self._images.get((region, image_id))
+            if cached is not None and (cached[0].gone or now - cached[1] < IMAGE_RECHECK_S):
+                found[image_id] = cached[0]
+            else:
+                stale.append(image_id)
+        ec2 = self.client("ec2", region)
+        for start in range(0, len(stale), IMAGE_BATCH):
+            batch = stale[start:start + IMAGE_BATCH]
+            # A filter, not ImageIds: one deregistered id would fail the whole ImageIds call.
+            response = ec2.describe_images(
+                Filters=[{"Name": "image-id", "Values": batch}], IncludeDeprecated=True)
+            answered = {raw["ImageId"]: raw for raw in response.get("Images", [])}
+            for image_id in batch:
+                raw = answered.get(image_id)
+                if raw is not None:
+                    image = _image(raw)
+                else:
+                    previous = self._images.get((region, image_id))
+                    image = replace(previous[0], gone=True) if previous else Image(
+                        provider="aws", id=image_id, name="", gone=True)
+                self._images[(region, image_id)] = (image, now)
+                found[image_id] = image
+        return found
+
+    def image_region(self, image_id: str) -> str | None:
+        """The region where a poll last saw this AMI (AMI ids are regional)."""
+        for (region, known), _ in self._images.items():
+            if known == image_id:
+                return region
+        return None
+
+    # -- groups --------------------------------------------------------------------------
+
+    def _groups(self, region: str, account: str, instances: list[Instance]) -> list[Group]:
+        asg = self.client("autoscaling", region)
+        raws: list[dict] = []
+        for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
+                PaginationConfig={"PageSize": 100}):
+            raws.extend(page.get("AutoScalingGroups", []))
+        if not raws:
+            return []
+        specs = {raw["AutoScalingGroupName"]: _template_spec(raw) for raw in raws}
+        pointers = self._resolve_pointers(region, [s for s in specs.values() if s])
+        self._fetch_numbered(region, [(s["id"], pointers.get((s["id"], s["version"])))
+                                      for s in specs.values() if s])
+        self._fetch_launch_configs(region, [raw["LaunchConfigurationName"] for raw in raws
+                                            if raw.get("LaunchConfigurationName")])
+        images_of = {}
+        for i in instances:
+            if i.group and i.state not in (State.TERMINATED, State.STOPPING):
+                images_of.setdefault(i.group, set()).add(i.image_id)
+        groups = []
+        for raw in raws:
+            name = raw["AutoScalingGroupName"]
+            spec = specs[name]
+            extra: dict[str, object] = {
+                "arn": raw.get("AutoScalingGroupARN"),
+                "min_size": raw.get("MinSize"), "max_size": raw.get("MaxSize"),
+                "instance_ids": [i["InstanceId"] for i in raw.get("Instances", [])],
+            }
+            desired_image = None
+            if spec:
+                number = pointers.get((spec["id"], spec["version"]))
+                desired_image = self._template_images.get((region, spec["id"], number)) \
+                    if number is not None else None
+                extra.update(launch_template_id=spec["id"], launch_template_name=spec["name"],
+                             launch_template_pointer=spec["version"],
+                             launch_template_version=number, mixed_instances=spec["mixed"])
+                if spec["mixed"]:
+                    extra["mixed_instances_policy"] = raw.get("MixedInstancesPolicy")
+            elif raw.get("LaunchConfigurationName"):
+                extra["launch_configuration"] = raw["LaunchConfigurationName"]
+                desired_image = self._config_images.get(
+                    (region, raw["LaunchConfigurationName"]))
+            drifting = bool(images_of.get(name, set()) - {desired_image})
+            refresh = self._refresh_status(region, name) if (
+                drifting or region not in self.refresh_supported) else None
+            extra["instance_refresh"] = refresh
+            groups.append(Group(
+                provider="aws", scope=self.config.name, account=account, region=region,
+                name=name, kind="asg", desired_image_id=desired_image,
+                target_size=int(raw.get("DesiredCapacity") or 0),
+                updating=refresh in REFRESH_ACTIVE,
+                tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])},
+                extra=extra,
+            ))
+        return groups
+
+    def _resolve_pointers(self, region: str, specs: list[dict]) -> dict[tuple[str, str], int]:
+        """(template id, "$Latest"/"$Default"/"N") -> version number.
+
+        `$Latest` and `$Default` move, so they are resolved on every poll, for every template
+        at once (DescribeLaunchTemplateVersions without a template id); numbers are numbers.
+        """
+        out: dict[tuple[str, str], int] = {}
+        moving = False
+        for spec in specs:
+            if spec["version"] in ("$Latest", "$Default"):
+                moving = True
+            elif spec["version"].isdigit():
+                out[(spec["id"], spec["version"])] = int(spec["version"])
+        if not moving:
+            return out
+        ec2 = self.client("ec2", region)
+        latest: dict[str, int] = {}
+        for page in ec2.get_paginator("describe_launch_template_versions").paginate(
+                Versions=["$Latest", "$Default"], PaginationConfig={"PageSize": 200}):
+            for v in page.get("LaunchTemplateVersions", []):
+                template, number = v["LaunchTemplateId"], int(v["VersionNumber"])
+                self._template_images[(region, template, number)] = \
+                    (v.get("LaunchTemplateData") or {}).get("ImageId")
+                latest[template] = max(latest.get(template, 0), number)
+                if v.get("DefaultVersion"):
+                    out[(template, "$Default")] = number
+        for template, number in latest.items():
+            out[(template, "$Latest")] = number
+        return out
+
+    def _fetch_numbered(self, region: str, wanted: list[tuple[str, int | None]]) -> None:
+        missing: dict[str, set[int]] = {}
+        for template, number in wanted:
+            if number is not None and (region, template, number) not in self._template_images:
+                missing.setdefault(template, set()).add(number)
+        ec2 = self.client("ec2", region)
+        for template, numbers in missing.items():
+            response = ec2.describe_launch_template_versions(
+                LaunchTemplateId=template, Versions=[str(n) for n in sorted(numbers)])
+            for v in response.get("LaunchTemplateVersions", []):
+                self._template_images[(region, template, int(v["VersionNumber"]))] = \
+                    (v.get("LaunchTemplateData") or {}).get("ImageId")
+
+    def _fetch_launch_configs(self, region: str, names: list[str]) -> None:
+        missing = sorted({n for n in names if (region, n) not in self._config_images})
+        asg = self.client("autoscaling", region)
+        for start in range(0, len(missing), 50):
+            batch = missing[start:start + 50]
+            response = asg.describe_launch_configurations(LaunchConfigurationNames=batch)
+            for lc in response.get("LaunchConfigurations", []):
+                self._config_images[(region, lc["LaunchConfigurationName"])] = lc.get("ImageId")
+
+    def template_versions_with_image(self, region: str, template: str, image_id: str
+                                     ) -> list[int]:
+        """Versions of a template already known (from polls) to launch `image_id`."""
+        return sorted(n for (r, t, n), img in list(self._template_images.items())
+                      if r == region and t == template and img == image_id)
+
+    def _refresh_status(self, region: str, group: str) -> str | None:
+        """The latest instance refresh's status; None where the endpoint has no such API."""
+        if self.refresh_supported.get(region) is False:
+            return None
+        try:
+            response = self.client("autoscaling", region).describe_instance_refreshes(
+                AutoScalingGroupName=group, MaxRecords=1)
+        except Exception as exc:
+            if is_unsupported(exc):
+                self.refresh_supported[region] = False
+                return None
+            raise
+        self.refresh_supported[region] = True
+        refreshes = response.get("InstanceRefreshes", [])
+        return refreshes[0].get("Status") if refreshes else None
+
+    # -- actions -------------------------------------------------------------------------
+
+    def plan_replace(self, inventory: Inventory, instance_id: str) -> ActionPlan:
+        return aws_actions.plan_replace(self, inventory, instance_id)
+
+    def plan_rollback(
+        self,
+        inventory: Inventory,
+        group: str,
+        region: str,
+        version: str,
+        known_images: Mapping[str, Image] | None = None,
+        *,
+        min_healthy_percent: int = 90,
+    ) -> ActionPlan:
+        return aws_actions.plan_rollback(self, inventory, group, region, version,
+                                         known_images, min_healthy_percent)
+
+    def execute(self, plan: ActionPlan, done: Iterable[str] = ()) -> Iterator[ProgressEvent]:
+        return aws_actions.execute(self, plan, done)
+
+
+def _image(raw: dict) -> Image:
+    created = raw.get("CreationDate")
+    deprecation = raw.get("DeprecationTime")
+    return Image(
+        provider="aws", id=raw["ImageId"], name=raw.get("Name") or "",
+        created_at=_parse_time(created),
+        tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) or []},
+        deprecated=bool(deprecation and (_parse_time(deprecation) or datetime.max.replace(
+            tzinfo=UTC)) <= datetime.now(UTC)),
+    )
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _template_spec(raw: dict) -> dict | None:
+    """The group's launch template: id, name, version pointer, and whether it is mixed."""
+    mixed = False
+    spec = raw.get("LaunchTemplate")
+    if not spec and raw.get("MixedInstancesPolicy"):
+        spec = raw["MixedInstancesPolicy"].get("LaunchTemplate", {}).get(
+            "LaunchTemplateSpecification")
+        mixed = True
+    if not spec or not spec.get("LaunchTemplateId"):
+        return None
+    # No version means the template's default, as AWS launches it.
+    return {"id": spec["LaunchTemplateId"], "name": spec.get("LaunchTemplateName"),
+            "version": str(spec.get("Version") or "$Default"), "mixed": mixed}
