@@ -1,0 +1,240 @@
+"""GCP replace and rollback: plans, refusals, and execution over the emulator's time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from fleetview.domain.actions import ActionRefused
+from fleetview.domain.model import Image
+from fleetview.providers.gcp_actions import request_id
+from tests.providers.test_gcp import IMG, PROJECT, make, seed_fleet
+from tests.sim import gce_fixtures
+
+gce_emulator = gce_fixtures.gce_emulator
+
+
+@pytest.fixture
+def fleet(gce_emulator):
+    seed_fleet(gce_emulator.state)
+    return gce_emulator
+
+
+@pytest.fixture
+def provider(fleet):
+    p = make(fleet, actions=True, poll_interval_s=10.0)
+    yield p
+    p.close()
+
+
+def member(inv, group: str):
+    return sorted((i for i in inv.instances if i.group == group), key=lambda i: i.name)[0]
+
+
+def statuses(events):
+    return [(e.step, e.status) for e in events if e.status != "progress"]
+
+
+# -- replace --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("group", ["web", "api"])  # a zonal and a regional MIG
+def test_replace_recreates_the_instance_under_its_name_with_a_new_id(fleet, provider, group):
+    inv = provider.poll()
+    old = member(inv, group)
+    plan = provider.plan_replace(inv, old.id)
+    assert (plan.kind, plan.mechanism, plan.group, plan.instances) == (
+        "replace", "recreate-instances", group, (old.id,))
+    assert plan.to_version == "1.9.0" and plan.to_image_id == f"{IMG}/app-1-9-0"
+    assert [s.key for s in plan.steps] == ["recreate", "track"]
+
+    events = list(provider.execute(plan))
+    assert statuses(events) == [("recreate", "started"), ("recreate", "done"),
+                                ("track", "started"), ("track", "done"), (None, "finished")]
+    progress = [e for e in events if e.status == "progress"]
+    assert progress and all(e.total == 1 for e in progress) and progress[-1].done == 1
+
+    after = provider.poll()
+    (new,) = [i for i in after.instances if i.name == old.name]
+    assert new.id != old.id and new.group == group and new.zone == old.zone
+    assert new.image_id == f"{IMG}/app-1-9-0" and new.version == "1.9.0"
+    assert new.launched_at > old.launched_at
+    assert len([i for i in after.instances if i.group == group]) == \
+        len([i for i in inv.instances if i.group == group])
+
+
+# -- rollback -------------------------------------------------------------------------------
+
+def test_rollback_progresses_over_emulated_time_and_converges(fleet, provider):
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "api", "us-central1", "1.8.0")
+    assert (plan.kind, plan.mechanism, plan.to_version) == ("rollback", "mig-update", "1.8.0")
+    assert plan.to_image_id == f"{IMG}/app-1-8-0" and plan.from_versions == ("1.9.0",)
+    assert plan.params["template"] == f"projects/{PROJECT}/global/instanceTemplates/app-1-8-0-tmpl"
+    assert plan.params["max_surge"] == 3 and plan.params["max_unavailable"] == 0
+    assert plan.min_healthy_percent == 100 and len(plan.instances) == 6
+
+    seen_partial = False
+    events = []
+    for event in provider.execute(plan):
+        events.append(event)
+        if event.status == "progress" and 0 < event.done < event.total and not seen_partial:
+            seen_partial = True
+            mid = provider.poll()
+            api = mid.group("api")
+            assert api.updating and api.desired_version == "1.8.0"
+            assert {i.version for i in mid.instances if i.group == "api"} == {"1.8.0", "1.9.0"}
+    assert seen_partial
+    assert statuses(events) == [("patch", "started"), ("patch", "done"), ("track", "started"),
+                                ("track", "done"), (None, "finished")]
+    done = [e.done for e in events if e.status == "progress"]
+    assert done == sorted(done) and done[-1] == 6
+    assert all(e.total == 6 for e in events if e.status == "progress")
+
+    after = provider.poll()
+    api = after.group("api")
+    assert not api.updating and api.desired_version == "1.8.0" and api.canary_version is None
+    members = [i for i in after.instances if i.group == "api"]
+    assert len(members) == 6 and {i.version for i in members} == {"1.8.0"}
+    policy = fleet.state.mig("api")["updatePolicy"]
+    assert (policy["type"], policy["minimalAction"]) == ("PROACTIVE", "REPLACE")
+    assert policy["maxSurge"]["fixed"] == 3 and policy["maxUnavailable"]["fixed"] == 0
+    assert fleet.state.calls["compute.regionOperations.get"] >= 1
+
+
+def test_rollback_of_a_canary_group_drops_the_canary(fleet, provider):
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "worker", "europe-west1", "1.9.0")
+    assert plan.from_versions == ("1.10.0",)
+    assert plan.params["template"].endswith("/app-1-9-0-tmpl")  # the group's own version
+    list(provider.execute(plan))
+    after = provider.poll()
+    worker = after.group("worker")
+    assert worker.canary_image_id is None and worker.desired_version == "1.9.0"
+    assert {i.version for i in after.instances if i.group == "worker"} == {"1.9.0"}
+
+
+def test_every_mutating_call_sends_a_request_id_so_a_retried_step_acts_once(fleet, provider):
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    assert provider.plan_rollback(inv, "web", "us-central1", "1.8.0").params == plan.params
+    first = list(provider.execute(plan, done={"track"}))
+    again = list(provider.execute(plan, done={"track"}))  # as after a crash mid-step
+    assert statuses(first) == statuses(again) == [("patch", "started"), ("patch", "done"),
+                                                  (None, "finished")]
+    assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 2
+    ops = [op for op in fleet.state.operations[PROJECT].values()
+           if op.operation_type.endswith(".patch")]
+    assert [op.request_id for op in ops] == [request_id(plan.params["action_id"], "patch")]
+
+    later = dataclasses.replace(inv, polled_at=inv.polled_at.replace(year=2030))
+    fleet.state.patch_group(fleet.state.find_group("web"),
+                            {"versions": [{"instanceTemplate": "app-1-9-0-tmpl"}]})
+    fleet.clock.advance(3600)
+    other = provider.plan_rollback(later, "web", "us-central1", "1.8.0")
+    assert other.params["action_id"] != plan.params["action_id"]
+
+
+def test_execute_skips_done_steps(fleet, provider):
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    list(provider.execute(plan, done={"track"}))
+    patches = fleet.state.calls["compute.instanceGroupManagers.patch"]
+    events = list(provider.execute(plan, done={"patch"}))
+    assert statuses(events)[0] == ("track", "started")
+    assert fleet.state.calls["compute.instanceGroupManagers.patch"] == patches
+    assert {i.version for i in provider.poll().instances if i.group == "web"} == {"1.8.0"}
+
+
+def test_a_denied_patch_fails_the_step_with_the_permission(fleet, provider):
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    fleet.faults.deny("compute.instanceGroupManagers.patch",
+                      "compute.instanceGroupManagers.update")
+    events = list(provider.execute(plan))
+    assert statuses(events) == [("patch", "started"), ("patch", "failed"), (None, "failed")]
+    assert "compute.instanceGroupManagers.update" in events[-1].message
+
+
+def test_a_group_changed_since_the_plan_fails_the_patch(fleet, provider):
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    fleet.state.patch_group(fleet.state.find_group("web"),
+                            {"versions": [{"instanceTemplate": "app-1-10-0-tmpl"}]})
+    events = list(provider.execute(plan))
+    assert statuses(events)[-1] == (None, "failed")
+    assert "changed since the plan" in events[-1].message
+    assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 0
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+def test_a_read_only_scope_refuses_to_plan_and_to_execute(fleet, provider):
+    read_only = make(fleet)
+    inv = read_only.poll()
+    with pytest.raises(ActionRefused, match="read-only"):
+        read_only.plan_replace(inv, member(inv, "web").id)
+    with pytest.raises(ActionRefused, match="actions = true"):
+        read_only.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    with pytest.raises(ActionRefused, match="read-only"):
+        read_only.execute(plan)
+    assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 0
+
+
+def test_a_standalone_or_unknown_instance_is_refused(fleet, provider):
+    inv = provider.poll()
+    bastion = next(i for i in inv.instances if i.name == "bastion")
+    with pytest.raises(ActionRefused, match="standalone"):
+        provider.plan_replace(inv, bastion.id)
+    with pytest.raises(ActionRefused, match="not in the last poll"):
+        provider.plan_replace(inv, "12345")
+
+
+def test_a_group_with_an_update_under_way_is_refused(fleet, provider):
+    fleet.state.patch_group(fleet.state.find_group("web"),
+                            {"versions": [{"instanceTemplate": "app-1-10-0-tmpl"}]})
+    inv = provider.poll()
+    with pytest.raises(ActionRefused, match="update under way"):
+        provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    with pytest.raises(ActionRefused, match="update under way"):
+        provider.plan_replace(inv, member(inv, "web").id)
+
+
+def test_a_version_without_an_existing_image_is_refused(fleet, provider):
+    inv = provider.poll()
+    fleet.state.delete_image("app-1-8-0")
+    with pytest.raises(ActionRefused, match="no existing image"):
+        provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    with pytest.raises(ActionRefused, match="no existing image"):
+        provider.plan_rollback(inv, "web", "us-central1", "0.1.0")
+    fleet.state.deprecate_image("app-1-10-0", "OBSOLETE")
+    with pytest.raises(ActionRefused, match="no existing image"):
+        provider.plan_rollback(inv, "web", "us-central1", "1.10.0")
+
+
+def test_a_version_no_instance_runs_is_found_in_history_or_the_project(fleet, provider):
+    fleet.state.create_image("app-1-7-0", labels={"version": "1-7-0"})
+    fleet.state.create_instance_template("app-1-7-0-tmpl", "app-1-7-0")
+    inv = provider.poll()
+    known = {f"{IMG}/app-1-7-0": Image("gcp", f"{IMG}/app-1-7-0", "app-1-7-0",
+                                        version="1.7.0")}
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.7.0", known_images=known)
+    assert plan.to_image_id == f"{IMG}/app-1-7-0"
+    assert fleet.state.calls["compute.images.list"] == 0
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.7.0")
+    assert plan.to_image_id == f"{IMG}/app-1-7-0"
+    assert fleet.state.calls["compute.images.list"] == 1
+    fleet.state.create_image("app-1-6-0", labels={"version": "1-6-0"})
+    with pytest.raises(ActionRefused, match="no instance template"):
+        provider.plan_rollback(inv, "web", "us-central1", "1.6.0")
+
+
+def test_a_group_already_on_the_version_or_protected_is_refused(fleet):
+    p = make(fleet, actions=True, protect=("role=bastion", "team=web"))
+    inv = p.poll()
+    with pytest.raises(ActionRefused, match="protected"):
+        p.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    q = make(fleet, actions=True)
+    with pytest.raises(ActionRefused, match="already runs"):
+        q.plan_rollback(q.poll(), "web", "us-central1", "1.9.0")
