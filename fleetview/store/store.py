@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ from fleetview.store.spans import (
     GROUP_FIELDS,
     INSTANCE_FIELDS,
     Coverage,
-    Diff,
     diff_groups,
     diff_instances,
 )
@@ -228,29 +228,17 @@ class Store:
         coverage = Coverage.of(inventory)
 
         inst = diff_instances(cache.instances, inventory, coverage)
-        self._close(conn, spans, inst, at, scope,
-                    lambda key: {"k_scope": scope, "k_instance": key, "k_end": at},
-                    sa.and_(spans.c.instance_id == sa.bindparam("k_instance")))
-        if inst.opened:
-            conn.execute(sa.insert(spans), [
-                {"provider": provider, "scope": scope, "instance_id": key,
-                 **dict(zip(INSTANCE_FIELDS, obs, strict=True)), "start_us": at}
-                for key, obs in inst.opened.items()
-            ])
+        _bulk(conn, _CLOSE_SPAN, [(at, scope, key) for key in inst.closed])
+        _bulk(conn, _insert_sql(spans, ("provider", "scope", "instance_id", *INSTANCE_FIELDS,
+                                        "start_us")),
+              [(provider, scope, key, *obs, at) for key, obs in inst.opened.items()])
         inst.apply(cache.instances)
 
         grp = diff_groups(cache.groups, inventory, coverage)
-        self._close(conn, group_spans, grp, at, scope,
-                    lambda key: {"k_scope": scope, "k_region": key[0], "k_group": key[1],
-                                 "k_end": at},
-                    sa.and_(group_spans.c.region == sa.bindparam("k_region"),
-                            group_spans.c.group_name == sa.bindparam("k_group")))
-        if grp.opened:
-            conn.execute(sa.insert(group_spans), [
-                {"provider": provider, "scope": scope, "region": key[0], "group_name": key[1],
-                 **dict(zip(GROUP_FIELDS, obs, strict=True)), "start_us": at}
-                for key, obs in grp.opened.items()
-            ])
+        _bulk(conn, _CLOSE_GROUP, [(at, scope, *key) for key in grp.closed])
+        _bulk(conn, _insert_sql(group_spans, ("provider", "scope", "region", "group_name",
+                                              *GROUP_FIELDS, "start_us")),
+              [(provider, scope, *key, *obs, at) for key, obs in grp.opened.items()])
         grp.apply(cache.groups)
 
         written = self._write_images(conn, inventory, at, cache.images)
@@ -262,18 +250,6 @@ class Store:
             images_written=written,
         )
         return summary, cache
-
-    @staticmethod
-    def _close(conn: Connection, table: sa.Table, changes: Diff, at: int, scope: str,
-               params, match) -> None:
-        if not changes.closed:
-            return
-        statement = (
-            sa.update(table)
-            .where(table.c.scope == sa.bindparam("k_scope"), match, table.c.end_us.is_(None))
-            .values(end_us=sa.bindparam("k_end"))
-        )
-        conn.execute(statement, [params(key) for key in changes.closed])
 
     @staticmethod
     def _write_images(conn: Connection, inventory: Inventory, at: int, known: dict) -> int:
@@ -318,11 +294,9 @@ class Store:
             finished_us=finished_us, ok=not errors, error=message,
             instances=len(inventory.instances), api_calls=int(inventory.api_calls),
         ).returning(polls.c.poll_id)).scalar_one()
-        counts: dict[str, int] = {}
-        for inst in inventory.instances:
-            counts[inst.region] = counts.get(inst.region, 0) + 1
-            if inst.zone:
-                counts[inst.zone] = counts.get(inst.zone, 0) + 1
+        counts = Counter(i.region for i in inventory.instances)
+        if not set(inventory.regions_ok) <= set(counts):  # places named by zone
+            counts.update(i.zone for i in inventory.instances if i.zone)
         places = list(dict.fromkeys([*inventory.regions_ok, *errors]))
         rows = [
             {"poll_id": poll_id, "seq": n, "scope": scope, "region": place,
@@ -414,6 +388,27 @@ class Store:
         with self._read() as conn:
             return queries.polls(conn, None if t0 is None else to_us(t0),
                                  None if t1 is None else to_us(t1), scopes)
+
+
+# Bulk writes go straight to the driver's executemany with row tuples: SQLAlchemy's
+# per-row parameter handling would cost more than the database itself (see
+# tests/benchmarks/bench_store_ingest.py).
+_CLOSE_SPAN = ("UPDATE spans SET end_us = {p} WHERE scope = {p} AND end_us IS NULL "
+               "AND instance_id = {p}")
+_CLOSE_GROUP = ("UPDATE group_spans SET end_us = {p} WHERE scope = {p} AND end_us IS NULL "
+                "AND region = {p} AND group_name = {p}")
+
+
+def _insert_sql(table: sa.Table, columns: Sequence[str]) -> str:
+    return (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(['{p}'] * len(columns))})")
+
+
+def _bulk(conn: Connection, sql: str, rows: list[tuple]) -> None:
+    if not rows:
+        return
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(sql.format(p=marker), rows)
 
 
 def _group_obs(values: Sequence) -> tuple:
