@@ -1,0 +1,66 @@
+"""`fleetview` without a command: the application, the main window, the collector beside it."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from fleetview import resources
+from fleetview.config import Config
+from fleetview.ui.collector_process import CollectorProcess, collector_command
+from fleetview.ui.main_window import MainWindow
+
+ORGANISATION = "fleetview"
+APPLICATION = "FleetView"
+
+
+def application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication (made once), with the app's name and icon; Qt's own style follows the
+    system's light or dark scheme."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setDesktopFileName(resources.APP_ID)
+    icon = QIcon()
+    for path in resources.icon_pngs().values():
+        icon.addFile(str(path))
+    app.setWindowIcon(icon)
+    return app  # type: ignore[return-value]
+
+
+def open_window(config: Config, collect: bool = True,
+                collector: CollectorProcess | None = None,
+                settings: QSettings | None = None) -> MainWindow:
+    """The main window on the configured store; with `collect`, a collector child process.
+
+    Without `collect` the store is opened read-only: a shared store written by someone
+    else's collector.
+    """
+    from fleetview.store import Store
+
+    store = Store.open(config.store.url, readonly=not collect)
+    if collect and collector is None:
+        program, args = collector_command(config)
+        collector = CollectorProcess(program, args)
+    window = MainWindow(store, config, collector=collector if collect else None,
+                        settings=settings or QSettings(ORGANISATION, APPLICATION))
+    if window.collector is not None:
+        window.collector.setParent(window)
+    return window
+
+
+def run_gui(config: Config, collect: bool = True) -> int:
+    app = application()
+    window = open_window(config, collect)
+    window.show()
+    window.start()
+    try:
+        return app.exec()
+    finally:
+        window.shutdown()
+        window.store.close()

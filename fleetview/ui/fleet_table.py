@@ -1,0 +1,288 @@
+"""The fleet table: a sortable, filterable model over the fleet DataFrame, and its widget."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fleetview.domain.versions import version_key
+from fleetview.ui.colors import AMBER, VersionColors
+from fleetview.ui.fleet_filter import FleetFilter, filter_mask, parse_filter
+
+# (header, fleet_at column)
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Name", "name"),
+    ("Instance", "instance_id"),
+    ("Version", "version"),
+    ("Desired", "desired_version"),
+    ("Drift", "drift"),
+    ("State", "state"),
+    ("Group", "group"),
+    ("Region", "region"),
+    ("Zone", "zone"),
+    ("Scope", "scope"),
+    ("Image", "image_name"),
+    ("Since", "start"),
+)
+_VERSION_COLUMNS = {"version", "desired_version"}
+_Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()
+
+
+def _text(series: pd.Series, column: str) -> np.ndarray:
+    if column == "drift":
+        return np.where(series.fillna(False).astype(bool).to_numpy(), "drift", "")
+    if column == "start":
+        times = pd.to_datetime(series, utc=True)
+        return times.dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy(dtype=object)
+    return series.astype("string").fillna("").to_numpy(dtype=object)
+
+
+class FleetTableModel(QAbstractTableModel):
+    """Rows of `store.fleet_at(t)`, filtered by a `FleetFilter`, sorted by any column."""
+
+    def __init__(self, colors: VersionColors, parent=None):
+        super().__init__(parent)
+        self.colors = colors
+        self._all = pd.DataFrame(columns=[c for _, c in COLUMNS])
+        self._view = self._all
+        self._cells: list[np.ndarray] = []
+        self._filter = FleetFilter()
+        self._sort: tuple[int, Qt.SortOrder] | None = None
+
+    # -- data in
+    def set_frame(self, df: pd.DataFrame) -> None:
+        self._all = df.reset_index(drop=True)
+        self._apply()
+
+    def set_filter(self, flt: FleetFilter) -> None:
+        self._filter = flt
+        self._apply()
+
+    def _apply(self) -> None:
+        self.beginResetModel()
+        view = self._all
+        if not self._filter.empty and len(view):
+            view = view[filter_mask(view, self._filter)]
+        if self._sort is not None:
+            view = self._sorted(view, *self._sort)
+        self._view = view.reset_index(drop=True)
+        self._cells = [_text(self._view[c], c) if c in self._view.columns
+                       else np.full(len(self._view), "", dtype=object) for _, c in COLUMNS]
+        self.endResetModel()
+
+    # -- data out
+    def visible_frame(self) -> pd.DataFrame:
+        return self._view
+
+    def total_count(self) -> int:
+        return len(self._all)
+
+    def instance_at(self, row: int) -> str | None:
+        if 0 <= row < len(self._view):
+            return str(self._view["instance_id"].iat[row])
+        return None
+
+    def row_of(self, instance_id: str) -> int | None:
+        hits = np.flatnonzero(self._view["instance_id"].to_numpy() == instance_id) \
+            if len(self._view) else []
+        return int(hits[0]) if len(hits) else None
+
+    # -- Qt model
+    def rowCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._view)
+
+    def columnCount(self, parent: _Index = _ROOT) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section][0]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        column = COLUMNS[col][1]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._cells[col][row]
+        if role == Qt.ItemDataRole.DecorationRole and column in _VERSION_COLUMNS:
+            text = self._cells[col][row]
+            return self.colors.color(text) if text else None
+        if role == Qt.ItemDataRole.ForegroundRole and column == "drift" and self._cells[col][row]:
+            return QColor(AMBER)
+        if role == Qt.ItemDataRole.ToolTipRole and column == "drift" and self._cells[col][row]:
+            return (f"runs {self._cells[col - 2][row]}, its group wants "
+                    f"{self._cells[col - 1][row]}")
+        return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self._sort = (column, order)
+        self._apply()
+
+    @staticmethod
+    def _sorted(df: pd.DataFrame, column: int, order: Qt.SortOrder) -> pd.DataFrame:
+        name = COLUMNS[column][1]
+        if name not in df.columns or not len(df):
+            return df
+        ascending = order == Qt.SortOrder.AscendingOrder
+        key = None
+        if name in _VERSION_COLUMNS:
+            def key(s: pd.Series) -> pd.Series:
+                return s.map(lambda v: version_key(v if isinstance(v, str) else None))
+        return df.sort_values(name, ascending=ascending, key=key, kind="stable",
+                              na_position="last")
+
+
+class FleetTable(QWidget):
+    """Filter box, table and CSV export; says how many rows it shows of how many."""
+
+    instance_selected = Signal(str)
+
+    def __init__(self, colors: VersionColors, parent=None):
+        super().__init__(parent)
+        self.model = FleetTableModel(colors, self)
+        self.filter_box = QLineEdit(self)
+        self.filter_box.setObjectName("fleetFilter")
+        self.filter_box.setPlaceholderText(
+            "Filter: version:1.4  region:us-east-1  drift:yes  state:running  or any text  (Ctrl+F)")
+        self.filter_box.setClearButtonEnabled(True)
+        self.filter_box.textChanged.connect(self._on_filter_text)
+        self.count_label = QLabel(self)
+        self.export_button = QPushButton("Export CSV…", self)
+        self.export_button.setToolTip("Save the rows shown (after the filter) as CSV")
+        self.export_button.clicked.connect(self._on_export_clicked)
+        self.view = QTableView(self)
+        self.view.setModel(self.model)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setAlternatingRowColors(True)
+        self.view.setShowGrid(False)
+        self.view.setWordWrap(False)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(22)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        header.setHighlightSections(False)
+        for col, width in enumerate((150, 150, 80, 80, 50, 75, 120, 95, 100, 90, 200, 120)):
+            self.view.setColumnWidth(col, width)
+        self.view.clicked.connect(self._on_clicked)
+        self.view.activated.connect(self._on_clicked)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._on_context_menu)
+        # (name, callable(instance_id)): the window adds actions here (replace, rollback...).
+        self.instance_actions: list[tuple[str, object]] = []
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.filter_box, 1)
+        top.addWidget(self.count_label)
+        top.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addLayout(top)
+        layout.addWidget(self.view, 1)
+        self._update_count()
+
+    def set_frame(self, df: pd.DataFrame) -> None:
+        selected = self.selected_instance()
+        self.model.set_frame(df)
+        self._update_count()
+        if selected:
+            self.select_instance(selected, emit=False)
+
+    def set_filter_text(self, text: str) -> None:
+        self.filter_box.setText(text)
+
+    def selected_instance(self) -> str | None:
+        rows = self.view.selectionModel().selectedRows()
+        return self.model.instance_at(rows[0].row()) if rows else None
+
+    def select_instance(self, instance_id: str, emit: bool = True) -> bool:
+        row = self.model.row_of(instance_id)
+        if row is None:
+            self.view.clearSelection()
+            return False
+        self.view.selectRow(row)
+        self.view.scrollTo(self.model.index(row, 0))
+        if emit:
+            self.instance_selected.emit(instance_id)
+        return True
+
+    def export_csv(self, path: str | Path) -> int:
+        """Write the visible rows (filtered, in their sort order); return how many."""
+        frame = self.model.visible_frame()
+        columns = [c for _, c in COLUMNS if c in frame.columns]
+        extra = [c for c in frame.columns if c not in columns]
+        frame[columns + extra].to_csv(path, index=False)
+        return len(frame)
+
+    def _on_filter_text(self, text: str) -> None:
+        flt = parse_filter(text)
+        self.model.set_filter(flt)
+        if flt.errors:
+            self.filter_box.setStyleSheet(f"QLineEdit {{ border: 1px solid {AMBER}; }}")
+            self.filter_box.setToolTip("\n".join(flt.errors))
+        else:
+            self.filter_box.setStyleSheet("")
+            self.filter_box.setToolTip("")
+        self._update_count()
+
+    def _update_count(self) -> None:
+        shown, total = self.model.rowCount(), self.model.total_count()
+        self.count_label.setText(f"{shown:,} instances" if shown == total
+                                 else f"{shown:,} of {total:,} instances")
+
+    def _on_clicked(self, index: QModelIndex) -> None:
+        instance = self.model.instance_at(index.row())
+        if instance:
+            self.instance_selected.emit(instance)
+
+    def _on_export_clicked(self) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        path, _ = QFileDialog.getSaveFileName(self, "Export visible rows",
+                                              f"fleet-{stamp}.csv", "CSV files (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def _on_context_menu(self, pos) -> None:
+        index = self.view.indexAt(pos)
+        instance = self.model.instance_at(index.row()) if index.isValid() else None
+        menu = QMenu(self)
+        menu.addAction("Copy instance id", lambda: _copy(instance)).setEnabled(bool(instance))
+        menu.addAction("Export visible rows…", self._on_export_clicked)
+        if self.instance_actions and instance:
+            menu.addSeparator()
+            for name, fn in self.instance_actions:
+                menu.addAction(name, lambda fn=fn: fn(instance))
+        menu.exec(self.view.viewport().mapToGlobal(pos))
+
+
+def _copy(text: str | None) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    if text:
+        QApplication.clipboard().setText(text)

@@ -1,0 +1,102 @@
+"""The details of one instance: where it runs, its version against its group's, its history."""
+
+from __future__ import annotations
+
+import html
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from fleetview.ui.colors import DRIFT, VersionColors
+from fleetview.ui.timeline_data import TimelineData
+
+
+def _when(t: float) -> str:
+    if not math.isfinite(t):
+        return "now"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class InstanceDetails(QWidget):
+    def __init__(self, colors: VersionColors, parent=None):
+        super().__init__(parent)
+        self.colors = colors
+        self.label = QLabel("Click an instance in the timeline or the table.", self)
+        self.label.setObjectName("instanceDetails")
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.label.setWordWrap(True)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(self.label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(scroll)
+        self.instance_id: str | None = None
+
+    def show_instance(self, instance_id: str, row: pd.Series | None,
+                      timeline: TimelineData | None) -> None:
+        self.instance_id = instance_id
+        rows = []
+
+        def add(name: str, value: object) -> None:
+            if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+                return
+            rows.append(f"<tr><td style='padding-right:12px; opacity:0.7'>{name}</td>"
+                        f"<td>{value}</td></tr>")
+
+        def esc(value: object) -> str | None:
+            return None if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)) \
+                else html.escape(str(value))
+
+        title = instance_id
+        if row is not None:
+            title = str(row.get("name") or instance_id)
+            version = row.get("version")
+            chip = (f"<span style='color:{self.colors.hex(version)}'>■</span> "
+                    f"{html.escape(str(version))}")
+            add("Instance", esc(instance_id))
+            add("Version", chip)
+            desired = row.get("desired_version")
+            if bool(row.get("drift")):
+                add("Desired", f"{esc(desired)} <b style='color:{DRIFT}'>◆ drift</b>")
+            else:
+                add("Desired", esc(desired))
+            add("State", esc(row.get("state")))
+            add("Group", esc(row.get("group")) or "standalone")
+            add("Scope", esc(f"{row.get('scope')} ({row.get('provider')}, {row.get('account')})"))
+            add("Region", esc(f"{row.get('region')} / {row.get('zone')}"))
+            add("Image", esc(f"{row.get('image_name')} ({row.get('image_id')})"))
+            start = row.get("start")
+            if start is not None and not pd.isna(start):
+                add("Running since", esc(pd.Timestamp(start).strftime("%Y-%m-%d %H:%M UTC")))
+        else:
+            add("Instance", f"{esc(instance_id)} — not running at the time shown")
+        history = ""
+        if timeline is not None and timeline.n_instances:
+            hits = np.flatnonzero(timeline.inst_id == instance_id)
+            if len(hits):
+                segs = np.flatnonzero(timeline.seg_inst == hits[0])
+                items = []
+                for s in segs[::-1][:20]:
+                    version = timeline.versions[int(timeline.seg_ver[s])]
+                    items.append(
+                        f"<tr><td><span style='color:{self.colors.hex(version)}'>■</span> "
+                        f"{html.escape(str(version))}</td><td style='padding-left:10px'>"
+                        f"{_when(float(timeline.seg_x0[s]))} → {_when(float(timeline.seg_x1[s]))}"
+                        f"</td><td style='padding-left:10px; opacity:0.7'>"
+                        f"{html.escape(str(timeline.seg_state[s]))}</td></tr>")
+                history = "<p style='margin-top:8px'><b>History</b></p><table>" + \
+                    "".join(items) + "</table>"
+        self.label.setText(f"<h3 style='margin:0 0 6px 0'>{html.escape(title)}</h3>"
+                           f"<table>{''.join(rows)}</table>{history}")
+
+    def clear(self) -> None:
+        self.instance_id = None
+        self.label.setText("Click an instance in the timeline or the table.")

@@ -1,0 +1,168 @@
+"""The command palette (Ctrl+K): every command, group and instance, found by typing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPalette
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QGraphicsDropShadowEffect,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+MAX_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class PaletteEntry:
+    title: str
+    kind: str  # "command", "group", "instance"
+    run: Callable[[], object]
+    detail: str = ""
+    shortcut: str = ""
+
+
+def match_score(query: str, text: str) -> float | None:
+    """None if `query`'s letters do not appear in order in `text`; higher is better.
+
+    A substring beats scattered letters, an early match beats a late one, and a match at a
+    word start beats one inside a word.
+    """
+    q, t = query.lower().strip(), text.lower()
+    if not q:
+        return 0.0
+    pos = t.find(q)
+    if pos >= 0:
+        word_start = pos == 0 or not t[pos - 1].isalnum()
+        return 100.0 - pos * 0.1 + (20 if word_start else 0) - len(t) * 0.01
+    score, i = 0.0, 0
+    for ch in q:
+        j = t.find(ch, i)
+        if j < 0:
+            return None
+        score -= (j - i)
+        i = j + 1
+    return score - len(t) * 0.01
+
+
+def rank(entries: list[PaletteEntry], query: str, limit: int = MAX_SHOWN) -> list[PaletteEntry]:
+    scored = []
+    for n, entry in enumerate(entries):
+        # The title decides; the detail (scope, region, version) only breaks a miss.
+        s = match_score(query, entry.title)
+        if s is None:
+            s = match_score(query, entry.detail)
+            s = None if s is None else s - 200
+        if s is not None:
+            # Commands first on ties: they are what the palette is mostly for.
+            scored.append((-s, entry.kind != "command", n, entry))
+    scored.sort(key=lambda item: item[:3])
+    return [entry for *_, entry in scored[:limit]]
+
+
+class CommandPalette(QFrame):
+    """An overlay at the top of the window: a search box and the best matches.
+
+    A child widget rather than a popup window, so it needs no keyboard grab and looks the
+    same on every platform. Enter runs, Esc or clicking elsewhere closes.
+    """
+
+    ran = Signal(str)
+
+    def __init__(self, parent: QWidget):
+        super().__init__(parent)
+        self.setObjectName("commandPalette")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAutoFillBackground(True)
+        self.setBackgroundRole(QPalette.ColorRole.Window)
+        shadow = QGraphicsDropShadowEffect(self)
+        shadow.setBlurRadius(24)
+        shadow.setOffset(0, 4)
+        shadow.setColor(QColor(0, 0, 0, 110))
+        self.setGraphicsEffect(shadow)
+        self.entries: list[PaletteEntry] = []
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Type a command, group or instance…")
+        self.list = QListWidget(self)
+        self.list.setUniformItemSizes(True)
+        self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(self.search)
+        layout.addWidget(self.list)
+        self.search.textChanged.connect(self._refill)
+        self.search.installEventFilter(self)
+        self.search.returnPressed.connect(self.run_current)
+        self.list.itemClicked.connect(lambda _item: self.run_current())
+        self._shown: list[PaletteEntry] = []
+        self.hide()
+
+    def open_with(self, entries: list[PaletteEntry]) -> None:
+        self.entries = entries
+        self.search.clear()
+        self._refill("")
+        parent = self.parentWidget()
+        width = min(620, max(360, parent.width() - 80))
+        self.setGeometry((parent.width() - width) // 2, 60, width, min(420, parent.height() - 90))
+        self.show()
+        self.raise_()
+        self.search.setFocus()
+        app = QApplication.instance()
+        app.focusChanged.connect(self._on_focus_changed)
+
+    def close_palette(self) -> None:
+        if self.isVisible():
+            QApplication.instance().focusChanged.disconnect(self._on_focus_changed)
+        self.hide()
+
+    def shown_titles(self) -> list[str]:
+        return [e.title for e in self._shown]
+
+    def _refill(self, query: str) -> None:
+        self._shown = rank(self.entries, query)
+        self.list.clear()
+        for entry in self._shown:
+            detail = f"  ·  {entry.detail}" if entry.detail else ""
+            shortcut = f"    [{entry.shortcut}]" if entry.shortcut else ""
+            item = QListWidgetItem(f"{entry.title}{detail}{shortcut}")
+            item.setToolTip(entry.kind)
+            item.setData(Qt.ItemDataRole.UserRole, entry.kind)
+            self.list.addItem(item)
+        if self._shown:
+            self.list.setCurrentRow(0)
+
+    def run_current(self) -> None:
+        row = self.list.currentRow()
+        if not 0 <= row < len(self._shown):
+            return
+        entry = self._shown[row]
+        self.close_palette()
+        entry.run()
+        self.ran.emit(entry.title)
+
+    def _on_focus_changed(self, old, new) -> None:
+        if new is not None and not self.isAncestorOf(new):
+            self.close_palette()
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+        if obj is self.search and ev.type() == QEvent.Type.KeyPress and isinstance(ev, QKeyEvent):
+            key = ev.key()
+            steps = {Qt.Key.Key_Down: 1, Qt.Key.Key_Up: -1,
+                     Qt.Key.Key_PageDown: 10, Qt.Key.Key_PageUp: -10}
+            if key in steps:
+                row = min(max(self.list.currentRow() + steps[Qt.Key(key)], 0),
+                          self.list.count() - 1)
+                self.list.setCurrentRow(row)
+                return True
+            if key == Qt.Key.Key_Escape:
+                self.close_palette()
+                return True
+        return super().eventFilter(obj, ev)

@@ -1,0 +1,321 @@
+"""The scope tree: scopes, regions, groups and standalone instances with counts, version mix,
+drift and the age of their data."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QMenu,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+)
+
+from fleetview.domain.versions import version_key
+from fleetview.ui.colors import AMBER, DRIFT, RED, VersionColors
+
+KEY_ROLE = Qt.ItemDataRole.UserRole + 1
+MIX_ROLE = Qt.ItemDataRole.UserRole + 2
+COL_NAME, COL_COUNT, COL_MIX, COL_DRIFT, COL_AGE = range(5)
+HEADERS = ("Scope / region / group", "Instances", "Versions", "Drift", "Data")
+
+NodeKey = tuple  # ("scope", s) | ("region", s, r) | ("group", s, r, g) | ("instance", s, id)
+
+
+def format_age(seconds: float) -> str:
+    """`12 s ago`, `4 min ago`, `3 h ago`, `2 d ago`."""
+    if not math.isfinite(seconds):
+        return "never"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+@dataclass
+class Freshness:
+    """How fresh one scope/region's data is: the last poll, the last good one, its error."""
+
+    last_poll: float = math.nan
+    last_ok: float = math.nan
+    ok: bool = True
+    error: str | None = None
+
+    def status(self, now: float, interval_s: float) -> str:
+        """"ok", "stale" (no good poll for 3 intervals) or "error" (the last poll failed)."""
+        if not self.ok:
+            return "error"
+        if not math.isfinite(self.last_ok) or now - self.last_ok > 3 * interval_s:
+            return "stale"
+        return "ok"
+
+    @staticmethod
+    def worst(items: list[Freshness]) -> Freshness:
+        if not items:
+            return Freshness()
+        failing = [f for f in items if not f.ok]
+        if failing:
+            return failing[0]
+        return min(items, key=lambda f: f.last_ok if math.isfinite(f.last_ok) else -math.inf)
+
+
+def freshness_by_region(df: pd.DataFrame | None) -> dict[tuple[str, str], Freshness]:
+    out: dict[tuple[str, str], Freshness] = {}
+    if df is None or not len(df):
+        return out
+    for row in df.itertuples(index=False):
+        last_poll = pd.Timestamp(row.last_poll)
+        last_ok = pd.Timestamp(row.last_ok)
+        out[(str(row.scope), str(row.region or ""))] = Freshness(
+            last_poll=last_poll.timestamp() if not pd.isna(last_poll) else math.nan,
+            last_ok=last_ok.timestamp() if not pd.isna(last_ok) else math.nan,
+            ok=bool(row.ok),
+            error=None if row.error is None or pd.isna(row.error) else str(row.error),
+        )
+    return out
+
+
+@dataclass
+class _Node:
+    key: NodeKey
+    label: str
+    count: int = 0
+    drift: int = 0
+    mix: dict[str | None, int] = field(default_factory=dict)
+    children: dict = field(default_factory=dict)
+    tooltip: str = ""
+
+
+def build_nodes(fleet: pd.DataFrame, groups: pd.DataFrame | None) -> dict[str, _Node]:
+    """scope -> region -> group/instance nodes with counts, drift and version mix."""
+    scopes: dict[str, _Node] = {}
+
+    def node(parent: dict, key: NodeKey, label: str) -> _Node:
+        if key not in parent:
+            parent[key] = _Node(key, label)
+        return parent[key]
+
+    if groups is not None and len(groups):
+        for g in groups.itertuples(index=False):
+            s = node(scopes, ("scope", g.scope), str(g.scope))
+            r = node(s.children, ("region", g.scope, g.region), str(g.region))
+            gn = node(r.children, ("group", g.scope, g.region, g.group), str(g.group))
+            desired = getattr(g, "desired_version", None)
+            gn.tooltip = f"{g.group} ({getattr(g, 'kind', '')}): wants {desired or '?'}, " \
+                         f"target size {getattr(g, 'target_size', '?')}"
+    if fleet is not None and len(fleet):
+        versions = fleet["version"].astype(object).where(fleet["version"].notna(), None)
+        drift = fleet["drift"].fillna(False).astype(bool) if "drift" in fleet.columns \
+            else pd.Series(False, index=fleet.index)
+        group = fleet["group"].astype(object).where(fleet["group"].notna(), None)
+        for scope, region, grp, iid, name, version, d in zip(
+                fleet["scope"], fleet["region"], group, fleet["instance_id"], fleet["name"],
+                versions, drift, strict=True):
+            s = node(scopes, ("scope", scope), str(scope))
+            r = node(s.children, ("region", scope, region), str(region))
+            if grp is not None:
+                leaf = node(r.children, ("group", scope, region, grp), str(grp))
+            else:
+                leaf = node(r.children, ("instance", scope, iid), str(name or iid))
+                leaf.tooltip = f"standalone instance {iid}, version {version}"
+            for n in (s, r, leaf):
+                n.count += 1
+                n.drift += int(d)
+                n.mix[version] = n.mix.get(version, 0) + 1
+    return scopes
+
+
+class VersionMixDelegate(QStyledItemDelegate):
+    """Paints a node's version mix as a small stacked bar."""
+
+    def __init__(self, colors: VersionColors, parent=None):
+        super().__init__(parent)
+        self.colors = colors
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        super().paint(painter, option, index)
+        mix = index.data(MIX_ROLE)
+        if not mix:
+            return
+        total = sum(mix.values())
+        rect: QRect = option.rect.adjusted(4, 5, -6, -5)
+        if rect.width() < 4 or total == 0:
+            return
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        x = float(rect.left())
+        for version in sorted(mix, key=version_key):
+            w = rect.width() * mix[version] / total
+            painter.fillRect(int(round(x)), rect.top(), max(1, int(round(x + w)) - int(round(x))),
+                             rect.height(), self.colors.color(version))
+            x += w
+        painter.restore()
+
+    def sizeHint(self, option, index) -> QSize:
+        return QSize(90, 20)
+
+
+class ScopeTree(QTreeWidget):
+    """Left pane. Emits the selected node's key: ("group", scope, region, group) etc."""
+
+    node_selected = Signal(tuple)
+
+    def __init__(self, colors: VersionColors, interval_s: float = 60.0, parent=None):
+        super().__init__(parent)
+        self.colors = colors
+        self.interval_s = interval_s
+        self.setColumnCount(len(HEADERS))
+        self.setHeaderLabels(list(HEADERS))
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(False)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setItemDelegateForColumn(COL_MIX, VersionMixDelegate(colors, self))
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        for col, width in ((COL_COUNT, 64), (COL_MIX, 72), (COL_DRIFT, 44), (COL_AGE, 70)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
+            header.resizeSection(col, width)
+        for col in (COL_COUNT, COL_DRIFT, COL_AGE):
+            self.headerItem().setTextAlignment(col, Qt.AlignmentFlag.AlignRight)
+        self.itemSelectionChanged.connect(self._on_selection)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._on_context_menu)
+        # (name, callable(node key)): the window adds actions here (rollback a group...).
+        self.node_actions: list[tuple[str, object]] = []
+        self._items: dict[NodeKey, QTreeWidgetItem] = {}
+        self._fresh: dict[tuple[str, str], Freshness] = {}
+        self._first = True
+
+    # -- data in
+    def set_fleet(self, fleet: pd.DataFrame, groups: pd.DataFrame | None = None) -> None:
+        expanded = {k for k, it in self._items.items() if it.isExpanded()}
+        current = self.current_key()
+        self.blockSignals(True)
+        self.clear()
+        self._items = {}
+        for snode in sorted(build_nodes(fleet, groups).values(), key=lambda n: n.label):
+            sitem = self._add(self, snode)
+            for rnode in sorted(snode.children.values(), key=lambda n: n.label):
+                ritem = self._add(sitem, rnode)
+                # Groups first, then standalone instances, each by name.
+                for leaf in sorted(rnode.children.values(),
+                                   key=lambda n: (n.key[0] != "group", n.label)):
+                    self._add(ritem, leaf)
+                if self._first or rnode.key in expanded:
+                    ritem.setExpanded(True)
+            if self._first or snode.key in expanded:
+                sitem.setExpanded(True)
+        self._first = False
+        if current in self._items:
+            self.setCurrentItem(self._items[current])
+        self.blockSignals(False)
+        self.update_ages()
+
+    def set_freshness(self, df: pd.DataFrame | None) -> None:
+        self._fresh = freshness_by_region(df)
+        self.update_ages()
+
+    def _add(self, parent, n: _Node) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(parent)
+        item.setText(COL_NAME, n.label)
+        item.setText(COL_COUNT, f"{n.count:,}")
+        item.setTextAlignment(COL_COUNT, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        item.setData(COL_NAME, KEY_ROLE, n.key)
+        item.setData(COL_MIX, MIX_ROLE, dict(n.mix))
+        mix = ", ".join(f"{v or 'unknown'}: {c}" for v, c in
+                        sorted(n.mix.items(), key=lambda kv: version_key(kv[0]), reverse=True))
+        item.setToolTip(COL_MIX, mix or "no instances")
+        if n.tooltip:
+            item.setToolTip(COL_NAME, n.tooltip)
+        if n.drift:
+            item.setText(COL_DRIFT, f"◆ {n.drift}")
+            item.setForeground(COL_DRIFT, QColor(DRIFT))
+            item.setToolTip(COL_DRIFT, f"{n.drift} instance(s) run another version than "
+                                       "their group wants")
+        item.setTextAlignment(COL_DRIFT, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        item.setTextAlignment(COL_AGE, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if n.key[0] == "scope":
+            font = item.font(COL_NAME)
+            font.setBold(True)
+            item.setFont(COL_NAME, font)
+        self._items[n.key] = item
+        return item
+
+    # -- ages (cheap: no query, run every second)
+    def freshness_of(self, key: NodeKey) -> Freshness:
+        if key[0] == "scope":
+            return Freshness.worst([f for (s, _), f in self._fresh.items() if s == key[1]])
+        if key[0] in ("region", "group"):
+            return self._fresh.get((key[1], key[2]), Freshness())
+        return Freshness()
+
+    def update_ages(self, now: float | None = None) -> None:
+        now = datetime.now(UTC).timestamp() if now is None else now
+        for key, item in self._items.items():
+            if key[0] == "instance":
+                continue
+            f = self.freshness_of(key)
+            status = f.status(now, self.interval_s)
+            if not math.isfinite(f.last_poll):
+                item.setText(COL_AGE, "")
+                continue
+            item.setText(COL_AGE, format_age(now - f.last_ok) if math.isfinite(f.last_ok)
+                         else "failed")
+            if status == "error":
+                item.setForeground(COL_AGE, QColor(RED))
+                item.setToolTip(COL_AGE, f"last poll failed: {f.error or 'unknown error'}")
+            elif status == "stale":
+                item.setForeground(COL_AGE, QColor(AMBER))
+                item.setToolTip(COL_AGE, "no successful poll for more than 3 poll intervals")
+            else:
+                item.setData(COL_AGE, Qt.ItemDataRole.ForegroundRole, None)
+                item.setToolTip(COL_AGE, "last successful poll")
+
+    # -- lookups
+    def item_for(self, key: NodeKey) -> QTreeWidgetItem | None:
+        return self._items.get(key)
+
+    def node_keys(self) -> list[NodeKey]:
+        return list(self._items)
+
+    def current_key(self) -> NodeKey | None:
+        item = self.currentItem()
+        return item.data(COL_NAME, KEY_ROLE) if item is not None else None
+
+    def select(self, key: NodeKey) -> bool:
+        item = self._items.get(key)
+        if item is None:
+            return False
+        self.setCurrentItem(item)
+        self.scrollToItem(item)
+        return True
+
+    def _on_selection(self) -> None:
+        key = self.current_key()
+        if key is not None:
+            self.node_selected.emit(tuple(key))
+
+    def _on_context_menu(self, pos) -> None:
+        item = self.itemAt(pos)
+        if item is None or not self.node_actions:
+            return
+        key = item.data(COL_NAME, KEY_ROLE)
+        menu = QMenu(self)
+        for name, fn in self.node_actions:
+            menu.addAction(name, lambda fn=fn: fn(key))
+        menu.exec(self.viewport().mapToGlobal(pos))
