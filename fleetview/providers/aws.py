@@ -13,6 +13,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import ClientError
 
 from fleetview.domain.actions import ActionPlan, ProgressEvent
 from fleetview.domain.errors import ProviderError
@@ -63,6 +64,11 @@ def _count_request(**_: object) -> None:
         counter.add()
 
 
+def _note_operation(event_name: str = "", **_: object) -> None:
+    # A connection error names no operation; the region error should.
+    _local.operation = tuple(event_name.split(".")[1:3])
+
+
 @dataclass
 class _RegionResult:
     instances: list[Instance] = field(default_factory=list)
@@ -102,7 +108,7 @@ class AwsProvider(Provider):
         self.poll_interval_s = poll_interval_s
         self.track_timeout_s = track_timeout_s
         self._botocore_config = Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             connect_timeout=connect_timeout_s,
             read_timeout=read_timeout_s,
             max_pool_connections=10,
@@ -170,6 +176,7 @@ class AwsProvider(Provider):
                                        endpoint_url=endpoint or self.config.endpoint_url,
                                        config=self._botocore_config)
                 found.meta.events.register("before-send", _count_request)
+                found.meta.events.register("before-call", _note_operation)
                 self._clients[key] = found
             return found
 
@@ -247,13 +254,13 @@ class AwsProvider(Provider):
     def _poll_region_counted(self, region: str, account: str, counter: _CallCounter
                              ) -> _RegionResult:
         _local.counter = counter
-        step = "ec2 DescribeInstances"
+        _local.operation = ("ec2", "DescribeInstances")
         try:
             return self._poll_region(region, account)
         except Exception as exc:
-            step = getattr(exc, "operation_name", None) or step
-            return _RegionResult(error=explain(exc, self.config.profile,
-                                               f"{region} {step}"))
+            service, operation = (tuple(_local.operation) + ("", ""))[:2]
+            where = region if isinstance(exc, ClientError) else f"{region} {operation}"
+            return _RegionResult(error=explain(exc, self.config.profile, where, service))
         finally:
             _local.counter = None
 

@@ -27,8 +27,8 @@ NOT_ENABLED = {"OptInRequired", "InvalidRegion"}
 UNSUPPORTED = {"NotImplemented", "InvalidAction", "UnknownOperationException",
                "UnsupportedOperation"}
 
-# botocore's service names that differ from their IAM action prefix.
-IAM_PREFIX = {"autoscaling": "autoscaling", "ec2": "ec2", "sts": "sts"}
+# botocore event names (service ids) -> IAM action prefixes.
+IAM_PREFIX = {"auto-scaling": "autoscaling", "autoscaling": "autoscaling", "ec2": "ec2", "sts": "sts"}
 
 
 def is_unsupported(exc: BaseException) -> bool:
@@ -87,9 +87,10 @@ def _client_error(exc: ClientError, login: str, service: str | None) -> str:
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     operation = exc.operation_name or "the call"
     attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    retries = f"{attempts} retr{'y' if attempts == 1 else 'ies'}"
     if code in THROTTLING:
-        return (f"{operation} was throttled by AWS ({code}) and still was after {attempts} "
-                "retries; poll less often (poll.interval_s), split regions across collectors "
+        return (f"{operation} was throttled by AWS ({code}) and still was after {retries}; "
+                "poll less often (poll.interval_s), split regions across collectors "
                 "or ask AWS for a higher API rate limit")
     if code in EXPIRED:
         return (f"the credentials have expired ({code}); refresh them: run `{login}`, or "
@@ -105,7 +106,7 @@ def _client_error(exc: ClientError, login: str, service: str | None) -> str:
                 "account settings or remove it from the scope's regions")
     if isinstance(status, int) and status >= 500:
         return (f"AWS answered a server error to {operation} ({code or status}) even after "
-                f"{attempts} retries; try again later")
+                f"{retries}; try again later")
     return f"{operation} failed: {code}: {message}"
 
 

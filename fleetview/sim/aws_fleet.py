@@ -69,7 +69,7 @@ DEFAULT_GROUPS: tuple[GroupSpec, ...] = (
 
 
 def clients(endpoint_url: str, region: str) -> tuple:
-    config = Config(retries={"mode": "standard", "max_attempts": 3})
+    config = Config(retries={"mode": "standard", "total_max_attempts": 3})
     kwargs = {"region_name": region, "endpoint_url": endpoint_url, "config": config,
               "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     return boto3.client("ec2", **kwargs), boto3.client("autoscaling", **kwargs)
