@@ -36,20 +36,42 @@ _TIMES = {"start", "end", "last_poll", "last_ok", "created_at", "first_seen", "s
           "finished"}
 
 
+_BOOLS = {"ok", "gone", "deprecated", "updating", "drift"}
+_INTS = {"span_id", "poll_id", "target_size", "instances", "api_calls"}
+
+
 def _frame(rows: Sequence[Sequence], columns: Sequence[str]) -> pd.DataFrame:
-    """Columns from row tuples; instants (integer microseconds) become datetime64[ns, UTC]."""
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
-    data = {}
-    for name, values in zip(columns, cols, strict=True):
+    """A DataFrame from row tuples: instants (integer microseconds) become
+    datetime64[ns, UTC] (NaT for an open end), strings pandas' str dtype (NaN when missing)."""
+    # Plain tuples: pandas probes each SQLAlchemy Row for namedtuple fields, at a cost.
+    rows = [tuple(r) for r in rows]
+    frame = pd.DataFrame.from_records(rows, columns=list(columns), coerce_float=False)
+    for name in columns:
         if name in _TIMES:
-            data[name] = us_column(values)
-        elif name in ("ok", "gone", "deprecated", "updating"):
-            data[name] = np.asarray(values, dtype=bool)
-        elif name in ("span_id", "poll_id", "target_size", "instances", "api_calls"):
-            data[name] = np.asarray(values, dtype=np.int64)
-        else:
-            data[name] = pd.Series(values, dtype=object)
-    return pd.DataFrame(data, columns=list(columns))
+            frame[name] = pd.to_datetime(frame[name].astype("float64"), unit="us", utc=True
+                                         ).astype("datetime64[ns, UTC]")
+        elif name in _BOOLS:
+            frame[name] = frame[name].astype(bool)
+        elif name in _INTS:
+            frame[name] = frame[name].astype(np.int64)
+        elif not rows:
+            frame[name] = frame[name].astype("str")
+    return frame
+
+
+def _image_names(conn: Connection, frame: pd.DataFrame) -> pd.Series:
+    """image_name for each row of `frame` (scope, image_id), looked up in pandas: a join
+    per span in SQL costs more than the whole scan."""
+    if frame.empty:
+        return pd.Series([], dtype="str", index=frame.index)
+    wanted = sa.select(imgs.c.scope, imgs.c.image_id, imgs.c.name).where(
+        imgs.c.scope.in_(frame["scope"].dropna().unique().tolist()))
+    names = pd.DataFrame.from_records([tuple(r) for r in conn.execute(wanted)],
+                                      columns=["scope", "image_id", "image_name"])
+    if names.empty:
+        return pd.Series(np.nan, dtype="str", index=frame.index)
+    joined = frame[["scope", "image_id"]].merge(names, how="left", on=["scope", "image_id"])
+    return pd.Series(joined["image_name"].to_numpy(), dtype="str", index=frame.index)
 
 
 def _alive(table: sa.Table, at: int | None):
@@ -80,16 +102,15 @@ def _sorted(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 def spans(conn: Connection, t0: int, t1: int, scopes=None, regions=None, groups=None,
           versions=None) -> pd.DataFrame:
     s = ispans
-    query = (
-        sa.select(s.c.span_id, s.c.provider, s.c.scope, s.c.account, s.c.region, s.c.zone,
-                  s.c.group_name, s.c.instance_id, s.c.name, s.c.image_id, imgs.c.name,
-                  s.c.version, s.c.state, s.c.start_us, s.c.end_us)
-        .select_from(s.outerjoin(imgs, sa.and_(imgs.c.scope == s.c.scope,
-                                               imgs.c.image_id == s.c.image_id)))
-        .where(_overlapping(s, t0, t1),
-               *_filters(s, scope=scopes, region=regions, group_name=groups, version=versions))
-    )
-    frame = _frame(conn.execute(query).all(), SPAN_COLUMNS)
+    query = sa.select(
+        s.c.span_id, s.c.provider, s.c.scope, s.c.account, s.c.region, s.c.zone,
+        s.c.group_name, s.c.instance_id, s.c.name, s.c.image_id, s.c.version, s.c.state,
+        s.c.start_us, s.c.end_us,
+    ).where(_overlapping(s, t0, t1),
+            *_filters(s, scope=scopes, region=regions, group_name=groups, version=versions))
+    columns = [c for c in SPAN_COLUMNS if c != "image_name"]
+    frame = _frame(conn.execute(query).all(), columns)
+    frame.insert(SPAN_COLUMNS.index("image_name"), "image_name", _image_names(conn, frame))
     return _sorted(frame, ["scope", "region", "group", "instance_id", "start"])
 
 
@@ -119,21 +140,18 @@ def groups_at(conn: Connection, at: int | None) -> pd.DataFrame:
 
 
 def fleet_at(conn: Connection, at: int | None) -> pd.DataFrame:
-    s, g = ispans, gspans
-    group_alive = _alive(g, at)
-    query = (
-        sa.select(s.c.provider, s.c.scope, s.c.account, s.c.region, s.c.zone, s.c.group_name,
-                  s.c.instance_id, s.c.name, s.c.image_id, imgs.c.name, s.c.version,
-                  s.c.state, s.c.start_us, g.c.desired_version, g.c.canary_version)
-        .select_from(
-            s.outerjoin(imgs, sa.and_(imgs.c.scope == s.c.scope,
-                                      imgs.c.image_id == s.c.image_id))
-            .outerjoin(g, sa.and_(g.c.scope == s.c.scope, g.c.region == s.c.region,
-                                  g.c.group_name == s.c.group_name, group_alive)))
-        .where(_alive(s, at), s.c.state != "terminated")
-    )
-    rows = conn.execute(query).all()
-    frame = _frame([(*r, False) for r in rows], FLEET_COLUMNS)
+    s = ispans
+    query = sa.select(
+        s.c.provider, s.c.scope, s.c.account, s.c.region, s.c.zone, s.c.group_name,
+        s.c.instance_id, s.c.name, s.c.image_id, s.c.version, s.c.state, s.c.start_us,
+    ).where(_alive(s, at), s.c.state != "terminated")
+    columns = ["provider", "scope", "account", "region", "zone", "group", "instance_id",
+               "name", "image_id", "version", "state", "start"]
+    frame = _frame(conn.execute(query).all(), columns)
+    frame.insert(columns.index("image_id") + 1, "image_name", _image_names(conn, frame))
+    wanted = groups_at(conn, at)[["scope", "region", "group", "desired_version",
+                                  "canary_version"]]
+    frame = frame.merge(wanted, how="left", on=["scope", "region", "group"])
     # Drift: the group says what it wants and the instance runs something else (a MIG's
     # canary version is wanted too).
     desired = frame["desired_version"]
@@ -141,7 +159,7 @@ def fleet_at(conn: Connection, at: int | None) -> pd.DataFrame:
         frame["group"].notna() & desired.notna() & (frame["version"] != desired)
         & (frame["version"] != frame["canary_version"])
     ).astype(bool)
-    return _sorted(frame, ["scope", "region", "group", "instance_id"])
+    return _sorted(frame[FLEET_COLUMNS], ["scope", "region", "group", "instance_id"])
 
 
 def version_share(conn: Connection, scope: str | None, region: str | None, group: str | None,

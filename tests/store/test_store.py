@@ -39,6 +39,8 @@ def test_first_poll_opens_a_span_per_instance(store):
     assert list(frame["instance_id"]) == ["i-a", "i-b"]
     assert frame["end"].isna().all()
     assert str(frame["start"].dtype) == "datetime64[ns, UTC]"
+    assert str(frame["end"].dtype) == "datetime64[ns, UTC]"
+    assert frame["span_id"].dtype == "int64"
     assert frame["start"].iloc[0] == pd.Timestamp(at(0))
     assert list(frame["image_name"]) == ["web-1.0", "web-1.0"]
 
@@ -100,8 +102,8 @@ def test_freshness_of_a_scope_that_never_answered(store):
     fresh = store.freshness()
     assert len(fresh) == 1
     row = fresh.iloc[0]
-    assert (row["scope"], row["provider"], row["region"], row["ok"]) == ("gcp-dev", "gcp",
-                                                                         None, False)
+    assert (row["scope"], row["provider"], row["ok"]) == ("gcp-dev", "gcp", False)
+    assert pd.isna(row["region"])
     assert pd.isna(row["last_ok"])
 
 
@@ -177,6 +179,17 @@ def test_version_share_counts_per_step(store):
     assert share.index.name == "time" and len(share) == 6
     assert share["1.0"].tolist() == [2, 2, 1, 1, 0, 0]
     assert share["1.10"].tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_empty_results_keep_their_columns_and_types(store):
+    spans = store.spans(at(0), at(1))
+    assert spans.empty and list(spans.columns) == SPAN_COLUMNS
+    assert str(spans["start"].dtype) == "datetime64[ns, UTC]"
+    fleet = store.fleet_at()
+    assert fleet.empty and fleet["drift"].dtype == bool
+    assert store.freshness().empty and store.images().empty and store.groups_at().empty
+    share = store.version_share("prod", "us-east-1", "web", at(0), at(2), timedelta(minutes=1))
+    assert len(share) == 3 and share.columns.empty
 
 
 def test_filters_on_spans(store):
