@@ -64,19 +64,36 @@ class CollectorProcess(QObject):
         self._process = process
         process.start()
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+    def send(self, line: str) -> bool:
+        """Write a command line (`poll`, `poll a,b`, `stop`) to the collector's stdin."""
+        if not self.running or self._process is None:
+            return False
+        self._process.write((line.rstrip("\n") + "\n").encode())
+        return True
 
-    def stop(self, timeout_ms: int = 3000) -> None:
-        """Ask the collector to finish (SIGTERM), wait, then kill it."""
+    def poll_now(self, scopes: list[str] | None = None) -> bool:
+        """Ask every scope (or `scopes`) to poll at once; starts the collector if it is not
+        running (a starting collector polls first thing)."""
+        if not self.running:
+            self.start()
+            return True
+        return self.send("poll " + ",".join(scopes) if scopes else "poll")
+
+    def stop(self, timeout_ms: int = 5000) -> None:
+        """Ask the collector to finish (`stop` on stdin and SIGTERM), wait, then kill it.
+
+        Killing is safe for the store: a poll being written is one transaction.
+        """
         process = self._process
         if process is None:
             return
         self._stopping = True
         if process.state() != QProcess.ProcessState.NotRunning:
+            self.send("stop")
+            process.closeWriteChannel()
             process.terminate()
             if not process.waitForFinished(timeout_ms):
+                log.warning("the collector did not stop within %d ms; killing it", timeout_ms)
                 process.kill()
                 process.waitForFinished(timeout_ms)
         self._process = None

@@ -237,9 +237,9 @@ class MainWindow(QMainWindow):
         self.timeline.scrub_to_now()
 
     def poll_now(self) -> None:
-        """Restart the collector (it polls every scope as it starts), then re-read the store."""
+        """Ask the collector to poll every scope now; without one, re-read the store."""
         if self.collector is not None:
-            self.collector.restart()
+            self.collector.poll_now()
             self.collector_label.setText("Collector: polling now…")
         self.refresh()
 
@@ -405,39 +405,57 @@ class MainWindow(QMainWindow):
         return status
 
     def on_collector_event(self, event: dict) -> None:
+        """One line of the collector (see fleetview.collect.EVENTS)."""
         kind = event.get("event")
         scope = event.get("scope")
-        region = event.get("region")
-        message = event.get("error") or event.get("message")
+        message = event.get("message") or event.get("error")
+        if kind == "collector_started":
+            for name in event.get("scopes") or []:
+                self._scope_status(str(name))
+            self.collector_label.setText("Collector: running")
+            return
         if kind == "store_error":
-            self.collector_label.setText("Collector: cannot write the store")
-            self.statusBar().showMessage(f"Collector cannot write the store: {message}", 30000)
+            fatal = bool(event.get("fatal"))
+            self.collector_label.setText("Collector: stopped, cannot write the store" if fatal
+                                         else "Collector: waiting for the store")
+            self.collector_label.setToolTip(str(message or ""))
+            self.statusBar().showMessage(f"The collector cannot write the store: {message}",
+                                         30000)
+            return
+        if kind == "store_ok":
+            self.collector_label.setText("Collector: running")
+            self.collector_label.setToolTip("")
+            self._refresh_timer.start()
+            return
+        if kind == "collector_stopped":
+            self.collector_label.setText(f"Collector: stopped ({event.get('reason', '')})")
             return
         if not scope:
             return
         status = self._scope_status(str(scope))
         if kind == "poll_started":
-            regions = event.get("regions")
-            status.poll_started(len(regions) if isinstance(regions, list) else regions)
+            status.poll_started()
             self.collector_label.setText("Collector: polling")
         elif kind == "poll_finished":
-            ok = event.get("ok", True)
-            errors = event.get("errors") or []
-            status.poll_finished(f"{event.get('instances', '?')} instances"
-                                 + ("" if ok else " (with errors)"))
-            if ok and not errors:
-                status.clear_errors()
-            for err in errors if isinstance(errors, list) else []:
+            ok = bool(event.get("ok", True))
+            instances = event.get("instances")
+            summary = f"{instances} instances" if instances is not None else "polled"
+            if event.get("duration_s") is not None:
+                summary += f" in {float(event['duration_s']):.1f} s"
+            status.poll_finished(summary if ok else summary + " (with errors)")
+            status.clear_errors()
+            if event.get("error"):
+                status.set_error(None, str(event["error"]))
+            for err in event.get("region_errors") or []:
                 if isinstance(err, dict):
-                    status.set_error(err.get("region"), err.get("message") or err.get("error"))
-            self.collector_label.setText("Collector: running")
+                    status.set_error(err.get("region"), str(err.get("message") or "failed"))
+            if not any(s.polling for s in self.scope_status.values()):
+                self.collector_label.setText("Collector: running")
             self._refresh_timer.start()
         elif kind == "scope_error":
-            status.poll_finished("failed")
-            status.set_error(region, str(message or "poll failed"))
-            self._refresh_timer.start()
-        elif kind == "region_finished":
-            status.region_done()
+            status.set_error(event.get("region"), str(message or "poll failed"))
+        elif kind == "polls_dropped":
+            self.statusBar().showMessage(str(message or "the collector dropped polls"), 30000)
 
     def _on_collector_exited(self, code: int, stderr: str) -> None:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""

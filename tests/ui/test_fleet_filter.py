@@ -1,0 +1,55 @@
+"""The filter language of the fleet table."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from fleetview.ui.fleet_filter import filter_mask, parse_filter
+
+FLEET = pd.DataFrame({
+    "instance_id": ["i-1", "i-2", "i-3", "i-4"],
+    "name": ["web-a", "web-b", "api-a", "bastion"],
+    "version": ["1.4", "1.4.2", "1.40", None],
+    "desired_version": ["1.4.2", "1.4.2", "1.40", None],
+    "region": ["us-east-1", "us-east-1", "eu-west-1", "us-east-1"],
+    "state": ["running", "running", "stopped", "running"],
+    "group": ["web", "web", "api", None],
+    "drift": [True, False, False, False],
+})
+
+
+def ids(text: str) -> list[str]:
+    return list(FLEET["instance_id"][filter_mask(FLEET, parse_filter(text))])
+
+
+def test_version_term_matches_the_release_line_not_a_prefix():
+    assert ids("version:1.4") == ["i-1", "i-2"]
+    assert ids("version:1.4.2") == ["i-2"]
+    assert ids("v:1.40") == ["i-3"]
+
+
+def test_terms_combine_and_negate():
+    assert ids("region:us-east-1 state:running") == ["i-1", "i-2", "i-4"]
+    assert ids("-group:web region:us-east-1") == ["i-4"]
+    assert ids("drift:yes") == ["i-1"]
+    assert ids("drift:no state:stopped") == ["i-3"]
+
+
+def test_free_text_searches_names_ids_and_versions():
+    assert ids("bastion") == ["i-4"]
+    assert ids("WEB") == ["i-1", "i-2"]
+    assert ids("i-3") == ["i-3"]
+    assert ids("web -web-b") == ["i-1"]
+
+
+def test_unknown_keys_and_bad_values_are_errors_not_filters():
+    flt = parse_filter("colour:red drift:maybe web")
+    assert len(flt.errors) == 2
+    assert flt.words == ("web",)
+    assert ids("colour:red") == ["i-1", "i-2", "i-3", "i-4"]
+
+
+def test_quotes_and_half_typed_input():
+    assert parse_filter('name:"web a"').terms[0].value == "web a"
+    assert parse_filter('name:"web').words == () and parse_filter('name:"web').terms
+    assert parse_filter("region:").empty

@@ -1,0 +1,49 @@
+"""Ages and freshness marks of the scope tree."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from fleetview.ui.colors import AMBER, RED, VersionColors
+from fleetview.ui.scope_tree import COL_AGE, Freshness, ScopeTree, format_age
+
+
+def test_format_age():
+    assert format_age(12.4) == "12 s ago"
+    assert format_age(125) == "2 min ago"
+    assert format_age(3 * 3600 + 5) == "3 h ago"
+    assert format_age(2 * 86400) == "2 d ago"
+    assert format_age(math.inf) == "never"
+
+
+def test_freshness_status():
+    assert Freshness(100, 100, True).status(now=150, interval_s=60) == "ok"
+    assert Freshness(100, 100, True).status(now=100 + 181, interval_s=60) == "stale"
+    assert Freshness(100, 50, False, "denied").status(now=101, interval_s=60) == "error"
+
+
+def test_ages_turn_amber_then_red(qtbot):
+    tree = ScopeTree(VersionColors(), interval_s=60)
+    qtbot.addWidget(tree)
+    fleet = pd.DataFrame({"scope": ["s", "s"], "region": ["r1", "r2"], "group": ["g", None],
+                          "instance_id": ["i1", "i2"], "name": ["n1", "n2"],
+                          "version": ["1.0", "1.1"], "drift": [False, False]})
+    tree.set_fleet(fleet)
+    t = pd.Timestamp("2026-01-01", tz="UTC")
+    tree.set_freshness(pd.DataFrame({
+        "scope": ["s", "s"], "provider": ["aws", "aws"], "region": ["r1", "r2"],
+        "last_poll": [t, t], "last_ok": [t, t - pd.Timedelta(minutes=10)],
+        "ok": [True, False], "error": [None, "AccessDenied"]}))
+    now = t.timestamp() + 30
+    tree.update_ages(now)
+    r1 = tree.item_for(("region", "s", "r1"))
+    r2 = tree.item_for(("region", "s", "r2"))
+    assert r1.text(COL_AGE) == "30 s ago"
+    assert r2.text(COL_AGE) == "10 min ago"
+    assert r2.foreground(COL_AGE).color().name() == RED
+    assert "AccessDenied" in r2.toolTip(COL_AGE)
+    assert tree.item_for(("scope", "s")).foreground(COL_AGE).color().name() == RED
+    tree.update_ages(t.timestamp() + 200)  # r1: more than 3 intervals without a good poll
+    assert r1.foreground(COL_AGE).color().name() == AMBER
