@@ -13,7 +13,7 @@ from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, Progre
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory
 from fleetview.domain.versions import VersionRules, version_key
-from fleetview.providers.gcp_clients import Compute, NotFoundError
+from fleetview.providers.gcp_clients import Compute, NotFoundError, TransientError
 from fleetview.providers.gcp_inventory import (
     UNUSABLE_IMAGE_STATES,
     Poller,
@@ -376,11 +376,14 @@ class Actions:
                 inst = self.compute.call("instances", "get", "compute.instances.get", what,
                                          project=p["project"], zone=p["instance_zone"],
                                          instance=p["instance_name"])
+                status = inst.status
             except NotFoundError:
-                inst = None
+                inst, status = None, "absent"
+            except TransientError as exc:
+                # The recreate goes on without us: keep watching until the timeout.
+                inst, status = None, f"not checked this time ({exc})"
             back = inst is not None and str(inst.id) != p["instance_id"] and \
                 inst.status == "RUNNING"
-            status = inst.status if inst is not None else "absent"
             yield ProgressEvent(step.key, "progress",
                                 f"{p['instance_name']}: {status}" +
                                 (f" as {inst.id}" if back else ""),
@@ -425,23 +428,30 @@ class Actions:
         p = plan.params
         what = f"tracking group {p['mig']}"
         waited = 0.0
+        on_target = total = 0
         while True:
-            mig = self._mig_call(plan, "get", "compute.instanceGroupManagers.get", what)
-            templates = [template_path(v.instance_template, self.project) for v in mig.versions]
-            if templates != [p["template"]]:
-                raise ProviderError(f"group {p['mig']}'s versions were changed by someone else "
-                                    f"during the rollback (now {', '.join(map(last, templates))})")
-            on_target = 0
-            for page in self._managed_pages(plan, what):
-                for mi in page.managed_instances:
-                    if mi.current_action == "NONE" and template_path(
-                            mi.version.instance_template, self.project) == p["template"]:
-                        on_target += 1
-            total = mig.target_size
-            finished = mig.status.is_stable and mig.status.version_target.is_reached
-            yield ProgressEvent(step.key, "progress",
-                                f"{on_target} of {total} instances run {p['template_name']}",
-                                done=min(on_target, total), total=total, at=_now())
+            try:
+                mig = self._mig_call(plan, "get", "compute.instanceGroupManagers.get", what)
+                templates = [template_path(v.instance_template, self.project)
+                             for v in mig.versions]
+                if templates != [p["template"]]:
+                    raise ProviderError(
+                        f"group {p['mig']}'s versions were changed by someone else during the "
+                        f"rollback (now {', '.join(map(last, templates))})")
+                on_target = 0
+                for page in self._managed_pages(plan, what):
+                    for mi in page.managed_instances:
+                        if mi.current_action == "NONE" and template_path(
+                                mi.version.instance_template, self.project) == p["template"]:
+                            on_target += 1
+                total = mig.target_size
+                finished = mig.status.is_stable and mig.status.version_target.is_reached
+                message = f"{on_target} of {total} instances run {p['template_name']}"
+            except TransientError as exc:
+                # The rollout goes on without us: keep watching until the timeout.
+                finished, message = False, f"not checked this time ({exc})"
+            yield ProgressEvent(step.key, "progress", message, done=min(on_target, total),
+                                total=total, at=_now())
             if finished:
                 return f"every instance of {p['mig']} runs {p['template_name']}"
             if waited >= self.timeout_s:

@@ -29,7 +29,11 @@ _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 TIMEOUT_S = 60.0
 
 
-class ThrottledError(ProviderError):
+class TransientError(ProviderError):
+    """A failure that retries did not cure but time may: throttling, 5xx, no connection."""
+
+
+class ThrottledError(TransientError):
     """Compute kept throttling after every retry."""
 
 
@@ -195,7 +199,7 @@ class Compute:
                     raise self.translate(exc, permission, what) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == self.retries:
-                    raise ProviderError(
+                    raise TransientError(
                         f"scope {self.config.name}: cannot reach the Compute API at "
                         f"{self.config.api_endpoint or 'compute.googleapis.com'} while "
                         f"{what} ({type(exc).__name__}); check the network or api_endpoint"
@@ -238,8 +242,9 @@ class Compute:
         if exc.code == 404:
             return NotFoundError(f"scope {scope}: not found while {what} (404: {detail}); "
                                  f"check that it (and project {self.config.project}) exists")
-        return ProviderError(f"scope {scope}: the Compute API failed while {what} "
-                             f"({exc.code}: {detail}); try again later")
+        error = TransientError if exc.code in _TRANSIENT_STATUS else ProviderError
+        return error(f"scope {scope}: the Compute API failed while {what} "
+                     f"({exc.code}: {detail}); try again later")
 
     def close(self) -> None:
         with self._lock:

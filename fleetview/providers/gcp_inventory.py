@@ -87,6 +87,7 @@ class PollState:
     """Caches kept across polls: templates never change, images seldom."""
 
     templates: dict[str, Template] = field(default_factory=dict)
+    missing_templates: set[str] = field(default_factory=set)
     images: dict[str, tuple[float, Image, str]] = field(default_factory=dict)  # id -> (at, image, state)
     disk_images: dict[tuple[str, str], str | None] = field(default_factory=dict)
     regions_seen: tuple[str, ...] = ()
@@ -153,7 +154,7 @@ class Poller:
     def template(self, path: str) -> Template | None:
         """A template by path, cached for good (templates are immutable); None if deleted."""
         cached = self.state.templates.get(path)
-        if cached is not None:
+        if cached is not None or path in self.state.missing_templates:
             return cached
         parts = path.split("/")
         what = f"reading instance template {path}"
@@ -167,6 +168,8 @@ class Poller:
                     "templates", "get", "compute.instanceTemplates.get", what,
                     project=parts[1], instance_template=parts[-1])
         except NotFoundError:
+            # Deleted for good (a MIG cannot use a deleted template): do not ask each poll.
+            self.state.missing_templates.add(path)
             return None
         template = template_from_pb(type(reply).pb(reply), self.project)
         if not template.path:

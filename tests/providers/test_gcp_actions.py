@@ -238,3 +238,13 @@ def test_a_group_already_on_the_version_or_protected_is_refused(fleet):
     q = make(fleet, actions=True)
     with pytest.raises(ActionRefused, match="already runs"):
         q.plan_rollback(q.poll(), "web", "us-central1", "1.9.0")
+
+
+def test_tracking_rides_out_throttling(fleet):
+    p = make(fleet, actions=True, retries=1)
+    inv = p.poll()
+    plan = p.plan_replace(inv, member(inv, "web").id)
+    fleet.faults.throttle(3, methods=["compute.instances.get"])
+    events = list(p.execute(plan))
+    assert statuses(events)[-1] == (None, "finished")
+    assert any("not checked" in e.message for e in events if e.status == "progress")
