@@ -374,14 +374,12 @@ def _gcp_probes(project: str) -> dict[str, str]:
     missing = probe_name("x")
     return {
         "compute.instances.list": f"{base}/aggregated/instances?maxResults=1",
-        "compute.images.list": f"{base}/global/images?maxResults=1",
+        "compute.disks.list": f"{base}/aggregated/disks?maxResults=1",
+        "compute.disks.get": f"{base}/zones/us-central1-a/disks/{missing}",
         "compute.images.get": f"{base}/global/images/{missing}",
-        "compute.instanceTemplates.list": f"{base}/global/instanceTemplates?maxResults=1",
         "compute.instanceTemplates.get": f"{base}/global/instanceTemplates/{missing}",
         "compute.instanceGroupManagers.list":
             f"{base}/aggregated/instanceGroupManagers?maxResults=1",
-        "compute.instanceGroupManagers.get":
-            f"{base}/zones/us-central1-a/instanceGroupManagers/{missing}",
     }
 
 

@@ -62,8 +62,10 @@ AWS_NEEDS: tuple[Need, ...] = (
          implied=True),
 )
 
-# Calls that need no IAM permission (AWS documents sts:GetCallerIdentity as always allowed).
-AWS_UNGATED: frozenset[str] = frozenset({"sts:GetCallerIdentity"})
+# Calls that need no IAM permission (AWS documents sts:GetCallerIdentity as always allowed),
+# and sts:AssumeRole, which the identity *starting* FleetView needs on the scope's role_arn (the
+# role's trust policy must allow it too); it belongs to that identity, not to FleetView's role.
+AWS_UNGATED: frozenset[str] = frozenset({"sts:GetCallerIdentity", "sts:AssumeRole"})
 
 
 def aws_action(signing_name: str, operation: str) -> str:
@@ -126,76 +128,79 @@ def action_allowed(action: str, policy: dict) -> bool:
 
 GCP_NEEDS: tuple[Need, ...] = (
     Need("compute.instances.list", "watch", "list instances in every zone (aggregated list)"),
+    Need("compute.disks.get", "watch",
+         "the image of a boot disk, for instances that do not name their source image"),
+    Need("compute.disks.list", "watch", "the same for many disks at once (aggregated list)"),
     Need("compute.images.get", "watch", "name, labels and creation time of each image"),
-    Need("compute.images.list", "watch", "the project's images, labelled by version rules"),
     Need("compute.instanceTemplates.get", "watch",
          "the image a managed instance group's template launches (its desired version)"),
-    Need("compute.instanceTemplates.list", "watch", "templates known for rollback"),
     Need("compute.instanceGroupManagers.list", "watch", "managed instance groups, every zone"),
-    Need("compute.instanceGroupManagers.get", "watch", "a group's versions and update status"),
     Need("compute.instanceGroupManagers.update", "operate",
          "set a group's template (rollback) and recreate an instance (replace)"),
+    Need("compute.instances.get", "operate", "follow a recreated instance until it runs"),
+    Need("compute.instanceGroupManagers.get", "operate",
+         "a group's current versions and instances just before and while changing it"),
+    Need("compute.instanceTemplates.list", "operate",
+         "find a template that launches the version to roll back to"),
+    Need("compute.images.list", "operate",
+         "find the image of the version to roll back to when no poll has seen it"),
+    Need("compute.globalOperations.get", "operate", "follow a global operation"),
     Need("compute.zoneOperations.get", "operate", "follow a zonal group's update"),
     Need("compute.regionOperations.get", "operate", "follow a regional group's update"),
-    Need("compute.globalOperations.get", "operate", "follow a template change"),
     Need("compute.instanceTemplates.useReadOnly", "operate",
          "a group may only be pointed at a template the caller may use", implied=True),
     Need("iam.serviceAccounts.actAs", "operate",
          "only if the template runs instances as a service account", implied=True),
 )
 
-# Compute Engine REST calls (what google-cloud-compute's REST transport sends) -> permission.
-# Paths are relative to /compute/v1/; regional and zonal groups share one permission family.
-_P = r"projects/[^/]+"
-_LOC = r"(?:zones|regions)/[^/]+"
-GCP_ROUTES: tuple[tuple[str, str, str], ...] = (
-    ("GET", rf"{_P}/aggregated/instances", "compute.instances.list"),
-    ("GET", rf"{_P}/zones/[^/]+/instances", "compute.instances.list"),
-    ("GET", rf"{_P}/zones/[^/]+/instances/[^/]+", "compute.instances.get"),
-    ("GET", rf"{_P}/global/images", "compute.images.list"),
-    ("GET", rf"{_P}/global/images/[^/]+", "compute.images.get"),
-    ("GET", rf"{_P}/global/images/family/[^/]+", "compute.images.getFromFamily"),
-    ("GET", rf"{_P}/global/instanceTemplates", "compute.instanceTemplates.list"),
-    ("GET", rf"{_P}/global/instanceTemplates/[^/]+", "compute.instanceTemplates.get"),
-    ("GET", rf"{_P}/regions/[^/]+/instanceTemplates", "compute.instanceTemplates.list"),
-    ("GET", rf"{_P}/regions/[^/]+/instanceTemplates/[^/]+", "compute.instanceTemplates.get"),
-    ("GET", rf"{_P}/aggregated/instanceGroupManagers", "compute.instanceGroupManagers.list"),
-    ("GET", rf"{_P}/{_LOC}/instanceGroupManagers", "compute.instanceGroupManagers.list"),
-    ("GET", rf"{_P}/{_LOC}/instanceGroupManagers/[^/]+", "compute.instanceGroupManagers.get"),
-    ("POST", rf"{_P}/{_LOC}/instanceGroupManagers/[^/]+/listManagedInstances",
-     "compute.instanceGroupManagers.get"),
-    ("GET", rf"{_P}/{_LOC}/instanceGroupManagers/[^/]+/listManagedInstances",
-     "compute.instanceGroupManagers.get"),
-    ("POST", rf"{_P}/{_LOC}/instanceGroupManagers/[^/]+/listErrors",
-     "compute.instanceGroupManagers.get"),
-    ("GET", rf"{_P}/{_LOC}/instanceGroupManagers/[^/]+/listErrors",
-     "compute.instanceGroupManagers.get"),
-    ("PATCH", rf"{_P}/{_LOC}/instanceGroupManagers/[^/]+", "compute.instanceGroupManagers.update"),
-    ("POST", rf"{_P}/{_LOC}/instanceGroupManagers/[^/]+/"
-     r"(?:recreateInstances|applyUpdatesToInstances|setInstanceTemplate|deleteInstances)",
-     "compute.instanceGroupManagers.update"),
-    ("GET", rf"{_P}/zones/[^/]+/operations/[^/]+", "compute.zoneOperations.get"),
-    ("POST", rf"{_P}/zones/[^/]+/operations/[^/]+/wait", "compute.zoneOperations.get"),
-    ("GET", rf"{_P}/regions/[^/]+/operations/[^/]+", "compute.regionOperations.get"),
-    ("POST", rf"{_P}/regions/[^/]+/operations/[^/]+/wait", "compute.regionOperations.get"),
-    ("GET", rf"{_P}/global/operations/[^/]+", "compute.globalOperations.get"),
-    ("POST", rf"{_P}/global/operations/[^/]+/wait", "compute.globalOperations.get"),
-    ("GET", rf"{_P}/zones", "compute.zones.list"),
-    ("GET", rf"{_P}/regions", "compute.regions.list"),
-    ("GET", rf"{_P}", "compute.projects.get"),
-)
-_GCP_COMPILED = tuple((m, re.compile(rf"^{p}$"), perm) for m, p, perm in GCP_ROUTES)
+# Compute API methods (as the emulator and Google's discovery document name them) -> the IAM
+# permission each needs. Aggregated and regional variants share their resource's permission.
+GCP_METHODS: dict[str, str] = {
+    "compute.instances.aggregatedList": "compute.instances.list",
+    "compute.instances.list": "compute.instances.list",
+    "compute.instances.get": "compute.instances.get",
+    "compute.disks.aggregatedList": "compute.disks.list",
+    "compute.disks.list": "compute.disks.list",
+    "compute.disks.get": "compute.disks.get",
+    "compute.images.list": "compute.images.list",
+    "compute.images.get": "compute.images.get",
+    "compute.images.getFromFamily": "compute.images.getFromFamily",
+    "compute.instanceTemplates.aggregatedList": "compute.instanceTemplates.list",
+    "compute.instanceTemplates.list": "compute.instanceTemplates.list",
+    "compute.instanceTemplates.get": "compute.instanceTemplates.get",
+    "compute.regionInstanceTemplates.list": "compute.instanceTemplates.list",
+    "compute.regionInstanceTemplates.get": "compute.instanceTemplates.get",
+    "compute.instanceGroupManagers.aggregatedList": "compute.instanceGroupManagers.list",
+    "compute.instanceGroupManagers.list": "compute.instanceGroupManagers.list",
+    "compute.regionInstanceGroupManagers.list": "compute.instanceGroupManagers.list",
+    "compute.instanceGroupManagers.get": "compute.instanceGroupManagers.get",
+    "compute.regionInstanceGroupManagers.get": "compute.instanceGroupManagers.get",
+    "compute.instanceGroupManagers.listManagedInstances": "compute.instanceGroupManagers.get",
+    "compute.regionInstanceGroupManagers.listManagedInstances":
+        "compute.instanceGroupManagers.get",
+    "compute.instanceGroupManagers.patch": "compute.instanceGroupManagers.update",
+    "compute.regionInstanceGroupManagers.patch": "compute.instanceGroupManagers.update",
+    "compute.instanceGroupManagers.recreateInstances": "compute.instanceGroupManagers.update",
+    "compute.regionInstanceGroupManagers.recreateInstances":
+        "compute.instanceGroupManagers.update",
+    "compute.instanceGroupManagers.resize": "compute.instanceGroupManagers.update",
+    "compute.regionInstanceGroupManagers.resize": "compute.instanceGroupManagers.update",
+    "compute.zoneOperations.get": "compute.zoneOperations.get",
+    "compute.zoneOperations.wait": "compute.zoneOperations.get",
+    "compute.regionOperations.get": "compute.regionOperations.get",
+    "compute.regionOperations.wait": "compute.regionOperations.get",
+    "compute.globalOperations.get": "compute.globalOperations.get",
+    "compute.globalOperations.wait": "compute.globalOperations.get",
+}
 
 
-def gcp_permission(method: str, path: str) -> str:
-    """The IAM permission a Compute REST call needs; KeyError for a call this table lacks."""
-    path = path.split("?", 1)[0]
-    path = re.sub(r"^.*?/compute/v1/", "", path).strip("/")
-    for route_method, pattern, permission in _GCP_COMPILED:
-        if route_method == method.upper() and pattern.match(path):
-            return permission
-    raise KeyError(f"{method.upper()} {path}: no permission known for this Compute call; "
-                   "add it to GCP_ROUTES in fleetview/permissions.py")
+def gcp_permission(method_id: str) -> str:
+    """The IAM permission a Compute API method needs; KeyError for one this table lacks."""
+    try:
+        return GCP_METHODS[method_id]
+    except KeyError:
+        raise KeyError(f"{method_id}: no permission known for this Compute method; add it to "
+                       "GCP_METHODS in fleetview/permissions.py") from None
 
 
 def gcp_needs(capability: Capability) -> tuple[Need, ...]:

@@ -72,7 +72,7 @@ def check_store(directory: Path) -> str:
 
 
 def check_window(directory: Path) -> str:
-    """Open the main window offscreen on an empty store and wait until it has painted."""
+    """Open the main window offscreen on an empty store; wait until it painted and loaded."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtGui import QIcon, QImageReader
@@ -80,23 +80,22 @@ def check_window(directory: Path) -> str:
 
     from fleetview import resources
 
-    app = QApplication.instance() or QApplication(["fleetview-selfcheck"])
+    app = _application()
     formats = {bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()}
     lacking = {"png", "svg"} - formats
     if lacking:
         raise SelfCheckFailed(f"Qt cannot read {', '.join(sorted(lacking))} images: the "
                               "imageformats plugins (qsvg) are missing from the bundle")
-    icon = QIcon()
+    icon = QIcon(str(resources.icon_svg()))
+    if icon.pixmap(64, 64).isNull():
+        raise SelfCheckFailed("the SVG icon does not render: the Qt SVG module is missing")
     for size, path in resources.icon_pngs().items():
-        icon.addFile(str(path))
-        if icon.pixmap(size, size).isNull():
+        if QIcon(str(path)).pixmap(size, size).isNull():
             raise SelfCheckFailed(f"the {size}px icon {path} does not load")
-    icon.addFile(str(resources.icon_svg()))
 
-    window, what = _main_window(directory)
-    window.setWindowIcon(icon)
+    window, what, expected = _main_window(directory)
 
-    class PaintSeen(QObject):
+    class Watch(QObject):
         painted = False
 
         def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
@@ -104,34 +103,62 @@ def check_window(directory: Path) -> str:
                 self.painted = True
             return False
 
-    seen = PaintSeen()
-    window.installEventFilter(seen)
+    watch, loaded = Watch(), set()
+    window.installEventFilter(watch)
+    if expected:
+        window.loaded.connect(loaded.add)
     window.resize(1000, 700)
     window.show()
+    if hasattr(window, "start"):
+        window.start()
     deadline = time.monotonic() + PAINT_TIMEOUT_S
-    while not seen.painted and time.monotonic() < deadline:
+    while (not watch.painted or not expected <= loaded) and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.01)
-    if not seen.painted:
-        raise SelfCheckFailed(f"the {what} did not paint within {PAINT_TIMEOUT_S:.0f} s")
-    if window.grab().isNull():
-        raise SelfCheckFailed(f"the {what} could not be rendered to an image")
-    window.close()
-    window.deleteLater()
-    app.processEvents()
-    return f"{what} painted offscreen ({app.platformName()} platform)"
+    try:
+        if not watch.painted:
+            raise SelfCheckFailed(f"the {what} did not paint within {PAINT_TIMEOUT_S:.0f} s")
+        if not expected <= loaded:
+            raise SelfCheckFailed(f"the {what} did not load {sorted(expected - loaded)} from the "
+                                  f"empty store within {PAINT_TIMEOUT_S:.0f} s")
+        if window.grab().isNull():
+            raise SelfCheckFailed(f"the {what} could not be rendered to an image")
+    finally:
+        window.close()
+        store = getattr(window, "store", None)
+        if store is not None:
+            store.close()
+        window.deleteLater()
+        app.processEvents()
+    done = f", loaded {', '.join(sorted(loaded))}" if loaded else ""
+    return f"{what} painted offscreen ({QApplication.platformName()} platform{done})"
+
+
+def _application():
+    if importlib.util.find_spec("fleetview.ui.app") is not None:
+        from fleetview.ui.app import application
+
+        return application(["fleetview-selfcheck"])
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.instance() or QApplication(["fleetview-selfcheck"])
 
 
 def _main_window(directory: Path):
-    """The real main window when the UI provides one, else a stand-in that uses Qt the same way.
+    """(window, what it is, the loads to wait for): the real main window when the UI has one,
+    else a stand-in that uses Qt the same way. Looked up at run time, so this check works
+    before and after the main window exists."""
+    app_module = importlib.util.find_spec("fleetview.ui.app")
+    if app_module is not None:
+        from PySide6.QtCore import QSettings
 
-    Looked up at run time so this check works before and after the main window exists.
-    """
-    if importlib.util.find_spec("fleetview.ui.main_window") is not None:
-        from fleetview.ui import main_window
+        from fleetview.ui.app import open_window
 
-        factory = getattr(main_window, "create_for_selfcheck", None) or main_window.MainWindow
-        return factory(_empty_config(directory)), "main window"
+        # Read-only, no collector: what `fleetview --no-collect` opens; settings kept apart
+        # from the user's.
+        settings = QSettings(str(directory / "settings.ini"), QSettings.Format.IniFormat)
+        window = open_window(_empty_config(directory), collect=False, settings=settings)
+        return window, "main window", {"fleet", "history", "freshness"}
     from PySide6.QtSvgWidgets import QSvgWidget
     from PySide6.QtWidgets import QLabel, QMainWindow, QVBoxLayout, QWidget
 
@@ -142,9 +169,9 @@ def _main_window(directory: Path):
     body = QWidget()
     layout = QVBoxLayout(body)
     layout.addWidget(QSvgWidget(str(resources.icon_svg())))
-    layout.addWidget(QLabel("fleetview.ui.main_window is not there yet"))
+    layout.addWidget(QLabel("fleetview.ui.app is not there yet"))
     window.setCentralWidget(body)
-    return window, "stand-in window (fleetview.ui.main_window not found)"
+    return window, "stand-in window (fleetview.ui.app not found)", set()
 
 
 def _empty_config(directory: Path):

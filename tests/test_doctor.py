@@ -268,10 +268,10 @@ def test_gcp_forbidden_project_is_a_credentials_error(fake_google):
 def test_gcp_falls_back_to_read_calls(fake_google):
     handler, url = fake_google
     handler.test_iam_status = 404
-    handler.forbidden_paths = ("/global/images?",)
+    handler.forbidden_paths = ("/aggregated/disks?",)
     report = doctor.check_scope(gcp_scope(url))
     found = verdicts(report)
-    assert found["compute.images.list"] == "missing"
+    assert found["compute.disks.list"] == "missing"
     assert found["compute.instances.list"] == "present"
     assert found["compute.images.get"] == "present"  # 404 notFound: past authorization
     assert "not available" in report.notes[0]

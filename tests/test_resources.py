@@ -1,5 +1,6 @@
 """The icon, images and palette: present, well-formed, current, and found through one module."""
 
+import ast
 import re
 import struct
 import subprocess
@@ -13,6 +14,7 @@ from fleetview.domain.errors import FleetViewError
 
 PACKAGE = Path(resources.__file__).resolve().parent
 HEX = re.compile(r"^#[0-9a-f]{6}$")
+PATH_PATTERN = r"resources_data|(?:icons|images)[/\\][^\s'\"]*\.(?:png|svg|ico|icns)"
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -121,16 +123,30 @@ def test_resources_module_imports_no_qt():
 
 
 def test_no_image_paths_scattered_in_code():
-    """Only fleetview/resources.py names image files; everything else asks it."""
-    pattern = re.compile(r"""["'][^"'\n]*\.(?:png|svg|ico|icns|jpe?g)["']""", re.IGNORECASE)
-    offenders = [
-        f"{path.relative_to(PACKAGE.parent)}:{n}"
-        for path in PACKAGE.rglob("*.py")
-        if path.name != "resources.py"
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if pattern.search(line)
-    ]
-    assert not offenders, f"image paths outside fleetview/resources.py: {offenders}"
+    """Only fleetview/resources.py names resource files; everything else asks it.
+
+    A string literal that names a shipped resource file, its folder, or an icons/ or images/
+    path is an offender (a file name the user saves to, like an export, is not).
+    """
+    shipped = {f.name for f in resources.all_files()} | {resources.ICON_NAME + ".svg"}
+    pattern = re.compile(PATH_PATTERN)
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "resources.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                if pattern.search(text) or any(name in text for name in shipped):
+                    offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not offenders, f"resource paths outside fleetview/resources.py: {offenders}"
+
+
+def test_the_scattered_path_check_catches_a_path():
+    assert re.search(PATH_PATTERN, "icons/fleetview-16.png")
+    assert re.search(PATH_PATTERN, "resources_data")
+    assert not re.search(PATH_PATTERN, "projects/p/global/images/app-1")
+    assert not re.search(PATH_PATTERN, "timeline-20261126.png")
 
 
 def test_every_resource_file_is_under_the_package():

@@ -1,0 +1,1 @@
+"""Tests of packaging/: bundle, desktop files, least-privilege policies."""
