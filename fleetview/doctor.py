@@ -31,7 +31,7 @@ class ScopeReport:
     capability: Capability
     identity: str = ""
     method: str = ""  # how the permissions were checked
-    error: str = ""  # credentials do not work: nothing else was checked
+    error: str = ""  # credentials or endpoint do not work: nothing else was checked
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -59,7 +59,8 @@ def run(config: Config, out: TextIO | None = None) -> int:
     bad = [r.scope for r in reports if not r.ok]
     if bad:
         out.write(f"\n{len(bad)} of {len(reports)} scopes need attention: {', '.join(bad)}. "
-                  "Grant the policies in packaging/permissions/ (see README, 'Permissions').\n")
+                  "Grant what is missing from the policies in packaging/permissions/ (see "
+                  "README, 'Permissions'); `??` marks what could not be checked.\n")
         return 1
     out.write(f"\nAll {len(reports)} scopes have what FleetView needs.\n")
     return 0
@@ -83,7 +84,7 @@ def render(report: ScopeReport) -> str:
     if report.identity:
         lines.append(f"  identity: {report.identity}")
     if report.error:
-        lines.append(f"  FAIL credentials: {report.error}")
+        lines.append(f"  FAIL: {report.error}")
         return "\n".join(lines) + "\n"
     if report.method:
         lines.append(f"  checked with: {report.method}")
@@ -380,6 +381,15 @@ def _gcp_probes(project: str) -> dict[str, str]:
         "compute.instanceTemplates.get": f"{base}/global/instanceTemplates/{missing}",
         "compute.instanceGroupManagers.list":
             f"{base}/aggregated/instanceGroupManagers?maxResults=1",
+        # read permissions of the operator role
+        "compute.instances.get": f"{base}/zones/us-central1-a/instances/{missing}",
+        "compute.instanceGroupManagers.get":
+            f"{base}/zones/us-central1-a/instanceGroupManagers/{missing}",
+        "compute.instanceTemplates.list": f"{base}/global/instanceTemplates?maxResults=1",
+        "compute.images.list": f"{base}/global/images?maxResults=1",
+        "compute.zoneOperations.get": f"{base}/zones/us-central1-a/operations/{missing}",
+        "compute.regionOperations.get": f"{base}/regions/us-central1/operations/{missing}",
+        "compute.globalOperations.get": f"{base}/global/operations/{missing}",
     }
 
 

@@ -123,7 +123,7 @@ def test_invalid_credentials_fail_before_any_permission(moto_iam, monkeypatch):
     report = doctor.check_scope(aws_scope(url))
     assert "InvalidClientTokenId" in report.error
     assert not report.checks and not report.ok
-    assert "FAIL credentials" in doctor.render(report)
+    assert "FAIL: InvalidClientTokenId" in doctor.render(report)
 
 
 def test_unreachable_endpoint_is_a_known_error(monkeypatch):
@@ -291,3 +291,18 @@ def test_gcp_without_credentials_says_how_to_log_in(monkeypatch, tmp_path):
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "none.json"))
     report = doctor.check_scope(GcpScopeConfig(name="g", project="demo"))
     assert "gcloud auth application-default login" in report.error
+
+
+def test_gcp_against_the_compute_emulator():
+    """The emulator has no Resource Manager: doctor falls back to read calls, which it serves."""
+    from fleetview.sim.gce import EmulatedClock, GceEmulator, GceState
+
+    with GceEmulator(GceState(EmulatedClock(1_768_478_400.0), project="demo")) as emulator:
+        out = io.StringIO()
+        assert doctor.run(Config(scopes=(gcp_scope(emulator.endpoint),)), out=out) == 0, \
+            out.getvalue()
+        report = doctor.check_scope(gcp_scope(emulator.endpoint, actions=True))
+    assert {c.need.permission for c in report.unknown()} == {
+        "compute.instanceGroupManagers.update", "compute.instanceTemplates.useReadOnly",
+        "iam.serviceAccounts.actAs"}
+    assert not report.missing()
