@@ -1,0 +1,480 @@
+"""`fleetview collect`: poll every scope on a schedule and write each poll to the store.
+
+stdout carries one JSON object a line for the GUI (see EVENTS); logs go to stderr.
+A GUI asks for a poll now by writing `poll` (or `poll a,b`) on stdin, or with SIGUSR1;
+`stop` on stdin, SIGTERM or SIGINT end the collector cleanly with exit 0.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TextIO
+
+from fleetview.config import Config
+from fleetview.domain.errors import FleetViewError
+from fleetview.domain.model import Inventory
+from fleetview.providers import make_provider
+from fleetview.store import Store, StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2, 3
+
+# The JSON lines on stdout, by "event":
+EVENTS = (
+    "collector_started",  # scopes, store, interval_s, pid
+    "poll_started",       # scope, provider
+    "poll_finished",      # scope, provider, ok, instances, groups, api_calls, duration_s,
+                          # opened, closed, unchanged, gone, region_errors, error
+    "scope_error",        # scope, provider, region (null: the whole scope), message
+    "store_error",        # message, pending (polls waiting), retry_in_s, fatal
+    "store_ok",           # the store is writable again; pending
+    "polls_dropped",      # scope, dropped (total so far), message
+    "collector_stopped",  # reason, unwritten
+)
+
+BUFFER_POLLS = 1000          # polls kept while the store is down; the oldest go first
+RETRY_S = (1, 2, 5, 10, 30)  # waits between attempts to reach the store
+ONCE_STORE_WAIT_S = 30.0     # with --once, how long to wait for a store that is down
+STOP_GRACE_S = 5.0           # on stop, how long a poll in flight may take to finish
+DRAIN_S = 10.0               # on stop, how long to keep writing what is buffered
+PRUNE_EVERY_S = 3600.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EventStream:
+    """One JSON object a line; lines from several threads never interleave."""
+
+    def __init__(self, out: TextIO):
+        self._out = out
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, **fields) -> None:
+        line = json.dumps({"event": event, "time": _iso(_now()), **fields}, default=str)
+        with self._lock:
+            try:
+                self._out.write(line + "\n")
+                self._out.flush()
+            except (BrokenPipeError, ValueError):
+                pass  # the reader (the GUI) is gone; keep collecting into the store
+
+
+@dataclass
+class PollResult:
+    scope: str
+    provider: str
+    started: datetime
+    finished: datetime
+    inventory: Inventory | None = None
+    error: str | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return round((self.finished - self.started).total_seconds(), 3)
+
+
+@dataclass
+class Outcome:
+    """What a run did, for its exit code."""
+
+    partial: bool = False
+    fatal: str | None = None
+    unwritten: int = 0
+    written: int = 0
+    scopes_done: set[str] = field(default_factory=set)
+
+
+class Writer(threading.Thread):
+    """Owns the store: writes polls in order, one transaction each; while the store is
+    down it keeps a bounded buffer and retries."""
+
+    def __init__(self, config: Config, events: EventStream, outcome: Outcome,
+                 stop: threading.Event):
+        super().__init__(name="fleetview-writer", daemon=True)
+        self.config = config
+        self.events = events
+        self.outcome = outcome
+        self.stop_event = stop
+        self.store: Store | None = None
+        self._queue: collections.deque[PollResult] = collections.deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._drain_until: float | None = None
+        self._dropped = 0
+        self._down = False
+        self._last_prune = 0.0
+
+    def submit(self, result: PollResult) -> None:
+        with self._cond:
+            self._queue.append(result)
+            if len(self._queue) > BUFFER_POLLS:
+                dropped = self._queue.popleft()
+                self._dropped += 1
+                message = (f"the store has been unavailable for a while; dropped the oldest "
+                           f"buffered poll (of {dropped.scope} at {_iso(dropped.started)}); "
+                           f"{self._dropped} dropped so far")
+                log.warning(message)
+                self.events.emit("polls_dropped", scope=dropped.scope, dropped=self._dropped,
+                                 message=message)
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def finish(self, within_s: float) -> None:
+        """Write what is buffered for at most `within_s`, then end."""
+        with self._cond:
+            self._closing = True
+            self._drain_until = time.monotonic() + within_s
+            self._cond.notify_all()
+        self.join(within_s + 5)
+
+    def run(self) -> None:
+        attempt = 0
+        try:
+            while True:
+                with self._cond:
+                    if not self._queue and not self._closing:
+                        self._cond.wait(1.0)
+                    if not self._queue:
+                        if self._closing:
+                            return
+                        idle = True
+                    else:
+                        if self._past_deadline():
+                            return
+                        idle = False
+                        item = self._queue[0]
+                if idle:
+                    self._maybe_prune()
+                    continue
+                try:
+                    self._write(item)
+                except StoreUnavailable as exc:
+                    wait = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                    attempt += 1
+                    self._down = True
+                    log.warning("%s", exc)
+                    self.events.emit("store_error", message=str(exc), pending=self.pending(),
+                                     retry_in_s=wait, fatal=False)
+                    with self._cond:
+                        deadline = time.monotonic() + wait
+                        while not self._past_deadline() and time.monotonic() < deadline:
+                            self._cond.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+                    continue
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    # A bug, or a database changed under us: drop this poll, never block the
+                    # ones behind it, and start from a fresh connection and schema check.
+                    log.exception("writing a poll of %s failed", item.scope)
+                    self.events.emit("store_error", message=f"unexpected error writing a poll "
+                                     f"of {item.scope} ({type(exc).__name__}); the poll was "
+                                     "dropped, see the collector log", pending=self.pending(),
+                                     retry_in_s=None, fatal=False)
+                    self._reset()
+                attempt = 0
+                with self._cond:
+                    if self._queue and self._queue[0] is item:
+                        self._queue.popleft()
+                if self._down:
+                    self._down = False
+                    self.events.emit("store_ok", pending=self.pending())
+        except StoreError as exc:
+            # Not something waiting fixes (a newer schema, a bad URL): stop collecting.
+            self.outcome.fatal = str(exc)
+            self.events.emit("store_error", message=str(exc), pending=self.pending(),
+                             retry_in_s=None, fatal=True)
+            self.stop_event.set()
+        finally:
+            self.outcome.unwritten = self.pending()
+            if self.store is not None:
+                self.store.close()
+
+    def _past_deadline(self) -> bool:
+        return self._drain_until is not None and time.monotonic() > self._drain_until
+
+    def _reset(self) -> None:
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+            self.store = None
+
+    def _open(self) -> Store:
+        if self.store is None:
+            self.store = Store.open(self.config.store.url)
+            log.info("store %s open", self.store.path_or_url)
+        return self.store
+
+    def _maybe_prune(self) -> None:
+        keep = self.config.store.keep_days
+        if not keep or self.store is None or time.monotonic() - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = time.monotonic()
+        try:
+            pruned = self.store.prune(keep)
+            log.info("pruned %d spans older than %d days", pruned, keep)
+        except StoreError as exc:
+            log.warning("pruning failed: %s", exc)
+
+    def _write(self, item: PollResult) -> None:
+        store = self._open()
+        self._maybe_prune()
+        if item.inventory is None:
+            store.record_failed_poll(item.scope, item.provider, None, item.started,
+                                     item.finished, item.error or "unknown error")
+            self.outcome.written += 1
+            self.events.emit("poll_finished", scope=item.scope, provider=item.provider,
+                             ok=False, error=item.error, instances=0, groups=0, api_calls=0,
+                             duration_s=item.duration_s, opened=0, closed=0, unchanged=0,
+                             gone=0, region_errors=[])
+            return
+        inv = item.inventory
+        summary = store.record_poll(inv, item.started, item.finished)
+        self.outcome.written += 1
+        self.events.emit(
+            "poll_finished", scope=item.scope, provider=item.provider, ok=inv.ok,
+            error=None, instances=len(inv.instances), groups=len(inv.groups),
+            api_calls=inv.api_calls, duration_s=item.duration_s, opened=summary.opened,
+            closed=summary.closed, unchanged=summary.unchanged, gone=summary.gone,
+            region_errors=[{"region": e.region, "message": e.message} for e in inv.errors],
+        )
+
+
+class ScopeWorker(threading.Thread):
+    """Polls one scope: now, then every interval (with jitter), or at once when woken."""
+
+    def __init__(self, scope_config, config: Config, writer: Writer, events: EventStream,
+                 outcome: Outcome, stop: threading.Event, once: bool):
+        super().__init__(name=f"fleetview-poll-{scope_config.name}", daemon=True)
+        self.scope_config = scope_config
+        self.config = config
+        self.writer = writer
+        self.events = events
+        self.outcome = outcome
+        self.stop_event = stop
+        self.once = once
+        self.wake = threading.Event()
+        self._provider = None
+
+    @property
+    def scope(self) -> str:
+        return self.scope_config.name
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                self.wake.clear()
+                self.poll_once()
+                if self.once:
+                    return
+                interval = self.config.poll.interval_s
+                jitter = self.config.poll.jitter_s
+                delay = max(1.0, interval + random.uniform(-jitter, jitter))
+                deadline = time.monotonic() + delay
+                while not self.stop_event.is_set() and not self.wake.is_set():
+                    if time.monotonic() >= deadline:
+                        break
+                    self.wake.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+        finally:
+            if self._provider is not None:
+                with contextlib.suppress(Exception):
+                    self._provider.close()
+
+    def poll_once(self) -> None:
+        provider_name = self.scope_config.provider
+        self.events.emit("poll_started", scope=self.scope, provider=provider_name)
+        started = _now()
+        inventory, error = None, None
+        try:
+            if self._provider is None:
+                self._provider = make_provider(self.scope_config, self.config.versions)
+            inventory = self._provider.poll()
+        except FleetViewError as exc:
+            error = str(exc)
+        except Exception as exc:  # a provider bug must not end the collector
+            log.exception("polling %s failed", self.scope)
+            error = f"unexpected error ({type(exc).__name__}: {exc}); see the collector log"
+        finished = _now()
+        if error is not None:
+            self.outcome.partial = True
+            log.warning("%s: %s", self.scope, error)
+            self.events.emit("scope_error", scope=self.scope, provider=provider_name,
+                             region=None, message=error)
+        else:
+            for region_error in inventory.errors:
+                self.outcome.partial = True
+                self.events.emit("scope_error", scope=self.scope, provider=provider_name,
+                                 region=region_error.region, message=region_error.message)
+        self.writer.submit(PollResult(self.scope, provider_name, started, finished,
+                                      inventory, error))
+
+
+class CommandReader(threading.Thread):
+    """Reads `poll [a,b]` and `stop` lines from a file descriptor (the GUI's pipe)."""
+
+    def __init__(self, fd: int, workers: dict[str, ScopeWorker], stop: threading.Event):
+        super().__init__(name="fleetview-commands", daemon=True)
+        self.fd = fd
+        self.workers = workers
+        self.stop_event = stop
+
+    def run(self) -> None:
+        buffer = b""
+        while not self.stop_event.is_set():
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return  # EOF: nobody will ask again; keep collecting on schedule
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                self.handle(line.decode("utf-8", "replace").strip())
+
+    def handle(self, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        if word == "poll":
+            names = [n.strip() for n in rest.split(",") if n.strip()] or list(self.workers)
+            for name in names:
+                if name in self.workers:
+                    self.workers[name].wake.set()
+                else:
+                    log.warning("poll: no scope %r in this collector", name)
+        elif word in ("stop", "quit"):
+            self.stop_event.set()
+        elif word:
+            log.warning("unknown command %r; the commands are: poll [scope,...], stop", line)
+
+
+def _select(config: Config, scopes: list[str] | None):
+    if not config.scopes:
+        where = config.path or "the config file"
+        raise FleetViewError(f"{where}: no scopes configured; add an [[aws]] or [[gcp]] table "
+                             "(see README, 'Configure')")
+    if not scopes:
+        return list(config.scopes)
+    known = [s.name for s in config.scopes]
+    unknown = [s for s in scopes if s not in known]
+    if unknown:
+        raise FleetViewError(f"unknown scope{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(unknown)}; the configured scopes are: "
+                             f"{', '.join(known)}")
+    return [config.scope(name) for name in dict.fromkeys(scopes)]
+
+
+def run(config: Config, once: bool = False, scopes: list[str] | None = None) -> int:
+    """The `fleetview collect` command."""
+    try:
+        selected = _select(config, scopes)
+    except FleetViewError as exc:
+        print(f"fleetview: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    commands_fd = None if once else _stdin_fd()
+    return serve(config, selected, once, sys.stdout, commands_fd, install_signals=True)
+
+
+def _stdin_fd() -> int | None:
+    try:
+        return sys.stdin.fileno() if sys.stdin is not None else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def serve(config: Config, selected, once: bool, out: TextIO, commands_fd: int | None,
+          install_signals: bool = False, stop: threading.Event | None = None) -> int:
+    """Run the collector for `selected` scope configs until stopped (or one round, `once`)."""
+    stop = stop or threading.Event()
+    events = EventStream(out)
+    outcome = Outcome()
+    writer = Writer(config, events, outcome, stop)
+    workers = {s.name: ScopeWorker(s, config, writer, events, outcome, stop, once)
+               for s in selected}
+    previous = _install_signals(stop, workers) if install_signals else {}
+    reason = "done"
+    try:
+        events.emit("collector_started", scopes=list(workers), pid=os.getpid(),
+                    store=_display_url(config.store.url), interval_s=config.poll.interval_s,
+                    once=once)
+        writer.start()
+        for worker in workers.values():
+            worker.start()
+        if commands_fd is not None:
+            CommandReader(commands_fd, workers, stop).start()
+        if once:
+            for worker in workers.values():
+                while worker.is_alive() and not stop.is_set():
+                    worker.join(0.2)
+            writer.finish(ONCE_STORE_WAIT_S if not stop.is_set() else DRAIN_S)
+        else:
+            while not stop.wait(0.5):
+                pass
+            reason = "fatal store error" if outcome.fatal else "stopped"
+            deadline = time.monotonic() + STOP_GRACE_S
+            for worker in workers.values():
+                worker.join(max(0.0, deadline - time.monotonic()))
+            writer.finish(DRAIN_S)
+    finally:
+        stop.set()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        events.emit("collector_stopped", reason=reason, unwritten=outcome.unwritten)
+    if outcome.fatal:
+        print(f"fleetview: {outcome.fatal}", file=sys.stderr)
+        return EXIT_ERROR
+    if once and outcome.unwritten:
+        print(f"fleetview: {outcome.unwritten} poll(s) could not be written to the store "
+              f"{_display_url(config.store.url)}; check that it is reachable", file=sys.stderr)
+        return EXIT_ERROR
+    if once and outcome.partial:
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _display_url(url: str) -> str:
+    try:
+        from fleetview.store.engine import display, parse_url
+
+        return display(parse_url(url))
+    except StoreError:
+        return url
+
+
+def _install_signals(stop: threading.Event, workers: dict[str, ScopeWorker]) -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+
+    def on_stop(signum, _frame):
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    def on_poll(_signum, _frame):
+        for worker in workers.values():
+            worker.wake.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, on_stop)
+    if hasattr(signal, "SIGUSR1"):
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_poll)
+    return previous
