@@ -1,0 +1,242 @@
+"""What `fleetview --demo` shows: five releases over 30 days on two clouds, seeded live."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+VERSIONS: tuple[str, ...] = ("2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0")
+# When each build was made: the history starts with 2.0.0 everywhere, HISTORY_DAYS ago.
+RELEASED_DAYS_AGO: dict[str, float] = {
+    "2.0.0": 31.0, "2.1.0": 24.2, "2.2.0": 17.1, "2.3.0": 10.2, "2.4.0": 3.3}
+HISTORY_DAYS = 30.0
+
+AWS_SCOPE = "demo-aws"
+GCP_SCOPE = "demo-gcp"
+FAILING_SCOPE = "legacy-aws"
+GCP_PROJECT = "demo-project"
+AWS_REGIONS = ("us-east-1", "eu-west-1")
+GCP_REGION = "us-central1"
+GCP_ZONES = ("us-central1-a", "us-central1-b")
+
+Size = Literal["small", "large"]
+SIZES: tuple[str, ...] = ("small", "large")
+
+
+@dataclass(frozen=True)
+class GroupStory:
+    """One group's 30 days.
+
+    `rollouts` are (days ago, version): the group's desired version changed then and its
+    instances were replaced by the new version's. `template_moves` changed only the desired
+    version (drift: nobody replaced the instances). `live_rollout` is a version the group is
+    patched to when the demo opens, so it rolls out while one watches.
+    """
+
+    provider: Literal["aws", "gcp"]
+    name: str
+    region: str
+    sizes: dict[str, int]
+    rollouts: tuple[tuple[float, str], ...]
+    zone: str | None = None  # a zonal MIG
+    template_moves: tuple[tuple[float, str], ...] = ()
+    live_rollout: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    role: str = ""
+
+    @property
+    def running(self) -> str:
+        return self.rollouts[-1][1]
+
+    @property
+    def desired(self) -> str:
+        return self.template_moves[-1][1] if self.template_moves else self.running
+
+    def size(self, size: str) -> int:
+        return self.sizes[size]
+
+
+@dataclass(frozen=True)
+class StandaloneStory:
+    """An instance outside any group, launched `days_ago` on `version`."""
+
+    provider: Literal["aws", "gcp"]
+    name: str
+    region: str
+    version: str
+    days_ago: float
+    zone: str | None = None
+
+
+@dataclass(frozen=True)
+class FailingStory:
+    """The scope whose endpoint is down: instances it had, and how long polls have failed."""
+
+    region: str = "us-west-2"
+    account: str = "210987654321"
+    instances: tuple[tuple[str, str, float], ...] = (  # (name, version, launched days ago)
+        ("legacy-batch-1", "2.0.0", 30.0), ("legacy-batch-2", "2.0.0", 30.0),
+        ("legacy-batch-3", "2.1.0", 22.5), ("legacy-batch-4", "2.1.0", 22.5))
+    outage_hours: float = 2.5
+
+
+GROUPS: tuple[GroupStory, ...] = (
+    GroupStory("aws", "web", "us-east-1", {"small": 10, "large": 400},
+               ((30.0, "2.0.0"), (23.8, "2.1.0"), (16.7, "2.2.0"), (9.8, "2.3.0")),
+               tags={"app": "web", "team": "storefront"}, role="steady on 2.3.0"),
+    GroupStory("aws", "api", "us-east-1", {"small": 8, "large": 300},
+               ((30.0, "2.0.0"), (23.6, "2.1.0"), (16.5, "2.2.0"), (9.6, "2.3.0"),
+                (1.2, "2.4.0")),
+               tags={"app": "api", "team": "platform"},
+               role="on a bad version: 2.4.0 went out yesterday, roll it back to 2.3.0"),
+    GroupStory("aws", "worker", "eu-west-1", {"small": 8, "large": 300},
+               ((30.0, "2.0.0"), (23.4, "2.1.0"), (16.4, "2.2.0")),
+               template_moves=((9.5, "2.3.0"),), tags={"app": "worker", "team": "data"},
+               role="drift: its template launches 2.3.0, its instances still run 2.2.0"),
+    GroupStory("gcp", "frontend", GCP_REGION, {"small": 10, "large": 4000},
+               ((30.0, "2.0.0"), (23.9, "2.1.0"), (16.8, "2.2.0"), (9.9, "2.3.0")),
+               zone="us-central1-a", live_rollout="2.4.0",
+               role="rolling out 2.4.0 while you watch"),
+    GroupStory("gcp", "api", GCP_REGION, {"small": 8, "large": 3000},
+               ((30.0, "2.0.0"), (23.7, "2.1.0"), (16.6, "2.2.0"), (9.7, "2.3.0"),
+                (2.8, "2.4.0")),
+               role="regional MIG over two zones, on 2.4.0"),
+    GroupStory("gcp", "batch", GCP_REGION, {"small": 6, "large": 3000},
+               ((30.0, "2.0.0"), (23.5, "2.1.0"), (16.3, "2.2.0"), (9.4, "2.3.0")),
+               zone="us-central1-b", role="steady on 2.3.0"),
+)
+
+STANDALONE: tuple[StandaloneStory, ...] = (
+    StandaloneStory("aws", "bastion", "us-east-1", "2.2.0", 16.0),
+    StandaloneStory("aws", "bastion", "eu-west-1", "2.0.0", 29.0),
+    StandaloneStory("gcp", "bastion", GCP_REGION, "2.1.0", 23.0, zone="us-central1-b"),
+    StandaloneStory("gcp", "tools", GCP_REGION, "2.3.0", 8.0, zone="us-central1-a"),
+)
+
+FAILING = FailingStory()
+
+
+def groups_of(provider: str) -> list[GroupStory]:
+    return [g for g in GROUPS if g.provider == provider]
+
+
+def standalone_of(provider: str) -> list[StandaloneStory]:
+    return [s for s in STANDALONE if s.provider == provider]
+
+
+def check_size(size: str) -> str:
+    if size not in SIZES:
+        raise ValueError(f"demo size must be one of {', '.join(SIZES)}, not {size!r}")
+    return size
+
+
+def gce_image_name(version: str) -> str:
+    return "app-" + version.replace(".", "-")
+
+
+def gce_template_name(version: str) -> str:
+    return gce_image_name(version) + "-tmpl"
+
+
+# -- AWS ------------------------------------------------------------------------------------
+
+@dataclass
+class AwsSeeded:
+    """What the AWS part of the story made on the moto server."""
+
+    endpoint_url: str
+    images: dict[tuple[str, str], str] = field(default_factory=dict)  # (region, version) -> AMI
+    instances: int = 0
+
+
+def seed_aws(endpoint_url: str, size: str) -> AwsSeeded:
+    """Groups, AMIs of every version and standalone instances, one thread per region."""
+    check_size(size)
+    seeded = AwsSeeded(endpoint_url)
+    with ThreadPoolExecutor(max_workers=len(AWS_REGIONS)) as pool:
+        results = list(pool.map(lambda r: _seed_aws_region(endpoint_url, r, size), AWS_REGIONS))
+    for region, images, count in results:
+        for version, image_id in images.items():
+            seeded.images[(region, version)] = image_id
+        seeded.instances += count
+    return seeded
+
+
+def _seed_aws_region(endpoint_url: str, region: str, size: str
+                     ) -> tuple[str, dict[str, str], int]:
+    from fleetview.sim.aws_fleet import GroupSpec, clients, seed_aws_fleet
+
+    specs = [GroupSpec(g.name, size=g.size(size), version=g.desired, running=g.running,
+                       tags=dict(g.tags))
+             for g in groups_of("aws") if g.region == region]
+    fleet = seed_aws_fleet(endpoint_url, regions=[region], groups=specs, versions=VERSIONS,
+                           standalone=0, unlabelled=0)
+    made = fleet.regions[region]
+    count = sum(len(ids) for ids in made.groups.values())
+    ec2, _ = clients(endpoint_url, region)
+    for story in standalone_of("aws"):
+        if story.region != region:
+            continue
+        ec2.run_instances(
+            ImageId=made.images[story.version], MinCount=1, MaxCount=1,
+            InstanceType="t3.micro", TagSpecifications=[{
+                "ResourceType": "instance",
+                "Tags": [{"Key": "Name", "Value": story.name},
+                         {"Key": "role", "Value": story.name}]}])
+        count += 1
+    return region, dict(made.images), count
+
+
+# -- GCP ------------------------------------------------------------------------------------
+
+def seed_gce(state, size: str) -> int:
+    """Images and templates of every version, the MIGs and standalone instances, back-dated
+    to when the story says they were made; returns the number of instances."""
+    check_size(size)
+    for version in VERSIONS:
+        days = timedelta(days=RELEASED_DAYS_AGO[version])
+        state.create_image(gce_image_name(version), family="app",
+                           labels={"version": gce_image_name(version).removeprefix("app-")},
+                           created=days, description=f"app build {version}")
+        state.create_instance_template(gce_template_name(version), gce_image_name(version),
+                                       labels={"app": "shop"}, created=days)
+    count = 0
+    for story in groups_of("gcp"):
+        since = timedelta(days=story.rollouts[-1][0])
+        where = {"zone": story.zone} if story.zone else {
+            "region": story.region, "zones": list(GCP_ZONES)}
+        state.create_mig(story.name, gce_template_name(story.running),
+                         target_size=story.size(size), created=since, **where)
+        count += story.size(size)
+    for story in standalone_of("gcp"):
+        state.create_instance(story.name, story.zone, gce_image_name(story.version),
+                              labels={"role": story.name},
+                              created=timedelta(days=story.days_ago))
+        count += 1
+    return count
+
+
+# A live rollout replaces this share of the group per wave: ten waves or so, whatever the size.
+LIVE_SURGE_SHARE = 0.1
+
+
+def start_live_rollouts(state, stories: Sequence[GroupStory] = GROUPS) -> list[str]:
+    """Patch every group with a `live_rollout` to that version's template, PROACTIVE, as an
+    operator would; the emulator replaces its instances over the next minute or two."""
+    started = []
+    for story in stories:
+        if story.provider != "gcp" or story.live_rollout is None:
+            continue
+        group = state.find_group(story.name)
+        surge = max(1, int(group.target_size * LIVE_SURGE_SHARE))
+        state.patch_group(group, {
+            "versions": [{"instanceTemplate": state.template_link(
+                gce_template_name(story.live_rollout))}],
+            "updatePolicy": {"type": "PROACTIVE", "minimalAction": "REPLACE",
+                             "maxSurge": {"fixed": surge}, "maxUnavailable": {"fixed": 0}},
+        })
+        started.append(story.name)
+    return started
