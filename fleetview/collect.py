@@ -120,7 +120,7 @@ class Writer(threading.Thread):
         self._drain_until: float | None = None
         self._dropped = 0
         self._down = False
-        self._last_prune = 0.0
+        self._last_prune: float | None = None
 
     def submit(self, result: PollResult) -> None:
         with self._cond:
@@ -227,7 +227,9 @@ class Writer(threading.Thread):
 
     def _maybe_prune(self) -> None:
         keep = self.config.store.keep_days
-        if not keep or self.store is None or time.monotonic() - self._last_prune < PRUNE_EVERY_S:
+        if not keep or self.store is None:
+            return
+        if self._last_prune is not None and time.monotonic() - self._last_prune < PRUNE_EVERY_S:
             return
         self._last_prune = time.monotonic()
         try:
@@ -238,11 +240,11 @@ class Writer(threading.Thread):
 
     def _write(self, item: PollResult) -> None:
         store = self._open()
-        self._maybe_prune()
         if item.inventory is None:
             store.record_failed_poll(item.scope, item.provider, None, item.started,
                                      item.finished, item.error or "unknown error")
             self.outcome.written += 1
+            self._maybe_prune()
             self.events.emit("poll_finished", scope=item.scope, provider=item.provider,
                              ok=False, error=item.error, instances=0, groups=0, api_calls=0,
                              duration_s=item.duration_s, opened=0, closed=0, unchanged=0,
@@ -251,6 +253,7 @@ class Writer(threading.Thread):
         inv = item.inventory
         summary = store.record_poll(inv, item.started, item.finished)
         self.outcome.written += 1
+        self._maybe_prune()
         self.events.emit(
             "poll_finished", scope=item.scope, provider=item.provider, ok=inv.ok,
             error=None, instances=len(inv.instances), groups=len(inv.groups),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -150,6 +151,23 @@ def test_scopes_option_limits_and_unknown_scope_is_exit_2(fake, tmp_path, capsys
     captured = capsys.readouterr()
     assert "unknown scope zz" in captured.err and "a, b" in captured.err
     assert captured.out == ""
+
+
+def test_keep_days_prunes_old_closed_spans(fake, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    with Store.open(url) as store:  # history from long ago: one instance came and went
+        from tests.store.builders import at, instance, inventory, scope
+
+        sc = scope("a", ("us-east-1",))
+        store.record_poll(inventory(at(0), [instance("i-old", scope_name="a")], sc=sc),
+                          at(0), at(0))
+        store.record_poll(inventory(at(1), [], sc=sc), at(1), at(1))
+    write_fleet(fake, a=fleet("i-1"))
+    config = dataclasses.replace(config_for(url, "a"),
+                                 store=StoreConfig(url=url, keep_days=30))
+    assert collect.run(config, once=True) == 0
+    with Store.open(url, readonly=True) as store:
+        assert list(store.spans(at(-1), datetime.now(UTC))["instance_id"]) == ["i-1"]
 
 
 def test_store_newer_than_fleetview_is_exit_1(fake, tmp_path, capsys):
