@@ -12,44 +12,52 @@ from botocore.stub import Stubber
 
 from fleetview import doctor, permissions
 from fleetview.config import AwsScopeConfig, Config, ConfigError, GcpScopeConfig
-from fleetview.sim.moto_server import MotoServer
+from tests.providers.aws_fixtures import moto_server_module  # noqa: F401
 
 REGION = "us-east-1"
 
 
+def _reset_auth(url: str, count: str) -> None:
+    request = urllib.request.Request(f"{url}/moto-api/reset-auth", data=count.encode(),
+                                     headers={"Content-Type": "text/plain"}, method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+
+
 @pytest.fixture(scope="module")
-def moto_iam():
-    """A moto server with three IAM users, then IAM enforcement switched on."""
-    with MotoServer.start() as server:
-        kw = dict(endpoint_url=server.url, region_name=REGION, aws_access_key_id="testing",
-                  aws_secret_access_key="testing")
-        iam, ec2 = boto3.client("iam", **kw), boto3.client("ec2", **kw)
-        # A group to read, so the read-only probes that need one find it.
-        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        ec2.create_launch_template(LaunchTemplateName="web",
-                                   LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"})
-        boto3.client("autoscaling", **kw).create_auto_scaling_group(
-            AutoScalingGroupName="web", LaunchTemplate={"LaunchTemplateName": "web"},
-            MinSize=0, MaxSize=0, AvailabilityZones=[f"{REGION}a"])
+def moto_iam(moto_server_module):  # noqa: F811
+    """The session's moto server with three IAM users, then IAM enforcement switched on
+    (and off again afterwards, since the server is shared)."""
+    server = moto_server_module
+    kw = dict(endpoint_url=server.url, region_name=REGION, aws_access_key_id="testing",
+              aws_secret_access_key="testing")
+    iam, ec2 = boto3.client("iam", **kw), boto3.client("ec2", **kw)
+    # A group to read, so the read-only probes that need one find it.
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_launch_template(LaunchTemplateName="web",
+                               LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"})
+    boto3.client("autoscaling", **kw).create_auto_scaling_group(
+        AutoScalingGroupName="web", LaunchTemplate={"LaunchTemplateName": "web"},
+        MinSize=0, MaxSize=0, AvailabilityZones=[f"{REGION}a"])
 
-        def user(name, policy):
-            iam.create_user(UserName=name)
-            iam.put_user_policy(UserName=name, PolicyName="fleetview",
-                                PolicyDocument=json.dumps(policy))
-            key = iam.create_access_key(UserName=name)["AccessKey"]
-            return key["AccessKeyId"], key["SecretAccessKey"]
+    def user(name, policy):
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="fleetview",
+                            PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
 
-        keys = {
-            "ro": user("ro", permissions.aws_policy("watch")),
-            "op": user("op", permissions.aws_policy("operate")),
-            "half": user("half", {"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*"}]}),
-            "bad": ("AKIAIOSFODNN7EXAMPLE", "not-a-secret"),
-        }
-        request = urllib.request.Request(f"{server.url}/moto-api/reset-auth", data=b"0",
-                                         headers={"Content-Type": "text/plain"}, method="POST")
-        urllib.request.urlopen(request, timeout=10).read()
+    keys = {
+        "ro": user("ro", permissions.aws_policy("watch")),
+        "op": user("op", permissions.aws_policy("operate")),
+        "half": user("half", {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*"}]}),
+        "bad": ("AKIAIOSFODNN7EXAMPLE", "not-a-secret"),
+    }
+    _reset_auth(server.url, "0")
+    try:
         yield server.url, keys
+    finally:
+        _reset_auth(server.url, "inf")
 
 
 def aws_scope(url, actions=False):

@@ -18,7 +18,7 @@ from fleetview import permissions
 from fleetview.config import AwsScopeConfig
 from fleetview.domain.versions import VersionRules
 from fleetview.sim.aws_fleet import seed_aws_fleet
-from tests.providers.aws_fixtures import moto_server  # noqa: F401
+from tests.providers.aws_fixtures import moto_server_module  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "packaging" / "permissions"
@@ -71,13 +71,13 @@ class CallRecorder:
         return seen - permissions.AWS_UNGATED
 
 
-@pytest.fixture
-def aws_recorded(moto_server):  # noqa: F811
+@pytest.fixture(scope="module")
+def aws_recorded(moto_server_module):  # noqa: F811
     """(calls while polling, calls while replacing and rolling back) of the AWS provider."""
     from fleetview.providers.aws import AwsProvider
 
-    seed_aws_fleet(moto_server.url, (REGION,))
-    scope = AwsScopeConfig(name="prod", regions=(REGION,), endpoint_url=moto_server.url,
+    seed_aws_fleet(moto_server_module.url, (REGION,))
+    scope = AwsScopeConfig(name="prod", regions=(REGION,), endpoint_url=moto_server_module.url,
                            actions=True)
     provider = AwsProvider(scope, VersionRules(), sleep=lambda s: None)
     recorder = CallRecorder()
@@ -165,7 +165,7 @@ def test_aws_policies_grant_nothing_the_code_does_not_use(aws_recorded):
 # --- GCP -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def gcp_recorded():
     """(methods while polling, methods while replacing and rolling back) of the GCP provider."""
     gce_fixtures = pytest.importorskip("tests.sim.gce_fixtures")
