@@ -316,13 +316,14 @@ def test_poll_now_by_stdin_and_sigusr1_and_sigterm_exits_0(tmp_path):
         proc.stdin.close()
 
 
-def test_sigterm_during_a_poll_exits_0_without_half_writes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_signal_during_a_poll_exits_0_without_half_writes(tmp_path, signum):
     fleet_path = tmp_path / "fleet.json"
     write_fleet(fleet_path, a={**fleet("i-1"), "delay_s": 1.0})
     proc = _start_collector(tmp_path, fleet_path)
     try:
         _next_event(proc, "poll_started")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:

@@ -176,6 +176,12 @@ def ensure_schema(engine: Engine, where: str, readonly: bool) -> int:
         if found is not None and found > SCHEMA_VERSION:
             raise too_new(found, where)
         if found is None:
+            clash = sorted(set(sa.inspect(conn).get_table_names()) & set(metadata.tables))
+            if clash:
+                raise StoreError(
+                    f"{where} has tables named like FleetView's ({', '.join(clash)}) but no "
+                    "FleetView schema version, so it is not a FleetView database; point "
+                    "store.url at a new file or an empty database. Nothing was changed.")
             metadata.create_all(conn)
             conn.execute(sa.insert(meta), [
                 {"key": "schema_version", "value": str(SCHEMA_VERSION)},

@@ -279,6 +279,17 @@ def test_newer_schema_is_refused_and_untouched(store_url):
     engine.dispose()
 
 
+def test_a_foreign_database_is_refused_and_untouched(store_url):
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE spans (x INTEGER)"))
+    with pytest.raises(StoreError, match="not a FleetView database"):
+        Store.open(store_url)
+    with engine.connect() as conn:
+        assert sa.inspect(conn).get_table_names() == ["spans"]
+    engine.dispose()
+
+
 def test_migrations_run_forward_on_open(store_url, monkeypatch):
     Store.open(store_url).close()
     ran = []
