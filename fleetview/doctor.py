@@ -100,7 +100,7 @@ def render(report: ScopeReport) -> str:
         lines.append(f"  => {len(missing)} missing; grant {policy} "
                      f"(packaging/permissions/) to {report.identity or 'this identity'}")
     elif unknown:
-        lines.append(f"  => {len(unknown)} could not be checked; see the notes above")
+        lines.append(f"  => {len(unknown)} could not be checked (reasons above)")
     else:
         lines.append("  => everything needed is present")
     return "\n".join(lines) + "\n"
@@ -126,6 +126,10 @@ def probe_name(prefix: str) -> str:
 
 _AWS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
                "UnauthorizedAccess", "Forbidden")
+# Errors that come before authorization (a region not enabled, a token the region rejects):
+# they say nothing about the policy.
+_AWS_NOT_ANSWERED = ("OptInRequired", "AuthFailure", "InvalidClientTokenId", "ExpiredToken",
+                     "UnrecognizedClientException", "SignatureDoesNotMatch")
 _FAKE_INSTANCE = "i-00000000000000000"
 _FAKE_TEMPLATE = "lt-00000000000000000"
 
@@ -348,6 +352,8 @@ def _aws_probe(client, method: str, params: dict) -> tuple[Verdict, str]:
             return "present", ""
         if code in _AWS_DENIED or "AccessDenied" in code or "Unauthorized" in code:
             return "missing", code
+        if code in _AWS_NOT_ANSWERED:
+            return "unknown", f"{code}: {_first_line(error.get('Message', ''))}"
         if 400 <= status < 500 and "Throttl" not in code:
             return "present", f"authorized (the call then failed with {code}, as intended)"
         return "unknown", f"{code or status}: {_first_line(error.get('Message', ''))}"

@@ -292,7 +292,7 @@ def test_gcp_read_probes_cannot_check_operator_permissions(fake_google):
     report = doctor.check_scope(gcp_scope(url, actions=True))
     assert verdicts(report)["compute.instanceGroupManagers.update"] == "unknown"
     assert not report.missing()
-    assert "could not be checked" in doctor.render(report)
+    assert "could not be checked (reasons above)" in doctor.render(report)
 
 
 def test_gcp_without_credentials_says_how_to_log_in(monkeypatch, tmp_path):
@@ -314,3 +314,21 @@ def test_gcp_against_the_compute_emulator():
         "compute.instanceGroupManagers.update", "compute.instanceTemplates.useReadOnly",
         "iam.serviceAccounts.actAs"}
     assert not report.missing()
+
+
+@pytest.mark.parametrize(("code", "status", "verdict"), [
+    ("DryRunOperation", 412, "present"),
+    ("UnauthorizedOperation", 403, "missing"),
+    ("AccessDenied", 403, "missing"),
+    ("ValidationError", 400, "present"),  # got past authorization, then failed as intended
+    ("OptInRequired", 401, "unknown"),  # a region not enabled says nothing about the policy
+    ("Throttling", 400, "unknown"),
+    ("InternalError", 500, "unknown"),
+])
+def test_probe_answers_are_read_as_verdicts(code, status, verdict):
+    ec2 = boto3.client("ec2", region_name=REGION, aws_access_key_id="x",
+                       aws_secret_access_key="x")
+    with Stubber(ec2) as stub:
+        stub.add_client_error("describe_instances", service_error_code=code,
+                              http_status_code=status)
+        assert doctor._aws_probe(ec2, "describe_instances", {"DryRun": True})[0] == verdict
