@@ -376,6 +376,11 @@ class GceState:
                                                          body["updatePolicy"])
             if "targetSize" in body:
                 group.target_size = int(body["targetSize"])
+            # Members already on a version's template take its (new) name without a replacement.
+            for name, version in group.assign_targets().items():
+                member = group.members[name]
+                if member.template == version.template and member.pending is None:
+                    member.version_name = version.name
             if "description" in body:
                 group.description = body["description"]
             if "listManagedInstancesResults" in body:
