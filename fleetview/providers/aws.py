@@ -82,7 +82,8 @@ class AwsProvider(Provider):
 
     Keyword-only extras exist for tests and the demo, not for the config: `endpoint_for`
     gives one region its own endpoint (a region that is down, a throttling proxy),
-    `sleep` and `poll_interval_s` make action tracking instant on moto.
+    `sleep` and `poll_interval_s` make action tracking instant on moto, `region_workers`
+    caps the regions polled at once (default: all), `max_attempts` counts the first try.
     """
 
     name = "aws"
@@ -100,6 +101,7 @@ class AwsProvider(Provider):
         sleep: Callable[[float], None] = time.sleep,
         poll_interval_s: float = 15.0,
         track_timeout_s: float = 3600.0,
+        region_workers: int | None = None,
     ) -> None:
         super().__init__(config, rules)
         self.endpoint_for = endpoint_for
@@ -107,6 +109,8 @@ class AwsProvider(Provider):
         self.sleep = sleep
         self.poll_interval_s = poll_interval_s
         self.track_timeout_s = track_timeout_s
+        # One thread a region by default, so a slow region delays no other.
+        self.region_workers = region_workers
         self._botocore_config = Config(
             retries={"mode": "standard", "total_max_attempts": max_attempts},
             connect_timeout=connect_timeout_s,
@@ -247,7 +251,8 @@ class AwsProvider(Provider):
     def _executor(self, regions: int) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=max(1, min(regions, 32)),
+                workers = self.region_workers or min(regions, 32)
+                self._pool = ThreadPoolExecutor(max_workers=max(1, workers),
                                                 thread_name_prefix="fleetview-aws")
             return self._pool
 
@@ -323,7 +328,7 @@ class AwsProvider(Provider):
 
     def image_region(self, image_id: str) -> str | None:
         """The region where a poll last saw this AMI (AMI ids are regional)."""
-        for (region, known), _ in self._images.items():
+        for region, known in list(self._images):  # a snapshot: polls may be adding
             if known == image_id:
                 return region
         return None

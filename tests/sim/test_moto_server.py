@@ -1,29 +1,32 @@
 """The moto server helper: starts on a free port, answers, resets, stops."""
 
+import socket
+import urllib.request
+
 import boto3
 
 from fleetview.sim.moto_server import MotoServer, free_port
+from tests.providers.aws_fixtures import moto_server  # noqa: F401
 
 
-def _ec2(url: str):
-    return boto3.client("ec2", region_name="us-east-1", endpoint_url=url)
-
-
-def test_start_answers_reset_forgets_and_stop_ends_the_process():
+def test_start_answers_on_loopback_and_stop_ends_the_process():
     with MotoServer.start() as server:
-        assert server.url.startswith("http://127.0.0.1:")
-        ec2 = _ec2(server.url)
-        image = ec2.register_image(Name="app-1.0.0")["ImageId"]
-        assert ec2.describe_images(Owners=["self"])["Images"][0]["ImageId"] == image
-        server.reset()
-        assert ec2.describe_images(Owners=["self"])["Images"] == []
+        assert server.url.startswith("http://127.0.0.1:") and server.alive()
+        with urllib.request.urlopen(f"{server.url}/moto-api/data.json", timeout=5) as answer:
+            assert answer.status == 200
         process = server.process
-    assert process.poll() is not None
+    assert process.poll() is not None and not server.alive()
+
+
+def test_reset_forgets_every_resource(moto_server):  # noqa: F811
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_server.url)
+    image = ec2.register_image(Name="app-1.0.0")["ImageId"]
+    assert [i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]] == [image]
+    moto_server.reset()
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
 
 
 def test_free_port_is_bindable():
-    import socket
-
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
