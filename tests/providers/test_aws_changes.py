@@ -87,3 +87,28 @@ def test_a_deregistered_ami_keeps_its_version_and_is_marked_gone(moto_server):  
     assert image.gone is True and image.version == "1.2.0"
     assert image.tags == {"version": "1.2.0"}
 
+
+
+def test_a_group_under_instance_refresh_is_updating(moto_server):  # noqa: F811
+    from botocore.stub import Stubber
+
+    seed_aws_fleet(moto_server.url, ("us-east-1",), groups=[
+        GroupSpec("api", size=2, version="1.4.0", running="1.3.0", pointer="$Latest")],
+        standalone=0, unlabelled=0)
+    real = boto3.client("autoscaling", region_name="us-east-1", endpoint_url=moto_server.url)
+    groups = real.describe_auto_scaling_groups()
+    groups.pop("ResponseMetadata")
+    p = AwsProvider(scope(moto_server.url), VersionRules())
+    # moto has no instance refresh: the Auto Scaling answers come from the Stubber, EC2 from moto
+    with Stubber(p.client("autoscaling", "us-east-1")) as stub:
+        stub.add_response("describe_auto_scaling_groups", groups)
+        stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [{
+            "InstanceRefreshId": "r-1", "AutoScalingGroupName": "api",
+            "Status": "InProgress", "PercentageComplete": 50}]},
+            {"AutoScalingGroupName": "api", "MaxRecords": 1})
+        inventory = p.poll()
+        stub.assert_no_pending_responses()
+    p.close()
+    group = inventory.group("api", "us-east-1")
+    assert group.updating is True and group.extra["instance_refresh"] == "InProgress"
+    assert p.refresh_supported["us-east-1"] is True
