@@ -155,8 +155,16 @@ def too_new(found: int, where: str) -> StoreError:
     )
 
 
-def ensure_schema(engine: Engine, where: str, readonly: bool) -> int:
-    """Create or migrate the schema (never when readonly); refuse a newer one untouched."""
+# Any constant: PostgreSQL advisory lock that makes collectors starting at once create or
+# migrate the schema one after the other.
+_SCHEMA_LOCK = 0x464C5456
+
+
+def ensure_schema(engine: Engine, where: str, readonly: bool, writer: Engine | None = None
+                  ) -> int:
+    """Create or migrate the schema (never when readonly); refuse a newer one untouched.
+
+    `writer` is the engine whose transactions take the write lock up front (SQLite)."""
     with engine.connect() as conn:
         found = read_version(conn)
         conn.rollback()
@@ -170,7 +178,9 @@ def ensure_schema(engine: Engine, where: str, readonly: bool) -> int:
                              "once (or open the window without --no-collect)")
         raise StoreError(f"{where} has an older schema ({found}); run `fleetview collect` once "
                          "to upgrade it")
-    with engine.begin() as conn:
+    with (writer or engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
         # Read again inside the write transaction: another process may have got there first.
         found = read_version(conn)
         if found is not None and found > SCHEMA_VERSION:

@@ -89,7 +89,7 @@ class Store:
         store = cls(engine, parsed, readonly)
         try:
             with store._errors("open"):
-                ensure_schema(engine, store.path_or_url, readonly)
+                ensure_schema(engine, store.path_or_url, readonly, store._writer)
         except BaseException:
             engine.dispose()
             raise

@@ -3,8 +3,7 @@ and a failed poll (whole scope or one region) never closes a span."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import itertools
 
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +12,8 @@ from hypothesis import strategies as st
 from fleetview.domain.model import State
 from fleetview.store import Store
 from tests.store.builders import at, instance, inventory, scope
+
+_runs = itertools.count()
 
 REGIONS = ("r1", "r2")
 HOME = {f"i{n}": REGIONS[n % 2] for n in range(6)}  # an instance lives in one region
@@ -38,49 +39,51 @@ def _alive(frame: pd.DataFrame, when) -> dict[str, tuple]:
     return {r.instance_id: (r.version, r.state) for r in alive.itertuples()}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(step, min_size=1, max_size=12))
-def test_replay_matches_every_observation(steps):
-    sc = scope(regions=REGIONS)
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'h.db'}"
-        store = Store.open(url)
-        model: dict[str, tuple] = {}
-        expected: list[tuple[int, dict]] = []
-        try:
-            for k, item in enumerate(steps):
-                if item[0] == "restart":
-                    store.close()
-                    store = Store.open(url)
-                    continue
-                if item[0] == "scope_failed":
-                    store.record_failed_poll(sc.name, "aws", None, at(k), at(k), "denied")
-                    expected.append((k, dict(model)))
-                    continue
-                results = item[1]
-                seen, errors, ok = [], [], []
-                for region, result in results.items():
-                    if result == "error":
-                        errors.append((region, "throttled"))
-                    elif result == "absent":
-                        continue
-                    else:
-                        ok.append(region)
-                        for iid, (version, state) in result.items():
-                            if HOME[iid] == region:
-                                seen.append(instance(iid, version, region=region, state=state))
-                # The model: what a complete region shows is the truth there; the rest lasts.
-                for region in ok:
-                    for iid in [i for i in model if HOME[i] == region]:
-                        del model[iid]
-                for inst in seen:
-                    model[inst.id] = (inst.version, str(inst.state))
-                inv = inventory(at(k), seen, ok=tuple(ok), errors=errors, sc=sc)
-                store.record_poll(inv, at(k), at(k))
+# One database per test (SQLite and PostgreSQL); each example writes a scope of its own, so
+# examples never see each other's spans.
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=1, max_size=12))
+def test_replay_matches_every_observation(store_url, steps):
+    sc = scope(f"run-{next(_runs)}", regions=REGIONS)
+    store = Store.open(store_url)
+    model: dict[str, tuple] = {}
+    expected: list[tuple[int, dict]] = []
+    try:
+        for k, item in enumerate(steps):
+            if item[0] == "restart":
+                store.close()
+                store = Store.open(store_url)
+                continue
+            if item[0] == "scope_failed":
+                store.record_failed_poll(sc.name, "aws", None, at(k), at(k), "denied")
                 expected.append((k, dict(model)))
-            frame = store.spans(at(-1), at(len(steps) + 1))
-        finally:
-            store.close()
+                continue
+            results = item[1]
+            seen, errors, ok = [], [], []
+            for region, result in results.items():
+                if result == "error":
+                    errors.append((region, "throttled"))
+                elif result == "absent":
+                    continue
+                else:
+                    ok.append(region)
+                    for iid, (version, state) in result.items():
+                        if HOME[iid] == region:
+                            seen.append(instance(iid, version, region=region, state=state,
+                                                     scope_name=sc.name))
+            # The model: what a complete region shows is the truth there; the rest lasts.
+            for region in ok:
+                for iid in [i for i in model if HOME[i] == region]:
+                    del model[iid]
+            for inst in seen:
+                model[inst.id] = (inst.version, str(inst.state))
+            inv = inventory(at(k), seen, ok=tuple(ok), errors=errors, sc=sc)
+            store.record_poll(inv, at(k), at(k))
+            expected.append((k, dict(model)))
+        frame = store.spans(at(-1), at(len(steps) + 1), scopes=[sc.name])
+    finally:
+        store.close()
     for k, state in expected:
         assert _alive(frame, at(k)) == state, f"after step {k}: {steps[k]}"
     # Spans change only when an observation does: no two touching spans say the same thing.

@@ -125,6 +125,32 @@ def test_two_writers_of_one_scope_stay_correct(store_url):
         assert len(one.spans(at(0), at(3))) == 2
 
 
+def test_collectors_of_different_scopes_write_at_once(store_url):
+    # Several collectors share one database, each with its own scopes.
+    errors = []
+
+    def collector(name: str) -> None:
+        sc = scope(name, ("us-east-1",))
+        try:
+            with Store.open(store_url) as own:
+                for n in range(8):
+                    fleet = [instance(f"{name}-{k}", f"1.{n // 3}", scope_name=name)
+                             for k in range(20)]
+                    own.record_poll(inventory(at(n), fleet, sc=sc), at(n), at(n))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=collector, args=(f"s{k}",)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with Store.open(store_url, readonly=True) as reader:
+        assert len(reader.fleet_at()) == 60
+        assert len(reader.spans(at(0), at(9))) == 3 * 20 * 3  # versions 1.0, 1.1, 1.2
+
+
 def test_stale_poll_only_adds_its_record(store):
     store.record_poll(inventory(at(5), [instance("i-a")]), at(5), at(5))
     summary = store.record_poll(inventory(at(1), []), at(1), at(1))
