@@ -191,7 +191,9 @@ class ComputeApi:
                     to_json: Callable[[Any], Json], query: dict[str, str],
                     what: str) -> Json:
         """An aggregatedList page: items keyed by scope, unreachable zones reported."""
-        unreachable = sorted(f"zones/{z}" for z in self.state.faults.unreachable_zones())
+        scopes = {scope for scope, _ in scoped}
+        unreachable = sorted(f"zones/{z}" for z in self.state.faults.unreachable_zones()
+                             if f"zones/{z}" in scopes)
         partial = _truthy(query.get("returnPartialSuccess"))
         if unreachable and partial is False:
             raise errors.zone_unavailable(f"projects/{project}/{unreachable[0]}")
