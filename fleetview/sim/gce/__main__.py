@@ -29,10 +29,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed:
         seed_example(state)
     emulator = GceEmulator(state, port=args.port, verbose=args.verbose)
-    print(f"Compute Engine emulator on http://127.0.0.1:{args.port} "
-          f"(project {args.project}); Ctrl-C to stop", flush=True)
+
+    def ready(emu: GceEmulator) -> None:
+        mode = f"real time x{args.speed:g}" if args.realtime else "manual clock"
+        print(f"Compute Engine emulator on {emu.endpoint} (project {args.project}, {mode}); "
+              "Ctrl-C to stop", flush=True)
+
     with contextlib.suppress(KeyboardInterrupt):
-        emulator.serve_forever()
+        emulator.serve_forever(on_ready=ready)
 
 
 if __name__ == "__main__":

@@ -165,7 +165,8 @@ class ComputeApi:
                query: dict[str, str], body: Json | None) -> Json:
         state = self.state
         project = params["project"]
-        state.calls[method_id] += 1
+        with state.lock:
+            state.calls[method_id] += 1
         state.faults.check(method_id, project)
         zone = params.get("zone")
         if zone and zone in state.faults.unreachable_zones():

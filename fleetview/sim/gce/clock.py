@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -69,6 +70,7 @@ class EmulatedClock:
                 self._speed = speed
 
 
+@functools.lru_cache(maxsize=8192)
 def rfc3339(epoch: float) -> str:
     """A timestamp the way Compute Engine writes it: '2024-05-01T03:04:05.678-07:00'."""
     dt = datetime.fromtimestamp(epoch, _PACIFIC)

@@ -256,10 +256,16 @@ def schedule(group: ManagedGroup, t: float, state: GceState) -> None:
                 if v.template == m.template:
                     have[i] += 1
                     break
+        per_zone = dict.fromkeys(group.zones, 0)
+        for m in active:
+            if m.zone in per_zone:
+                per_zone[m.zone] += 1
         for _ in range(group.target_size - len(active)):
             i = max(range(len(targets)), key=lambda k: targets[k] - have[k])
             have[i] += 1
-            _start_create(group, group.versions[i], _emptiest_zone(group), t, state)
+            zone = min(group.zones, key=lambda z: per_zone[z])
+            per_zone[zone] += 1
+            _start_create(group, group.versions[i], zone, t, state)
     elif len(active) > group.target_size:
         surplus = len(active) - group.target_size
         targets = group.assign_targets()
@@ -342,14 +348,6 @@ def _complete(group: ManagedGroup, m: Member, t: float, state: GceState) -> None
     elif m.action == DELETING:
         group.members.pop(m.name, None)
         state.drop_instance(group.project, m.zone, m.name)
-
-
-def _emptiest_zone(group: ManagedGroup) -> str:
-    counts = dict.fromkeys(group.zones, 0)
-    for m in group.active():
-        if m.zone in counts:
-            counts[m.zone] += 1
-    return min(group.zones, key=lambda z: counts[z])
 
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"

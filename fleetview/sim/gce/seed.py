@@ -26,3 +26,26 @@ def seed_example(state: GceState, instances_per_group: int = 4) -> None:
                                {"instanceTemplate": "app-1-9-0-tmpl", "name": "stable"}])
     state.create_instance("bastion", "us-central1-b", "app-1-8-0",
                           created=timedelta(days=59))
+
+
+def seed_fleet(state: GceState, instances: int, *,
+               zones: tuple[str, ...] = ("us-central1-a", "us-central1-b", "us-central1-c"),
+               group_size: int = 100, versions: int = 3) -> None:
+    """A large estate for benchmarks: `instances` MIG instances spread evenly over `zones`.
+
+    Groups of `group_size` (the last one takes the remainder) cycle through `versions`
+    images app-1-0-0, app-1-1-0, ... and their global templates.
+    """
+    for v in range(versions):
+        name = f"app-1-{v}-0"
+        state.create_image(name, family="app", labels={"version": f"1-{v}-0"},
+                           created=timedelta(days=10 * (versions - v)))
+        state.create_instance_template(f"{name}-tmpl", name)
+    left, g = instances, 0
+    while left > 0:
+        size = min(group_size, left)
+        state.create_mig(f"group-{g:04d}", f"app-1-{g % versions}-0-tmpl",
+                         zone=zones[g % len(zones)], target_size=size,
+                         created=timedelta(days=1))
+        left -= size
+        g += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -98,22 +99,26 @@ class GceEmulator:
         return {"credentials": AnonymousCredentials(),
                 "client_options": {"api_endpoint": self.endpoint}}
 
-    def start(self) -> GceEmulator:
+    def _bind(self) -> _Server:
         server = _Server(("127.0.0.1", self._port), _Handler)
         server.api = api.ComputeApi(self.state)
         server.verbose = self._verbose
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="gce-emulator",
-                                        daemon=True)
+        return server
+
+    def start(self) -> GceEmulator:
+        """Listen on 127.0.0.1 and serve on a daemon thread; returns self."""
+        server = self._bind()
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                                        name="gce-emulator", daemon=True)
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        """Serve on the calling thread (the command line); stop() from elsewhere ends it."""
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.api = api.ComputeApi(self.state)
-        server.verbose = self._verbose
-        self._server = server
+    def serve_forever(self, on_ready: Callable[[GceEmulator], None] | None = None) -> None:
+        """Serve on the calling thread (the command line); on_ready runs once listening."""
+        server = self._bind()
+        if on_ready is not None:
+            on_ready(self)
         server.serve_forever()
 
     def stop(self) -> None:
