@@ -59,8 +59,12 @@ class PollSummary:
 
 @dataclass
 class _ScopeCache:
+    """A scope's open spans as the last write left them: instance id -> observation and
+    instance id -> span id (to close it by primary key), groups, images."""
+
     generation: int
     instances: dict
+    span_ids: dict
     groups: dict
     images: dict
 
@@ -209,9 +213,12 @@ class Store:
             return cached
         # Someone else wrote this scope (or we just started): the database is the truth.
         cols = [spans.c[f] for f in INSTANCE_FIELDS]
-        rows = conn.execute(sa.select(spans.c.instance_id, *cols).where(
+        rows = conn.execute(sa.select(spans.c.instance_id, spans.c.span_id, *cols).where(
             spans.c.scope == scope, spans.c.end_us.is_(None)))
-        instances = {r[0]: tuple(r[1:]) for r in rows}
+        instances, span_ids = {}, {}
+        for row in rows:
+            instances[row[0]] = tuple(row[2:])
+            span_ids[row[0]] = row[1]
         gcols = [group_spans.c[f] for f in GROUP_FIELDS]
         rows = conn.execute(sa.select(group_spans.c.region, group_spans.c.group_name, *gcols)
                             .where(group_spans.c.scope == scope, group_spans.c.end_us.is_(None)))
@@ -219,7 +226,7 @@ class Store:
         icols = [images.c[f] for f in _IMAGE_FIELDS]
         rows = conn.execute(sa.select(images.c.image_id, *icols).where(images.c.scope == scope))
         known = {r[0]: _image_obs(r[1:]) for r in rows}
-        return _ScopeCache(generation, instances, groups, known)
+        return _ScopeCache(generation, instances, span_ids, groups, known)
 
     def _write_changes(self, conn: Connection, inventory: Inventory, at: int,
                        cache: _ScopeCache) -> tuple[PollSummary, _ScopeCache]:
@@ -228,10 +235,14 @@ class Store:
         coverage = Coverage.of(inventory)
 
         inst = diff_instances(cache.instances, inventory, coverage)
-        _bulk(conn, _CLOSE_SPAN, [(at, scope, key) for key in inst.closed])
-        _bulk(conn, _insert_sql(spans, ("provider", "scope", "instance_id", *INSTANCE_FIELDS,
-                                        "start_us")),
-              [(provider, scope, key, *obs, at) for key, obs in inst.opened.items()])
+        span_ids = cache.span_ids
+        _bulk(conn, _CLOSE_SPAN, [(at, span_ids.pop(key)) for key in inst.closed])
+        new_ids = _new_span_ids(conn, len(inst.opened))
+        _bulk(conn, _insert_sql(spans, ("span_id", "provider", "scope", "instance_id",
+                                        *INSTANCE_FIELDS, "start_us")),
+              [(span_id, provider, scope, key, *obs, at)
+               for span_id, (key, obs) in zip(new_ids, inst.opened.items(), strict=True)])
+        span_ids.update(zip(inst.opened, new_ids, strict=True))
         inst.apply(cache.instances)
 
         grp = diff_groups(cache.groups, inventory, coverage)
@@ -393,10 +404,23 @@ class Store:
 # Bulk writes go straight to the driver's executemany with row tuples: SQLAlchemy's
 # per-row parameter handling would cost more than the database itself (see
 # tests/benchmarks/bench_store_ingest.py).
-_CLOSE_SPAN = ("UPDATE spans SET end_us = {p} WHERE scope = {p} AND end_us IS NULL "
-               "AND instance_id = {p}")
+_CLOSE_SPAN = "UPDATE spans SET end_us = {p} WHERE span_id = {p} AND end_us IS NULL"
 _CLOSE_GROUP = ("UPDATE group_spans SET end_us = {p} WHERE scope = {p} AND end_us IS NULL "
                 "AND region = {p} AND group_name = {p}")
+
+
+def _new_span_ids(conn: Connection, count: int) -> list[int]:
+    """Ids for new spans, known before the insert so the cache can close them by key."""
+    if not count:
+        return []
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('spans', 'span_id')) "
+            "FROM generate_series(1, %s)", (count,))
+        return [r[0] for r in rows]
+    # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), nobody else inserts.
+    top = conn.exec_driver_sql("SELECT COALESCE(MAX(span_id), 0) FROM spans").scalar_one()
+    return list(range(top + 1, top + 1 + count))
 
 
 def _insert_sql(table: sa.Table, columns: Sequence[str]) -> str:
