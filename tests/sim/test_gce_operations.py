@@ -153,3 +153,24 @@ def test_denied_method_answers_403_forbidden_naming_the_permission(web, gce_clie
     groups.patch_unary(request=_patch_request("rid-denied"))
     group = groups.get(project=PROJECT, zone=ZONE, instance_group_manager="web")
     assert group.instance_template.endswith("/t2")
+
+
+def test_patch_refuses_an_update_policy_the_api_refuses_and_changes_nothing(
+        web, gce_client_kwargs):
+    groups = compute_v1.InstanceGroupManagersClient(**gce_client_kwargs)
+    request = _patch_request()
+    request.instance_group_manager_resource.update_policy.max_surge.fixed = 0
+    request.instance_group_manager_resource.update_policy.max_unavailable.fixed = 0
+    with pytest.raises(exceptions.BadRequest) as refused:
+        groups.patch_unary(request=request)
+    assert "maxUnavailable" in refused.value.message
+    group = groups.get(project=PROJECT, zone=ZONE, instance_group_manager="web")
+    assert group.instance_template.endswith("/t1")
+
+    web.state.create_mig("api", "t1", region="us-central1", target_size=3)
+    regional = compute_v1.RegionInstanceGroupManagersClient(**gce_client_kwargs)
+    with pytest.raises(exceptions.BadRequest) as refused:
+        regional.patch_unary(
+            project=PROJECT, region="us-central1", instance_group_manager="api",
+            instance_group_manager_resource={"update_policy": {"max_surge": {"fixed": 2}}})
+    assert "number of zones" in refused.value.message

@@ -366,14 +366,18 @@ class GceState:
     def patch_group(self, group: migs.ManagedGroup, body: dict[str, Any]) -> None:
         with self.lock:
             migs.advance(group, self.clock.now(), self)
+            # Everything is checked before anything changes: a refused patch changes nothing.
+            versions = group.versions
             if "versions" in body:
-                group.versions = self._versions(group.project, body["versions"])
+                versions = self._versions(group.project, body["versions"])
             elif "instanceTemplate" in body:
-                group.versions = [migs.Version(
+                versions = [migs.Version(
                     self.resolve_template(group.project, body["instanceTemplate"]).link)]
+            policy = group.update_policy
             if "updatePolicy" in body:
-                group.update_policy = self._merge_policy(group.update_policy,
-                                                         body["updatePolicy"])
+                policy = self._merge_policy(group.update_policy, body["updatePolicy"])
+                _check_policy(policy, len(group.zones), group.region is not None)
+            group.versions, group.update_policy = versions, policy
             if "targetSize" in body:
                 group.target_size = int(body["targetSize"])
             # Members already on a version's template take its (new) name without a replacement.
@@ -504,3 +508,26 @@ def _op_scope(op: Operation) -> str:
     if op.region:
         return f"regions/{op.region}"
     return "global"
+
+
+def _check_policy(policy: dict[str, Any], zone_count: int, regional: bool) -> None:
+    """The update-policy rules the API enforces on a patch (400 invalid otherwise)."""
+    surge, unavailable = policy.get("maxSurge", {}), policy.get("maxUnavailable", {})
+    if policy.get("type") == "PROACTIVE" and all(
+            v.get("fixed", 0) == 0 and v.get("percent", 0) == 0 for v in (surge, unavailable)):
+        raise errors.invalid(
+            "Invalid value for field 'resource.updatePolicy.maxUnavailable': 0. Fixed or "
+            "percent value of maxUnavailable must be greater than 0 when maxSurge is 0.")
+    if policy.get("replacementMethod") == "RECREATE" and (
+            surge.get("fixed", 0) or surge.get("percent", 0)):
+        raise errors.invalid(
+            "Invalid value for field 'resource.updatePolicy.maxSurge': maxSurge must be 0 "
+            "when replacementMethod is RECREATE.")
+    if regional:
+        for key, value in (("maxSurge", surge), ("maxUnavailable", unavailable)):
+            fixed = value.get("fixed")
+            if fixed is not None and 0 < fixed < zone_count:
+                raise errors.invalid(
+                    f"Invalid value for field 'resource.updatePolicy.{key}.fixed': {fixed}. "
+                    f"Fixed {key} for a regional managed instance group must be 0 or at least "
+                    f"equal to the number of zones ({zone_count}).")
