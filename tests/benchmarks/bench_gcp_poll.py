@@ -37,16 +37,23 @@ def seed(state: GceState, size: str) -> int:
     return regional + zonal * len(ZONES) + standalone
 
 
-def bare_aggregated_list(client: compute_v1.InstancesClient) -> tuple[float, int, int]:
-    """Seconds, pages (= API calls) and instances of one plain paged aggregated_list."""
-    started = time.perf_counter()
+def bare_aggregated_list(client: compute_v1.InstancesClient) -> tuple[int, int]:
+    """Pages (= API calls) and instances of one plain paged aggregated_list."""
     pager = client.aggregated_list(request={"project": PROJECT, "max_results": 500})
     pages = count = 0
     for page in pager.pages:
         pages += 1
         for scoped in page.items.values():
             count += len(scoped.instances)
-    return time.perf_counter() - started, pages, count
+    return pages, count
+
+
+def timed(fn):
+    """(wall seconds, CPU seconds of this process, result): the emulator runs in-process, so
+    CPU time counts both sides and is blind to other programs on the shared cores."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 def run(size: str) -> list[Figure]:
@@ -59,33 +66,33 @@ def run(size: str) -> list[Figure]:
         provider = GcpProvider(config, VersionRules())
         try:
             bare_aggregated_list(client)  # warm both connections and the emulator's caches
-            started = time.perf_counter()
-            cold = provider.poll()
-            cold_s = time.perf_counter() - started
+            cold_s, _, cold = timed(provider.poll)
             assert len(cold.instances) == total and cold.ok, cold.errors
-            bare_s, polls_s = [], []
+            pairs = []
             for _ in range(REPEATS[size]):  # interleaved, so load from elsewhere hits both
-                seconds, bare_calls, count = bare_aggregated_list(client)
+                bare_wall, bare_cpu, (bare_calls, count) = timed(
+                    lambda: bare_aggregated_list(client))
                 assert count == total
-                bare_s.append(seconds)
-                started = time.perf_counter()
-                warm = provider.poll()
-                polls_s.append(time.perf_counter() - started)
+                poll_wall, poll_cpu, warm = timed(provider.poll)
                 assert len(warm.instances) == total and warm.ok
+                pairs.append((poll_wall / bare_wall, poll_wall, bare_wall, poll_cpu, bare_cpu))
         finally:
             provider.close()
             client.transport.close()
-    # Best of N: the 2 cores are shared, and other work only ever adds time to a run.
-    bare, poll = min(bare_s), min(polls_s)
+    # The pair with the median ratio: the 2 cores are shared, so single runs are noisy.
+    pairs.sort()
+    _, poll_wall, bare_wall, poll_cpu, bare_cpu = pairs[len(pairs) // 2]
+    bare = "bare instances aggregated_list"
+    target = "<= 1.3x the bare list"
     return [
-        Figure(f"gcp poll of {total} instances (warm caches, best of {len(polls_s)})", poll, "s",
-               bare,
-               "bare instances aggregated_list", "<= 1.3x the bare list"),
+        Figure(f"gcp poll of {total} instances, wall (warm caches)", poll_wall, "s",
+               bare_wall, bare, target),
+        Figure(f"gcp poll of {total} instances, CPU of client and emulator (warm caches)",
+               poll_cpu, "s", bare_cpu, bare, target),
         Figure(f"gcp poll of {total} instances, API calls (warm caches)", warm.api_calls,
-               "calls", bare_calls, "bare instances aggregated_list pages",
-               "<= 1.3x the bare list"),
-        Figure(f"gcp first poll of {total} instances (templates, images, disks read)", cold_s,
-               "s", bare, "bare instances aggregated_list"),
+               "calls", bare_calls, f"{bare} pages", target),
+        Figure(f"gcp first poll of {total} instances, wall (templates, images, disks read)",
+               cold_s, "s", bare_wall, bare),
         Figure(f"gcp first poll of {total} instances, API calls", cold.api_calls, "calls",
-               bare_calls, "bare instances aggregated_list pages"),
+               bare_calls, f"{bare} pages"),
     ]
