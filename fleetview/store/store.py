@@ -238,10 +238,10 @@ class Store:
         span_ids = cache.span_ids
         _bulk(conn, _CLOSE_SPAN, [(at, span_ids.pop(key)) for key in inst.closed])
         new_ids = _new_span_ids(conn, len(inst.opened))
-        _bulk(conn, _insert_sql(spans, ("span_id", "provider", "scope", "instance_id",
-                                        *INSTANCE_FIELDS, "start_us")),
-              [(span_id, provider, scope, key, *obs, at)
-               for span_id, (key, obs) in zip(new_ids, inst.opened.items(), strict=True)])
+        _insert(conn, spans, ("span_id", "provider", "scope", "instance_id", *INSTANCE_FIELDS,
+                              "start_us"),
+                [(span_id, provider, scope, key, *obs, at)
+                 for span_id, (key, obs) in zip(new_ids, inst.opened.items(), strict=True)])
         span_ids.update(zip(inst.opened, new_ids, strict=True))
         inst.apply(cache.instances)
 
@@ -414,10 +414,10 @@ def _new_span_ids(conn: Connection, count: int) -> list[int]:
     if not count:
         return []
     if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('spans', 'span_id')) "
-            "FROM generate_series(1, %s)", (count,))
-        return [r[0] for r in rows]
+        ids = conn.exec_driver_sql(
+            "SELECT array_agg(nextval(pg_get_serial_sequence('spans', 'span_id'))) "
+            "FROM generate_series(1, %s)", (count,)).scalar_one()
+        return list(ids)
     # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), nobody else inserts.
     top = conn.exec_driver_sql("SELECT COALESCE(MAX(span_id), 0) FROM spans").scalar_one()
     return list(range(top + 1, top + 1 + count))
@@ -426,6 +426,24 @@ def _new_span_ids(conn: Connection, count: int) -> list[int]:
 def _insert_sql(table: sa.Table, columns: Sequence[str]) -> str:
     return (f"INSERT INTO {table.name} ({', '.join(columns)}) "
             f"VALUES ({', '.join(['{p}'] * len(columns))})")
+
+
+# Past this many rows, PostgreSQL gets COPY: several times faster than executemany.
+_COPY_FROM = 500
+
+
+def _insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]
+            ) -> None:
+    if len(rows) >= _COPY_FROM and conn.dialect.name == "postgresql":
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+        return
+    _bulk(conn, _insert_sql(table, columns), rows)
 
 
 def _bulk(conn: Connection, sql: str, rows: list[tuple]) -> None:

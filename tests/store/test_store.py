@@ -151,6 +151,26 @@ def test_collectors_of_different_scopes_write_at_once(store_url):
         assert len(reader.spans(at(0), at(9))) == 3 * 20 * 3  # versions 1.0, 1.1, 1.2
 
 
+def test_a_large_poll_round_trips(store):
+    # Large enough for PostgreSQL's COPY path; odd characters and missing fields included.
+    import dataclasses
+    fleet = [dataclasses.replace(instance(f"i-{n:04d}", f"1.{n % 3}",
+                                          group=None if n % 5 == 0 else "web"),
+                                 name=f"tab\there\\ and\nnewline {n}",
+                                 zone=None if n % 7 == 0 else "us-east-1b")
+             for n in range(700)]
+    summary = store.record_poll(inventory(at(0), fleet), at(0), at(0))
+    assert summary.opened == 700
+    frame = store.fleet_at().set_index("instance_id")
+    for inst in fleet[::37]:
+        row = frame.loc[inst.id]
+        assert row["name"] == inst.name and row["version"] == inst.version
+        assert (pd.isna(row["zone"]), pd.isna(row["group"])) == (inst.zone is None,
+                                                                   inst.group is None)
+    again = store.record_poll(inventory(at(1), fleet[:350]), at(1), at(1))
+    assert (again.unchanged, again.closed) == (350, 350)
+
+
 def test_stale_poll_only_adds_its_record(store):
     store.record_poll(inventory(at(5), [instance("i-a")]), at(5), at(5))
     summary = store.record_poll(inventory(at(1), []), at(1), at(1))
