@@ -204,3 +204,11 @@ def test_regional_group_rolls_out_across_its_zones(gce_emulator, gce_client_kwar
     for zone in ("us-central1-a", "us-central1-b", "us-central1-c"):
         images.update(_images(gce_client_kwargs, zone))
     assert sorted(images.values()) == ["app-2-0-0"] * 9
+
+
+def test_backdated_group_shows_history(web, gce_client_kwargs):
+    web.state.backdate_group("web", gce_fixtures.CLOCK_START - 86_400, spread=60)
+    instances = compute_v1.InstancesClient(**gce_client_kwargs)
+    stamps = sorted(i.creation_timestamp for i in instances.list(project=PROJECT, zone=ZONE))
+    assert stamps[0].startswith("2026-01-14T05:00:00.000")
+    assert stamps[-1].startswith("2026-01-14T05:05:00.000")

@@ -174,3 +174,12 @@ def test_patch_refuses_an_update_policy_the_api_refuses_and_changes_nothing(
             project=PROJECT, region="us-central1", instance_group_manager="api",
             instance_group_manager_resource={"update_policy": {"max_surge": {"fixed": 2}}})
     assert "number of zones" in refused.value.message
+
+
+def test_unknown_projects_are_not_found_and_seeding_makes_them_exist(web, gce_client_kwargs):
+    images = compute_v1.ImagesClient(**gce_client_kwargs)
+    with pytest.raises(exceptions.NotFound):
+        list(images.list(project="someone-elses-project"))
+    web.state.create_image("debian-12-v1", family="debian-12", project="debian-cloud")
+    assert images.get_from_family(project="debian-cloud", family="debian-12").name == (
+        "debian-12-v1")

@@ -168,6 +168,7 @@ class ComputeApi:
         with state.lock:
             state.calls[method_id] += 1
         state.faults.check(method_id, project)
+        state.check_project(project)
         zone = params.get("zone")
         if zone and zone in state.faults.unreachable_zones():
             raise errors.zone_unavailable(f"projects/{project}/zones/{zone}")

@@ -58,6 +58,7 @@ class GceState:
         self.operations: dict[str, dict[str, Operation]] = {}
         self.request_ops: dict[tuple[str, str], Operation] = {}
         self._unsettled: set[tuple[str, str, str]] = set()
+        self.projects: set[str] = {project}
 
     # ---- time -----------------------------------------------------------------------------
 
@@ -96,6 +97,15 @@ class GceState:
 
     # ---- seeding: zones, images, templates ------------------------------------------------
 
+    def add_project(self, project: str) -> None:
+        """Make a project exist (seeding into a project adds it too); others answer 404."""
+        with self.lock:
+            self.projects.add(project)
+
+    def check_project(self, project: str) -> None:
+        if project not in self.projects:
+            raise errors.not_found(f"projects/{project}")
+
     def add_zone(self, zone: str) -> None:
         with self.lock:
             if zone not in self.zones:
@@ -110,6 +120,7 @@ class GceState:
                      created: Created = None, description: str = "",
                      project: str | None = None) -> dict[str, Any]:
         project = project or self.project
+        self.projects.add(project)
         with self.lock:
             images = self.images.setdefault(project, {})
             if name in images:
@@ -125,6 +136,7 @@ class GceState:
                         replacement: str | None = None,
                         project: str | None = None) -> dict[str, Any]:
         project = project or self.project
+        self.projects.add(project)
         with self.lock:
             image = self._image(project, name)
             if isinstance(state, dict):
@@ -188,6 +200,7 @@ class GceState:
                                  project: str | None = None) -> dict[str, Any]:
         """A template whose boot disk comes from `image` (a name, 'family/F', or a link)."""
         project = project or self.project
+        self.projects.add(project)
         with self.lock:
             templates = self.templates.setdefault(project, {})
             if (region, name) in templates:
@@ -239,6 +252,7 @@ class GceState:
                         project: str | None = None) -> dict[str, Any]:
         """A standalone instance (no group) whose boot disk comes from `image`."""
         project = project or self.project
+        self.projects.add(project)
         with self.lock:
             self.add_zone(zone)
             zone_instances = self._zone_instances(project, zone)
@@ -270,6 +284,7 @@ class GceState:
         without it the group runs `template` alone.
         """
         project = project or self.project
+        self.projects.add(project)
         if (zone is None) == (region is None):
             raise ValueError("give exactly one of zone= or region=")
         with self.lock:
@@ -340,11 +355,29 @@ class GceState:
                           project: str | None = None) -> dict[str, Any]:
         """Set an instance's creationTimestamp (demo history)."""
         project = project or self.project
+        self.projects.add(project)
         with self.lock:
             inst = self.instance(project, zone, name)
             inst.created = self._when(created)
             inst.touch()
             return inst.to_json()
+
+    def backdate_group(self, name: str, created: Created, *, spread: float = 0.0,
+                       project: str | None = None) -> None:
+        """Set the creation time of a group and its current instances (demo history).
+
+        `spread` seconds apart per instance, oldest first, like a rollout that happened then.
+        """
+        with self.lock:
+            self.tick()
+            group = self.find_group(name, project=project)
+            when = self._when(created)
+            group.created = when
+            for i, member in enumerate(sorted(group.members.values(), key=lambda m: m.name)):
+                inst = self.instance_or_none(group.project, member.zone, member.name)
+                if inst is not None:
+                    inst.created = when + i * spread
+                    inst.touch()
 
     # ---- groups: the actions the API exposes (also usable directly by seeding) -----------
 
