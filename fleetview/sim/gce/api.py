@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fleetview.sim.gce import errors
+from fleetview.sim.gce.filters import compile_filter
 from fleetview.sim.gce.resources import LINK_BASE, Instance, Operation
 from fleetview.sim.gce.state import GceState
 
@@ -139,6 +140,15 @@ def _page_bounds(query: dict[str, str], total: int) -> tuple[int, int, str | Non
     return start, end, _encode_token(end) if end < total else None
 
 
+def _filtered(items: Any, query: dict[str, str],
+              as_dict: Callable[[Any], dict] | None) -> Any:
+    predicate = compile_filter(query.get("filter"))
+    if predicate is None:
+        return items
+    as_dict = as_dict or (lambda item: item.to_json())
+    return [item for item in items if predicate(as_dict(item))]
+
+
 class _Values:
     """A dict's values, sized and sliceable without copying them all (aggregated pages)."""
 
@@ -181,7 +191,9 @@ class ComputeApi:
     # ---- generic lists --------------------------------------------------------------------
 
     def _list(self, kind: str, self_link: str, items: list[Any],
-              to_json: Callable[[Any], Json], query: dict[str, str]) -> Json:
+              to_json: Callable[[Any], Json], query: dict[str, str],
+              as_dict: Callable[[Any], dict] | None = None) -> Json:
+        items = _filtered(items, query, as_dict)
         start, end, token = _page_bounds(query, len(items))
         out: Json = {"kind": kind, "id": self_link.removeprefix(LINK_BASE),
                      "items": [to_json(i) for i in items[start:end]], "selfLink": self_link}
@@ -191,7 +203,7 @@ class ComputeApi:
 
     def _aggregated(self, project: str, kind: str, key: str, scoped: list[tuple[str, list]],
                     to_json: Callable[[Any], Json], query: dict[str, str],
-                    what: str) -> Json:
+                    what: str, as_dict: Callable[[Any], dict] | None = None) -> Json:
         """An aggregatedList page: items keyed by scope, unreachable zones reported."""
         scopes = {scope for scope, _ in scoped}
         unreachable = sorted(f"zones/{z}" for z in self.state.faults.unreachable_zones()
@@ -199,7 +211,8 @@ class ComputeApi:
         partial = _truthy(query.get("returnPartialSuccess"))
         if unreachable and partial is False:
             raise errors.zone_unavailable(f"projects/{project}/{unreachable[0]}")
-        reachable = [(scope, items) for scope, items in scoped if scope not in unreachable]
+        reachable = [(scope, _filtered(items, query, as_dict)) for scope, items in scoped
+                     if scope not in unreachable]
         start, end, token = _page_bounds(query, sum(len(items) for _, items in reachable))
         # Walk scopes by their sizes so a page costs its own length, not the whole fleet's.
         by_scope: dict[str, list[Json]] = {}
@@ -259,13 +272,14 @@ class ComputeApi:
     def disks_aggregated(self, params, query, body) -> Json:
         p = params["project"]
         return self._aggregated(p, "compute#diskAggregatedList", "disks",
-                                self._zone_scopes(p), Instance.disk_raw_json, query, "disks")
+                                self._zone_scopes(p), Instance.disk_raw_json, query, "disks",
+                                as_dict=Instance.disk_json)
 
     def disks_list(self, params, query, body) -> Json:
         p, z = params["project"], params["zone"]
         items = list(self.state.instances.get(p, {}).get(z, {}).values())
         return self._list("compute#diskList", f"{LINK_BASE}projects/{p}/zones/{z}/disks",
-                          items, Instance.disk_raw_json, query)
+                          items, Instance.disk_raw_json, query, as_dict=Instance.disk_json)
 
     def disks_get(self, params, query, body) -> Json:
         p, z, name = params["project"], params["zone"], params["name"]
