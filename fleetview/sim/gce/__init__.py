@@ -27,20 +27,41 @@ Start it in-process (tests, the demo)::
     emu.faults.deny("compute.instanceGroupManagers.patch")   # 403 forbidden
     emu.stop()
 
-Tests use the `gce_emulator` fixture from tests/sim/gce_fixtures.py. From a shell:
-`python -m fleetview.sim.gce --port 8089 [--seed] [--realtime --speed 10]`.
+Tests use the `gce_emulator` fixture from tests/sim/gce_fixtures.py (manual clock starting at
+2026-01-15T12:00:00Z, project "demo-project"). From a shell:
+`python -m fleetview.sim.gce --port 8089 [--seed] [--realtime --speed 10]` (port 0 picks one;
+the first line printed names the endpoint). Larger estates: `seed.seed_example(state)` (a small
+versioned estate with history), `seed.seed_fleet(state, 5000)` (MIGs of 100 over 3 zones).
+
+Seeding (GceState; `project=` on each, default the state's project; `created=` takes an epoch,
+a datetime or a timedelta ago): create_image (family, labels, deprecated), deprecate_image,
+delete_image, create_instance_template (image name, "family/F" or link; region= for regional),
+delete_instance_template, create_mig (zone= or region=, zones=, target_size, versions in the
+API's shape, update_policy), create_instance (standalone), backdate_instance, backdate_group,
+patch_group / resize_group / recreate_in_group (what the API calls do), add_zone, add_project.
+Reads for tests: list_instances, mig(name), managed_instances(name), find_group(name).
 
 Behaviour worth knowing:
 - selfLinks use https://www.googleapis.com/compute/v1/...; parse names from them, never call them.
-- Every replacement (MIG create, recreate, surge instance) takes `state.step_seconds` (30)
-  emulated seconds; a PROACTIVE patch replaces at most maxSurge + maxUnavailable at a time.
+- Every MIG action (create, recreate, surge instance) takes `state.step_seconds` (30) emulated
+  seconds; a PROACTIVE patch replaces at most maxSurge new-named instances (SUBSTITUTE) plus
+  maxUnavailable recreated-in-place ones at a time; OPPORTUNISTIC waits for recreateInstances.
+  Seeded groups are born finished. Patches the API refuses (both limits 0, regional fixed
+  limits below the zone count, RECREATE with surge) are 400s and change nothing.
 - Operations are RUNNING for `state.op_seconds` (1) emulated second, then DONE; `wait` on a
-  manual clock finishes the operation at once (the rollout it started still needs time).
+  manual clock finishes the operation at once (the rollout it started still needs time); in
+  real-time mode it blocks up to 2 s.
 - aggregatedList: an unreachable zone gets an UNREACHABLE warning and is listed in
   `unreachables` (google-cloud-compute 1.57 cannot send returnPartialSuccess; only an explicit
-  returnPartialSuccess=false makes the call fail with 503).
+  returnPartialSuccess=false makes the call fail). Zonal calls into it get 503, which the
+  client retries by default: pass retry= to fail fast.
+- Errors are Google's error JSON: 404 notFound (also for unknown projects), 409 resourceInUse
+  (recreating an instance that is mid-action), 400 invalid, 403 rateLimitExceeded (throttle),
+  403 forbidden (deny). `filter` supports =, !=, eq, ne, :* joined by AND; others are 400.
 - A mutating call whose requestId was seen before returns the first call's operation.
 - `state.calls` counts calls per API method id, e.g. "compute.instances.aggregatedList".
+- Instance JSON is cached per instance: the first listing of 10,000 instances builds it
+  (about a second), later pages splice it; warm up before timing.
 """
 
 from fleetview.sim.gce.clock import EmulatedClock
