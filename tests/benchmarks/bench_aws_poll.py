@@ -65,11 +65,12 @@ def run(size: str) -> list[Figure]:
 
         provider = AwsProvider(scope, VersionRules())
         cold_s, cold = timed(provider.poll)
-        # The same work with regions in turn: FleetView's own cost, apart from how one moto
-        # process copes with two regions' requests at once (full size only: it costs a
-        # cold poll more).
-        in_turn = AwsProvider(scope, VersionRules(), region_workers=1) if size == "full" \
-            else None
+        # Regions sharing one endpoint are polled in turn; spelling the same server two ways
+        # makes two lanes, polled at once, as on AWS (full size only: a cold poll more).
+        spelled = {REGIONS[0]: server.url, REGIONS[1]: server.url.replace("127.0.0.1",
+                                                                            "localhost")}
+        in_turn = AwsProvider(scope, VersionRules(), endpoint_for=spelled.get) \
+            if size == "full" else None
         if in_turn is not None:
             in_turn.poll()
         bare_s, bare_par_s, warm_s, warm_calls, turn_s = [], [], [], [], []
@@ -98,8 +99,6 @@ def run(size: str) -> list[Figure]:
         Figure("aws instances polled", len(warm.instances), "instances"),
         Figure("aws poll wall time, warm", statistics.median(warm_s), "s", bare,
                "bare DescribeInstances paginator, regions in turn", "<= 1.3x baseline"),
-        Figure("aws poll wall time, warm vs parallel listing", statistics.median(warm_s), "s",
-               bare_par, "bare paginator, regions in parallel", "<= 1.3x baseline"),
         Figure("aws poll wall time, cold (new provider: clients, STS, images)", cold_s, "s",
                bare, "bare DescribeInstances paginator, regions in turn"),
         Figure("aws poll API calls, warm", max(warm_calls), "calls", budget,
@@ -109,6 +108,6 @@ def run(size: str) -> list[Figure]:
     ]
     if turn_s:
         figures.insert(3, Figure(
-            "aws poll wall time, warm, regions in turn", statistics.median(turn_s), "s", bare,
-            "bare DescribeInstances paginator, regions in turn", "<= 1.3x baseline"))
+            "aws poll wall time, warm, regions at once (as on AWS)", statistics.median(turn_s),
+            "s", bare_par, "bare paginator, regions in parallel", "<= 1.3x baseline"))
     return figures

@@ -114,3 +114,13 @@ def test_identity_and_assumed_role(fleet, moto_server_module):  # noqa: F811
     inv = assumed.poll()
     assumed.close()
     assert inv.ok and len(inv.instances) == fleet.instance_count
+
+
+def test_regions_on_their_own_endpoints_are_polled_at_once_shared_ones_in_turn():
+    aws = AwsProvider(AwsScopeConfig(name="p", regions=REGIONS), VersionRules())
+    assert aws._lanes(REGIONS) == [["us-east-1"], ["eu-west-1"]]
+    moto = AwsProvider(scope("http://127.0.0.1:5000"), VersionRules())
+    assert moto._lanes(REGIONS) == [list(REGIONS)]
+    split = AwsProvider(scope("http://127.0.0.1:5000"), VersionRules(),
+                        endpoint_for=lambda r: "http://127.0.0.1:1" if r == "eu-west-1" else None)
+    assert split._lanes(REGIONS) == [["us-east-1"], ["eu-west-1"]]
