@@ -117,9 +117,12 @@ def verdicts(needs: Iterable[Need], decide: Callable[[Need], tuple[Verdict, str]
     return [Check(need, *decide(need)) for need in needs]
 
 
+_PROBE_MARK = "-fleetview-doctor-"
+
+
 def probe_name(prefix: str) -> str:
     """A resource name that cannot exist, for calls that must fail after authorization."""
-    return f"{prefix}-fleetview-doctor-{uuid.uuid4().hex[:12]}"
+    return f"{prefix}{_PROBE_MARK}{uuid.uuid4().hex[:12]}"
 
 
 # --- AWS -----------------------------------------------------------------------------------
@@ -475,16 +478,26 @@ def _gcp_probe_all(session, scope: GcpScopeConfig, needs, report: ScopeReport) -
     base = (scope.api_endpoint or _COMPUTE).rstrip("/")
     probes = _gcp_probes(scope.project)
     report.method = f"read calls to {base}"
+    # A project that does not exist answers 404 to every call, which the `get` probes below
+    # would take for "authorized"; so first make sure the project answers a list.
+    first = session.get(f"{base}/{probes['compute.instances.list']}", timeout=30)
+    if first.status_code == 404:
+        report.error = (f"project {scope.project!r} was not found at {base} (404: "
+                        f"{_gcp_message(first)}); check the project id")
+        return
 
     def decide(need: Need) -> tuple[Verdict, str]:
         if need.permission not in probes:
             return "unknown", "only testIamPermissions can check this without acting"
-        response = session.get(f"{base}/{probes[need.permission]}", timeout=30)
+        path = probes[need.permission]
+        response = first if need.permission == "compute.instances.list" else \
+            session.get(f"{base}/{path}", timeout=30)
         if response.status_code == 200:
             return "present", ""
         if response.status_code == 403:
             return "missing", _gcp_message(response)
-        if response.status_code == 404 and _gcp_reason(response) == "notFound":
+        if response.status_code == 404 and _PROBE_MARK in path and \
+                _gcp_reason(response) == "notFound":
             return "present", "authorized (the probe named a resource that cannot exist)"
         return "unknown", f"{response.status_code}: {_gcp_message(response)}"
 

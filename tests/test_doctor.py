@@ -332,3 +332,14 @@ def test_probe_answers_are_read_as_verdicts(code, status, verdict):
         stub.add_client_error("describe_instances", service_error_code=code,
                               http_status_code=status)
         assert doctor._aws_probe(ec2, "describe_instances", {"DryRun": True})[0] == verdict
+
+
+def test_gcp_unknown_project_is_not_read_as_granted():
+    """A project that does not exist answers 404 everywhere; that is no grant."""
+    from fleetview.sim.gce import EmulatedClock, GceEmulator, GceState
+
+    with GceEmulator(GceState(EmulatedClock(1_768_478_400.0), project="demo")) as emulator:
+        scope = GcpScopeConfig(name="g", project="no-such-project", credentials="anonymous",
+                               api_endpoint=emulator.endpoint)
+        report = doctor.check_scope(scope)
+    assert "'no-such-project' was not found" in report.error and not report.ok
