@@ -94,6 +94,18 @@ def _filters(table: sa.Table, **wanted: Sequence[str] | None) -> list:
     return out
 
 
+def _order(conn: Connection, *columns: sa.ColumnElement) -> list:
+    """ORDER BY that gives the same order on both databases: code-point order of strings
+    (PostgreSQL's default collation would differ) and NULLs first."""
+    postgres = conn.dialect.name == "postgresql"
+    out = []
+    for column in columns:
+        if postgres and isinstance(column.type, sa.String):
+            column = column.collate("C")
+        out.append(column.nulls_first())
+    return out
+
+
 def _sorted(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     # Sorted here, not in SQL: PostgreSQL's collation and NULL order differ from SQLite's.
     return frame.sort_values(by, kind="stable", na_position="first").reset_index(drop=True)
@@ -107,11 +119,13 @@ def spans(conn: Connection, t0: int, t1: int, scopes=None, regions=None, groups=
         s.c.group_name, s.c.instance_id, s.c.name, s.c.image_id, s.c.version, s.c.state,
         s.c.start_us, s.c.end_us,
     ).where(_overlapping(s, t0, t1),
-            *_filters(s, scope=scopes, region=regions, group_name=groups, version=versions))
+            *_filters(s, scope=scopes, region=regions, group_name=groups, version=versions),
+    ).order_by(*_order(conn, s.c.scope, s.c.region, s.c.group_name, s.c.instance_id,
+                       s.c.start_us))
     columns = [c for c in SPAN_COLUMNS if c != "image_name"]
     frame = _frame(conn.execute(query).all(), columns)
     frame.insert(SPAN_COLUMNS.index("image_name"), "image_name", _image_names(conn, frame))
-    return _sorted(frame, ["scope", "region", "group", "instance_id", "start"])
+    return frame
 
 
 def group_spans(conn: Connection, t0: int, t1: int, scopes=None, regions=None,
@@ -144,7 +158,8 @@ def fleet_at(conn: Connection, at: int | None) -> pd.DataFrame:
     query = sa.select(
         s.c.provider, s.c.scope, s.c.account, s.c.region, s.c.zone, s.c.group_name,
         s.c.instance_id, s.c.name, s.c.image_id, s.c.version, s.c.state, s.c.start_us,
-    ).where(_alive(s, at), s.c.state != "terminated")
+    ).where(_alive(s, at), s.c.state != "terminated").order_by(
+        *_order(conn, s.c.scope, s.c.region, s.c.group_name, s.c.instance_id))
     columns = ["provider", "scope", "account", "region", "zone", "group", "instance_id",
                "name", "image_id", "version", "state", "start"]
     frame = _frame(conn.execute(query).all(), columns)
@@ -159,7 +174,7 @@ def fleet_at(conn: Connection, at: int | None) -> pd.DataFrame:
         frame["group"].notna() & desired.notna() & (frame["version"] != desired)
         & (frame["version"] != frame["canary_version"])
     ).astype(bool)
-    return _sorted(frame[FLEET_COLUMNS], ["scope", "region", "group", "instance_id"])
+    return frame[FLEET_COLUMNS]
 
 
 def version_share(conn: Connection, scope: str | None, region: str | None, group: str | None,
