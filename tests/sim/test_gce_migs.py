@@ -13,7 +13,9 @@ gce_emulator = gce_fixtures.gce_emulator
 gce_client_kwargs = gce_fixtures.gce_client_kwargs
 
 ZONE = "us-central1-a"
-STEP = 30  # emulated seconds per replacement: GceState.step_seconds
+STEP = 30  # emulated seconds to create or recreate an instance: GceState.step_seconds
+DELETE = 10  # emulated seconds to delete one: GceState.delete_seconds
+BATCH = STEP + DELETE  # a surge replacement: create the new instance, then delete the old
 
 
 @pytest.fixture
@@ -70,7 +72,7 @@ def test_proactive_rollout_is_partial_for_a_while_then_converges(web, gce_client
                                                             for v in images.values())))
         # Surge 2, unavailable 0: never fewer than 6 old-or-new instances, never more than 8.
         assert 6 <= len(images) <= 8
-        web.clock.advance(STEP)
+        web.clock.advance(BATCH)
     assert history[0] == (False, False, 2, 2)  # two surge instances being created
     assert history[1][3] == 4 and history[2][3] == 6
     assert [h[:2] for h in history[3:]] == [(True, True)] * 7
@@ -81,6 +83,24 @@ def test_proactive_rollout_is_partial_for_a_while_then_converges(web, gce_client
     assert group.instance_template.endswith("/instanceTemplates/t2")
     assert group.update_policy.max_surge.calculated == 2
     assert {m.version.name for m in _managed(groups).values()} == {"v2"}
+
+
+def test_substituted_instances_are_deleted_after_their_replacements_run(
+        web, gce_client_kwargs):
+    groups = compute_v1.InstanceGroupManagersClient(**gce_client_kwargs)
+    _patch(groups, [{"instance_template": "t2"}],
+           {"type_": "PROACTIVE", "max_surge": compute_v1.FixedOrPercent(fixed=2),
+            "max_unavailable": compute_v1.FixedOrPercent(fixed=0)})
+    web.clock.advance(STEP)
+    group = groups.get(project=PROJECT, zone=ZONE, instance_group_manager="web")
+    assert (group.current_actions.deleting, group.current_actions.creating) == (2, 0)
+    assert len(_images(gce_client_kwargs)) == 8
+    statuses = {m.instance_status for m in _managed(groups).values()
+                if m.current_action == "DELETING"}
+    assert statuses == {"STOPPING"}
+    web.clock.advance(DELETE)
+    group = groups.get(project=PROJECT, zone=ZONE, instance_group_manager="web")
+    assert (group.current_actions.deleting, group.current_actions.creating) == (0, 2)
 
 
 def test_unavailable_only_rollout_recreates_in_place_in_steps(web, gce_client_kwargs):
@@ -193,13 +213,13 @@ def test_regional_group_rolls_out_across_its_zones(gce_emulator, gce_client_kwar
     ops = compute_v1.RegionOperationsClient(**gce_client_kwargs)
     done = ops.wait(project=PROJECT, region="us-central1", operation=op.name)
     assert done.status == compute_v1.Operation.Status.DONE
-    steps = 0
+    batches = 0
     while not groups.get(project=PROJECT, region="us-central1",
                          instance_group_manager="web").status.version_target.is_reached:
-        gce_emulator.clock.advance(STEP)
-        steps += 1
-        assert steps < 10
-    assert steps == 3  # 9 instances, 3 at a time
+        gce_emulator.clock.advance(BATCH)
+        batches += 1
+        assert batches < 10
+    assert batches == 3  # 9 instances, 3 at a time
     images = {}
     for zone in ("us-central1-a", "us-central1-b", "us-central1-c"):
         images.update(_images(gce_client_kwargs, zone))

@@ -246,7 +246,6 @@ def schedule(group: ManagedGroup, t: float, state: GceState) -> None:
     """Start whatever the group should start at time t: resize, then proactive updates."""
     if not group.versions:
         return
-    step = state.step_seconds
     active = group.active()
     if len(active) < group.target_size:
         targets = group.version_targets()
@@ -272,7 +271,7 @@ def schedule(group: ManagedGroup, t: float, state: GceState) -> None:
         order = sorted(active, key=lambda m: (
             m.action != CREATING, m.template == targets[m.name].template, m.name))
         for m in order[:surplus]:
-            m.action, m.until = DELETING, t + step / 3
+            m.action, m.until = DELETING, t + state.delete_seconds
             state.set_instance_status(group.project, m.zone, m.name, "STOPPING")
 
     policy = group.update_policy
@@ -291,7 +290,10 @@ def schedule(group: ManagedGroup, t: float, state: GceState) -> None:
         surge_limit = 0
     if surge_limit == 0 and unavailable_limit == 0:
         unavailable_limit = 1  # the API refuses this combination; never stall a rollout
-    surging = sum(1 for m in group.members.values() if m.action == CREATING and m.replaces)
+    # A surge slot is held from the new instance's creation until the old one is deleted.
+    surging = sum(1 for m in group.members.values()
+                  if (m.action == CREATING and m.replaces)
+                  or (m.action == DELETING and m.replaced_by))
     unavailable = sum(1 for m in group.members.values() if m.action == RECREATING)
     for old in outdated:
         target = targets[old.name]
@@ -335,9 +337,10 @@ def _complete(group: ManagedGroup, m: Member, t: float, state: GceState) -> None
         m.action = NONE
         state.set_instance_status(group.project, m.zone, m.name, "RUNNING")
         if m.replaces:
-            old = group.members.pop(m.replaces, None)
+            old = group.members.get(m.replaces)
             if old is not None:
-                state.drop_instance(group.project, old.zone, old.name)
+                old.action, old.until = DELETING, t + state.delete_seconds
+                state.set_instance_status(group.project, old.zone, old.name, "STOPPING")
             m.replaces = None
     elif m.action == RECREATING:
         m.action = NONE

@@ -39,12 +39,14 @@ class GceState:
 
     def __init__(self, clock: EmulatedClock | None = None, *, project: str = DEFAULT_PROJECT,
                  zones: tuple[str, ...] | list[str] = DEFAULT_ZONES,
-                 step_seconds: float = 30.0, op_seconds: float = 1.0) -> None:
+                 step_seconds: float = 30.0, delete_seconds: float = 10.0,
+                 op_seconds: float = 1.0) -> None:
         self.lock = threading.RLock()
         self.clock = clock or EmulatedClock()
         self.faults = Faults()
         self.project = project
         self.step_seconds = step_seconds
+        self.delete_seconds = delete_seconds
         self.op_seconds = op_seconds
         self.calls: Counter[str] = Counter()
         self.zones: list[str] = sorted(set(zones))
@@ -316,11 +318,12 @@ class GceState:
                 group.update_policy = self._merge_policy(group.update_policy, update_policy)
             groups[(scope, name)] = group
             # Seeded instances are born finished: schedule at creation, then settle at once.
-            step, self.step_seconds = self.step_seconds, 0.0
+            steps = self.step_seconds, self.delete_seconds
+            self.step_seconds = self.delete_seconds = 0.0
             try:
                 migs.advance(group, when, self)
             finally:
-                self.step_seconds = step
+                self.step_seconds, self.delete_seconds = steps
             group.sim_t = max(when, self.clock.now())
             return group.to_json()
 
