@@ -43,9 +43,10 @@ Reads for tests: list_instances, mig(name), managed_instances(name), find_group(
 
 Behaviour worth knowing:
 - selfLinks use https://www.googleapis.com/compute/v1/...; parse names from them, never call them.
-- Every MIG action (create, recreate, surge instance) takes `state.step_seconds` (30) emulated
-  seconds; a PROACTIVE patch replaces at most maxSurge new-named instances (SUBSTITUTE) plus
-  maxUnavailable recreated-in-place ones at a time; OPPORTUNISTIC waits for recreateInstances.
+- Creating or recreating a MIG instance takes `state.step_seconds` (30) emulated seconds,
+  deleting one `state.delete_seconds` (10). A PROACTIVE patch replaces at most maxSurge
+  instances by new-named ones (SUBSTITUTE: create, then delete the old: 40 s a batch) plus
+  maxUnavailable recreated in place; OPPORTUNISTIC waits for recreateInstances.
   Seeded groups are born finished. Patches the API refuses (both limits 0, regional fixed
   limits below the zone count, RECREATE with surge) are 400s and change nothing.
 - Operations are RUNNING for `state.op_seconds` (1) emulated second, then DONE; `wait` on a
