@@ -26,6 +26,7 @@ from fleetview.domain.errors import FleetViewError
 from fleetview.domain.model import Inventory
 from fleetview.providers import make_provider
 from fleetview.store import Store, StoreError, StoreUnavailable
+from fleetview.store.engine import display, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,13 @@ class Writer(threading.Thread):
     def run(self) -> None:
         attempt = 0
         try:
+            try:  # open (create, migrate) first, so a store FleetView cannot use fails fast
+                self._open()
+            except StoreUnavailable as exc:
+                self._down = True
+                log.warning("%s", exc)
+                self.events.emit("store_error", message=str(exc), pending=self.pending(),
+                                 retry_in_s=RETRY_S[0], fatal=False)
             while True:
                 with self._cond:
                     if not self._queue and not self._closing:
@@ -390,6 +398,7 @@ def run(config: Config, once: bool = False, scopes: list[str] | None = None) -> 
     """The `fleetview collect` command."""
     try:
         selected = _select(config, scopes)
+        parse_url(config.store.url)
     except FleetViewError as exc:
         print(f"fleetview: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -456,8 +465,6 @@ def serve(config: Config, selected, once: bool, out: TextIO, commands_fd: int | 
 
 def _display_url(url: str) -> str:
     try:
-        from fleetview.store.engine import display, parse_url
-
         return display(parse_url(url))
     except StoreError:
         return url

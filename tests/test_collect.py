@@ -170,6 +170,13 @@ def test_keep_days_prunes_old_closed_spans(fake, tmp_path, capsys):
         assert list(store.spans(at(-1), datetime.now(UTC))["instance_id"]) == ["i-1"]
 
 
+def test_bad_store_url_is_exit_2_before_polling(fake, capsys):
+    write_fleet(fake, a=fleet("i-1"))
+    assert collect.run(config_for("mysql://x@localhost/db", "a"), once=True) == 2
+    captured = capsys.readouterr()
+    assert "SQLite or PostgreSQL" in captured.err and captured.out == ""
+
+
 def test_store_newer_than_fleetview_is_exit_1(fake, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'h.db'}"
     Store.open(url).close()
