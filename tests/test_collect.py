@@ -221,6 +221,30 @@ class Lines:
                 return event
 
 
+def test_stdin_commands_poll_one_scope_and_stop(fake, tmp_path):
+    write_fleet(fake, a=fleet("i-1"), b=fleet("i-2"))
+    config = config_for(f"sqlite:///{tmp_path / 'h.db'}", "a", "b")
+    out, result = Lines(), []
+    read_fd, write_fd = os.pipe()
+    runner = threading.Thread(target=lambda: result.append(collect.serve(
+        config, list(config.scopes), False, out, read_fd)))
+    runner.start()
+    try:
+        finished = {out.wait_for("poll_finished")["scope"] for _ in range(2)}
+        assert finished == {"a", "b"}
+        os.write(write_fd, b"poll b\n")
+        assert out.wait_for("poll_started")["scope"] == "b"
+        assert out.wait_for("poll_finished")["scope"] == "b"
+        os.write(write_fd, b"stop\n")
+        runner.join(20)
+        assert result == [0]
+        assert out.wait_for("collector_stopped")["reason"] == "stopped"
+        assert out.events.empty()  # scope a was not polled again
+    finally:
+        os.close(write_fd)
+        os.close(read_fd)
+
+
 @pytest.mark.postgres
 def test_store_down_then_back(fake, pg_cluster, monkeypatch):  # noqa: F811
     import psycopg
