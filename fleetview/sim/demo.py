@@ -408,19 +408,41 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
     return demo
 
 
-def _stop_on_signal(demo: Demo) -> None:
-    """SIGTERM or SIGHUP (the terminal closed) stop the demo's children, then end as the
-    signal would."""
-    def handler(signum, _frame):
-        demo.stop()
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+class _Signals:
+    """SIGTERM, SIGHUP (the terminal closed) and SIGINT (Ctrl+C) end the demo in order: the
+    window closes (and stops its collector), then the demo stops its clouds. Before the
+    window is up they abort the start, which cleans up after itself."""
 
-    for name in ("SIGTERM", "SIGHUP"):
-        number = getattr(signal, name, None)
-        if number is not None:
-            with contextlib.suppress(ValueError):  # not the main thread
-                signal.signal(number, handler)
+    NAMES = ("SIGTERM", "SIGHUP", "SIGINT")
+
+    def __init__(self) -> None:
+        self.quit = None
+        self._saved: dict[int, object] = {}
+
+    def _handle(self, signum, _frame) -> None:
+        if self.quit is not None:
+            self.quit()
+        elif signum == getattr(signal, "SIGINT", None):
+            raise KeyboardInterrupt
+        else:
+            raise SystemExit(128 + signum)
+
+    def __enter__(self) -> _Signals:
+        for name in self.NAMES:
+            number = getattr(signal, name, None)
+            if number is None:
+                continue
+            try:
+                self._saved[number] = signal.signal(number, self._handle)
+            except ValueError:  # not the main thread: the caller handles its own signals
+                break
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, previous in self._saved.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(number, previous)
+        self._saved.clear()
 
 
 def run_demo(size: str = "small") -> int:
@@ -432,12 +454,14 @@ def run_demo(size: str = "small") -> int:
         return 1
     print(f"fleetview: starting the {size} demo (local AWS and GCP, no account needed)...",
           file=sys.stderr)
-    demo = start_demo(size)
-    try:
-        _stop_on_signal(demo)
-        print(f"fleetview: demo ready: {demo.summary()}", file=sys.stderr)
-        from fleetview.ui.app import run_gui
+    with _Signals() as signals:
+        demo = start_demo(size)
+        try:
+            print(f"fleetview: demo ready: {demo.summary()}", file=sys.stderr)
+            from fleetview.ui import app as ui_app
 
-        return run_gui(demo.config, collect=True)
-    finally:
-        demo.stop()
+            signals.quit = lambda: ui_app.application().quit()
+            return ui_app.run_gui(demo.config, collect=True)
+        finally:
+            signals.quit = None
+            demo.stop()

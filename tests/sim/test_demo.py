@@ -1,0 +1,230 @@
+"""The demo without its window: clouds seeded, history seamless, rollback works, nothing left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fleetview import cli
+from fleetview.actions import history, runner
+from fleetview.actions.prepare import prepare_rollback
+from fleetview.config import AwsScopeConfig, GcpScopeConfig, load_config
+from fleetview.domain.model import State
+from fleetview.providers import make_provider
+from fleetview.sim import demo as demo_module
+from fleetview.sim import demo_story
+from fleetview.sim.demo import INSTALL_HINT, start_demo
+from fleetview.store import Store
+
+AWS, GCP, FAILING = demo_story.AWS_SCOPE, demo_story.GCP_SCOPE, demo_story.FAILING_SCOPE
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    running = start_demo("small", tmp_path_factory.mktemp("demo"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def store(demo):
+    opened = Store.open(demo.config.store.url)
+    yield opened
+    opened.close()
+
+
+def _fleetview(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fleetview", *args], capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_the_config_points_at_the_demo_clouds_and_allows_actions(demo):
+    config = load_config(demo.config_path)
+    assert [s.name for s in config.scopes] == [AWS, FAILING, GCP]
+    aws, failing, gcp = config.scopes
+    assert isinstance(aws, AwsScopeConfig) and isinstance(gcp, GcpScopeConfig)
+    assert aws.endpoint_url == demo.moto.url
+    assert gcp.api_endpoint == demo.gce_endpoint and gcp.credentials == "anonymous"
+    assert failing.endpoint_url not in (aws.endpoint_url, gcp.api_endpoint)
+    assert all(s.actions for s in config.scopes)
+    assert config.store.url.startswith("sqlite:///")
+    assert demo.workdir in demo.config_path.parents
+    assert str(demo.workdir) in config.store.url
+
+
+def test_snapshot_sees_both_clouds_groups_and_the_failing_scope(demo):
+    result = _fleetview("snapshot", "--config", str(demo.config_path))
+    assert result.returncode == cli.EXIT_PARTIAL, result.stderr
+    snapshot = json.loads(result.stdout)
+    groups = {(r["scope"], r["region"], r["group"]) for r in snapshot["instances"]}
+    assert {(AWS, "us-east-1", "web"), (AWS, "us-east-1", "api"),
+            (AWS, "eu-west-1", "worker")} <= groups
+    assert {(GCP, "us-central1", "frontend"), (GCP, "us-central1", "api"),
+            (GCP, "us-central1", "batch")} <= groups
+    standalone = {(r["scope"], r["name"]) for r in snapshot["instances"] if r["group"] is None}
+    assert {(AWS, "bastion"), (GCP, "bastion"), (GCP, "tools")} <= standalone
+    per_group = Counter((r["scope"], r["group"]) for r in snapshot["instances"] if r["group"])
+    assert 20 <= sum(n for (scope, _), n in per_group.items() if scope == AWS) <= 60
+    assert [e["scope"] for e in snapshot["errors"]] == [FAILING]
+    assert FAILING in result.stderr and "cannot reach" in result.stderr
+    zones = {r["zone"] for r in snapshot["instances"] if r["scope"] == GCP}
+    assert zones == set(demo_story.GCP_ZONES)
+    api_zones = {r["zone"] for r in snapshot["instances"]
+                 if r["scope"] == GCP and r["group"] == "api"}
+    assert len(api_zones) == 2  # the regional MIG spans both zones
+
+
+def test_history_covers_30_days_and_five_versions(demo, store):
+    now = datetime.now(UTC)
+    spans = store.spans(now - timedelta(days=40), now)
+    assert set(spans["version"].dropna()) == set(demo_story.VERSIONS)
+    first = spans["start"].min().to_pydatetime()
+    assert now - timedelta(days=31) < first < now - timedelta(days=29)
+    # Thirty days ago every group ran 2.0.0; fifteen days ago 2.2.0 (worker too).
+    for days, version in ((29.9, "2.0.0"), (15, "2.2.0")):
+        fleet = store.fleet_at(now - timedelta(days=days))
+        grouped = fleet[fleet["group"].notna() & fleet["scope"].isin([AWS, GCP])]
+        assert set(grouped["version"]) == {version}
+    # Earlier rollouts replaced instances: many more spans than instances live now.
+    assert spans["instance_id"].nunique() > 3 * len(store.fleet_at())
+
+
+def test_history_tells_the_story(demo, store):
+    groups = store.groups_at().set_index(["scope", "group"])
+    assert groups.loc[(AWS, "api"), "desired_version"] == "2.4.0"
+    assert groups.loc[(AWS, "worker"), "desired_version"] == "2.3.0"
+    fleet = store.fleet_at()
+    worker = fleet[(fleet["scope"] == AWS) & (fleet["group"] == "worker")]
+    assert set(worker["version"]) == {"2.2.0"} and worker["drift"].all()
+    fresh = store.freshness().set_index("scope")
+    assert bool(fresh.loc[FAILING, "ok"]) is False
+    assert "cannot reach" in fresh.loc[FAILING, "error"]
+    assert fresh.loc[[AWS, GCP], "ok"].all()
+    failed = store.polls(scopes=[FAILING])
+    assert (~failed["ok"]).sum() >= 5  # hours of failures, not just the last poll
+    # The outage does not read as "terminated": the failing scope's instances stay.
+    assert (fleet["scope"] == FAILING).sum() == len(demo_story.FAILING.instances)
+    ready = history.readiness(store, demo.config.scope(AWS), AWS, "us-east-1", "api")
+    assert ready.target is not None and ready.target.version == "2.3.0"
+
+
+def test_the_first_collector_poll_changes_almost_nothing(demo, store):
+    result = _fleetview("collect", "--once", "--config", str(demo.config_path))
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    finished = {e["scope"]: e for e in events if e.get("event") == "poll_finished"}
+    assert set(finished) == {AWS, GCP, FAILING}, result.stderr
+    assert finished[AWS]["ok"] and finished[AWS]["opened"] == 0
+    assert finished[AWS]["closed"] == 0 and finished[AWS]["unchanged"] == 28
+    # The live rollout may have started a replacement or two since the history ended.
+    assert finished[GCP]["ok"] and finished[GCP]["opened"] <= 3
+    assert finished[GCP]["unchanged"] >= 22
+    assert not finished[FAILING]["ok"]
+
+
+def test_the_live_rollout_advances(demo):
+    provider = make_provider(demo.config.scope(GCP), demo.config.versions)
+    try:
+        group = provider.poll().group("frontend", "us-central1")
+        assert group.desired_version == "2.4.0"
+        deadline = time.monotonic() + 30
+        while True:
+            inventory = provider.poll()
+            new = [i for i in inventory.instances
+                   if i.group == "frontend" and i.version == "2.4.0"]
+            if new or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    finally:
+        provider.close()
+    assert new, "no instance of frontend runs 2.4.0 after 30 s"
+    assert inventory.group("frontend", "us-central1").updating
+
+
+def test_rolling_back_the_bad_group_converges(demo, store):
+    provider = make_provider(demo.config.scope(AWS), demo.config.versions)
+    provider.sleep = lambda _s: time.sleep(0.2)
+    try:
+        prepared = prepare_rollback(demo.config, store, AWS, "us-east-1", "api",
+                                    provider=provider)
+        assert prepared.ok, prepared.refusal
+        assert prepared.plan.to_version == "2.3.0"
+        action_id = runner.confirm(store, demo.config.scope(AWS), prepared.plan,
+                                   runner.Confirmation("2.4.0 fails health checks"),
+                                   prepared.identity, group=prepared.group_info)
+        record = runner.execute(store, provider, action_id, verify_timeout_s=60,
+                                sleep=lambda _s: time.sleep(0.2))
+        assert record.status == "finished", record.message
+        assert record.recovered_us is not None
+        inventory = provider.poll()
+    finally:
+        provider.close()
+    api = [i for i in inventory.instances if i.group == "api" and i.state == State.RUNNING]
+    assert len(api) == inventory.group("api", "us-east-1").target_size
+    assert {i.version for i in api} == {"2.3.0"}
+    assert inventory.group("api", "us-east-1").desired_version == "2.3.0"
+
+
+def test_a_second_demo_does_not_collide_and_stops_when_the_window_fails(demo, tmp_path,
+                                                                          monkeypatch):
+    """A second demo beside the first: its own ports and directory; and an exception in the
+    window still stops it (the real window is tested with pytest-qt elsewhere)."""
+    seen = {}
+
+    def window(config, collect=True):
+        seen["config"] = config
+        seen["pids"] = list(started[0].pids)
+        seen["workdir"] = started[0].workdir
+        assert collect and config.path.exists()
+        raise RuntimeError("the window crashed")
+
+    started = []
+    real_start = demo_module.start_demo
+
+    def start(size="small", workdir=None):
+        started.append(real_start(size, tmp_path))
+        return started[0]
+
+    monkeypatch.setattr(demo_module, "start_demo", start)
+    import fleetview.ui.app
+
+    monkeypatch.setattr(fleetview.ui.app, "run_gui", window)
+    with pytest.raises(RuntimeError, match="the window crashed"):
+        demo_module.run_demo("small")
+    assert seen["config"].scope(AWS).endpoint_url != demo.moto.url
+    assert seen["config"].scope(GCP).api_endpoint != demo.gce_endpoint
+    assert seen["config"].store.url != demo.config.store.url
+    assert all(_gone(p) for p in seen["pids"])
+    assert not seen["workdir"].exists()
+    assert demo.workdir.exists() and not any(_gone(p) for p in demo.pids)
+
+
+def test_stop_ends_every_child_and_removes_the_directory(demo):
+    pids = demo.pids
+    assert len(pids) == 2 and not any(_gone(p) for p in pids)
+    demo.stop()
+    assert all(_gone(p) for p in pids)
+    assert not demo.workdir.exists()
+    demo.stop()  # twice is harmless
+
+
+def test_without_moto_the_demo_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "moto", None)
+    assert cli.main(["--demo"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert INSTALL_HINT in err and err.startswith("fleetview: ")
