@@ -232,3 +232,17 @@ def test_backdated_group_shows_history(web, gce_client_kwargs):
     stamps = sorted(i.creation_timestamp for i in instances.list(project=PROJECT, zone=ZONE))
     assert stamps[0].startswith("2026-01-14T05:00:00.000")
     assert stamps[-1].startswith("2026-01-14T05:05:00.000")
+
+
+def test_a_version_whose_image_is_gone_never_finishes_creating(web, gce_client_kwargs):
+    web.state.delete_image("app-2-0-0")
+    groups = compute_v1.InstanceGroupManagersClient(**gce_client_kwargs)
+    _patch(groups, [{"instance_template": "t2"}],
+           {"type_": "PROACTIVE", "max_surge": compute_v1.FixedOrPercent(fixed=1),
+            "max_unavailable": compute_v1.FixedOrPercent(fixed=0)})
+    web.clock.advance(10 * BATCH)
+    group = groups.get(project=PROJECT, zone=ZONE, instance_group_manager="web")
+    assert not group.status.is_stable and group.current_actions.creating == 1
+    stuck = [m for m in _managed(groups).values() if m.current_action == "CREATING"][0]
+    assert "app-2-0-0" in stuck.last_attempt.errors.errors[0].message
+    assert sorted(_images(gce_client_kwargs).values()).count("app-1-0-0") == 6

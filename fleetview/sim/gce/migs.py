@@ -53,6 +53,7 @@ class Member:
     replaces: str | None = None  # surge instance: the old member it will replace
     replaced_by: str | None = None  # old member: its surge replacement
     pending: tuple[str, str] | None = None  # recreate target (template, version name)
+    last_error: str | None = None  # why the last create attempt failed
 
 
 @dataclass
@@ -194,7 +195,9 @@ class ManagedGroup:
             "currentAction": m.action,
             "version": {"instanceTemplate": m.template,
                         **({"name": m.version_name} if m.version_name else {})},
-            "lastAttempt": {},
+            "lastAttempt": ({"errors": {"errors": [
+                {"code": "RESOURCE_NOT_FOUND", "message": m.last_error}]}}
+                if m.last_error else {}),
         }
         if inst is not None and m.action != CREATING:
             out["id"] = str(inst.id)
@@ -333,6 +336,15 @@ def _start_create(group: ManagedGroup, version: Version, zone: str, t: float,
 
 
 def _complete(group: ManagedGroup, m: Member, t: float, state: GceState) -> None:
+    if m.action in (CREATING, RECREATING):
+        template = m.pending[0] if m.action == RECREATING and m.pending else m.template
+        error = state.creation_error(group.project, template)
+        if error:
+            # As in GCE: the group keeps retrying, the attempt's error shows on the instance.
+            m.last_error = error
+            m.until = t + max(state.step_seconds, 1.0)
+            return
+        m.last_error = None
     if m.action == CREATING:
         m.action = NONE
         state.set_instance_status(group.project, m.zone, m.name, "RUNNING")

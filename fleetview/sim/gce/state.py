@@ -186,14 +186,29 @@ class GceState:
         raise errors.invalid(f"Invalid value for field 'sourceImage': '{ref}'.")
 
     def _image_at_creation(self, project: str, link: str) -> tuple[str, int | None]:
-        """The image a new disk gets from a template's sourceImage: families resolve now."""
+        """The image a new disk gets from a template's sourceImage: families resolve now.
+
+        A missing image keeps its link with no id; creation_error says why creating fails.
+        """
         path = strip_base(link)
         parts = path.split("/")
         if len(parts) >= 6 and parts[4] == "family":
-            image = self.image_from_family(parts[1], parts[5])
+            candidates = [i for i in self.images.get(parts[1], {}).values()
+                          if i.family == parts[5] and not i.is_deprecated]
+            if not candidates:
+                return link, None
+            image = max(candidates, key=lambda i: (i.created, i.id))
             return image.link, image.id
         image = self.images.get(parts[1], {}).get(parts[-1])
         return link, image.id if image else None
+
+    def creation_error(self, project: str, template_link: str) -> str | None:
+        """Why an instance cannot be made from a template now (its image is gone), or None."""
+        tmpl = self.resolve_template(project, template_link)
+        _, image_id = self._image_at_creation(project, tmpl.source_image)
+        if image_id is None:
+            return f"The resource '{strip_base(tmpl.source_image)}' was not found"
+        return None
 
     def create_instance_template(self, name: str, image: str, *, region: str | None = None,
                                  machine_type: str = "e2-medium",
