@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", parents=[common],
                    help="check credentials and permissions of every scope")
+    sub.add_parser("selfcheck", parents=[common])  # hidden: the packaged app checks itself
     return parser
 
 
@@ -74,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.demo:
             run = _entry("fleetview.sim.demo", "run_demo", "the demo (--demo)")
             return EXIT_ERROR if run is None else run(size=args.size)
+        if args.command == "selfcheck":
+            run = _entry("fleetview.selfcheck", "main", "the self-check")
+            return EXIT_ERROR if run is None else run()
         config = load_config(getattr(args, "config", None))
         return _dispatch(args, config)
     except ConfigError as exc:

@@ -11,9 +11,10 @@ from pathlib import Path
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.versions import version_key
 
-# Next to this module both in a source tree / wheel and in a PyInstaller bundle (the spec copies
-# the folder to the same place relative to the package), so no lookup by working directory.
-DATA_DIR = Path(__file__).resolve().parent / "resources_data"
+# Installed (wheel, PyInstaller bundle) the files sit next to this module as resources_data/;
+# in a source checkout (and an editable install) they are the repository's resources/.
+_INSTALLED = Path(__file__).resolve().parent / "resources_data"
+DATA_DIR = _INSTALLED if _INSTALLED.is_dir() else Path(__file__).resolve().parent.parent / "resources"
 
 APP_ID = "org.fleetview.FleetView"
 ICON_NAME = "fleetview"

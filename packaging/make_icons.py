@@ -1,6 +1,6 @@
 """Render the application icon's SVG into the PNG sizes desktops ask for (run after editing it).
 
-Usage: python packaging/make_icons.py   (needs PySide6; writes fleetview/resources_data/icons/)
+Usage: python packaging/make_icons.py   (needs PySide6; writes resources/icons/)
 """
 
 from __future__ import annotations

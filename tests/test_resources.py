@@ -149,7 +149,7 @@ def test_the_scattered_path_check_catches_a_path():
     assert not re.search(PATH_PATTERN, "timeline-20261126.png")
 
 
-def test_every_resource_file_is_under_the_package():
+def test_every_resource_file_is_under_the_resource_folder():
     files = resources.all_files()
     assert resources.icon_svg() in files
-    assert all(PACKAGE in f.parents for f in files)
+    assert all(resources.DATA_DIR in f.parents for f in files)

@@ -9,7 +9,7 @@ from PySide6.QtGui import QColor, QPalette
 from fleetview import resources
 from fleetview.domain.versions import version_key
 
-# The palette lives in fleetview/resources_data/palette.json (shared with the icons): mid-
+# The palette lives in resources/palette.json (shared with the icons): mid-
 # lightness hues that keep their contrast on white and near-black, ordered so that neighbours
 # differ in hue and lightness, since neighbouring versions sit side by side in a rollout.
 _PALETTE = resources.palette()
