@@ -297,7 +297,7 @@ class ComputeApi:
                           lambda i: i.to_json(), query)
 
     def images_get(self, params, query, body) -> Json:
-        return self.state._image(params["project"], params["name"]).to_json()
+        return self.state.image(params["project"], params["name"]).to_json()
 
     def images_from_family(self, params, query, body) -> Json:
         return self.state.image_from_family(params["project"], params["family"]).to_json()
@@ -323,7 +323,7 @@ class ComputeApi:
                           lambda t: t.to_json(), query)
 
     def templates_get(self, params, query, body) -> Json:
-        return self.state._template(params["project"], params["name"],
+        return self.state.template(params["project"], params["name"],
                                     params.get("region")).to_json()
 
     # ---- managed instance groups ----------------------------------------------------------

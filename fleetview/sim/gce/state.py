@@ -140,7 +140,7 @@ class GceState:
         project = project or self.project
         self.projects.add(project)
         with self.lock:
-            image = self._image(project, name)
+            image = self.image(project, name)
             if isinstance(state, dict):
                 image.deprecated = dict(state)
             elif state == "ACTIVE":
@@ -155,10 +155,10 @@ class GceState:
         """Delete an image; disks made from it keep their sourceImage link, as in GCE."""
         project = project or self.project
         with self.lock:
-            self._image(project, name)
+            self.image(project, name)
             del self.images[project][name]
 
-    def _image(self, project: str, name: str) -> Image:
+    def image(self, project: str, name: str) -> Image:
         image = self.images.get(project, {}).get(name)
         if image is None:
             raise errors.not_found(f"projects/{project}/global/images/{name}")
@@ -182,7 +182,7 @@ class GceState:
             if parts[4] == "family":
                 self.image_from_family(parts[1], parts[5])
                 return f"https://www.googleapis.com/compute/v1/{path}"
-            return self._image(parts[1], parts[4]).link
+            return self.image(parts[1], parts[4]).link
         raise errors.invalid(f"Invalid value for field 'sourceImage': '{ref}'.")
 
     def _image_at_creation(self, project: str, link: str) -> tuple[str, int | None]:
@@ -232,7 +232,7 @@ class GceState:
                                  project: str | None = None) -> None:
         project = project or self.project
         with self.lock:
-            template = self._template(project, name, region)
+            template = self.template(project, name, region)
             for group in self.groups.get(project, {}).values():
                 if any(v.template == template.link for v in group.versions):
                     raise errors.GceError(
@@ -241,7 +241,7 @@ class GceState:
                         f"already being used by '{group.path}'")
             del self.templates[project][(region, name)]
 
-    def _template(self, project: str, name: str, region: str | None = None) -> InstanceTemplate:
+    def template(self, project: str, name: str, region: str | None = None) -> InstanceTemplate:
         template = self.templates.get(project, {}).get((region, name))
         if template is None:
             raise errors.not_found(strip_base(template_link(project, name, region)))
@@ -254,11 +254,11 @@ class GceState:
         if parts[0] == "projects" and len(parts) > 2:
             project, parts = parts[1], parts[2:]
         if len(parts) == 1:
-            return self._template(project, parts[0])
+            return self.template(project, parts[0])
         if parts[0] == "global" and len(parts) == 3:
-            return self._template(project, parts[2])
+            return self.template(project, parts[2])
         if parts[0] == "regions" and len(parts) == 4:
-            return self._template(project, parts[3], parts[1])
+            return self.template(project, parts[3], parts[1])
         raise errors.invalid(f"Invalid value for field 'instanceTemplate': '{ref}'.")
 
     # ---- seeding: instances and groups ----------------------------------------------------
