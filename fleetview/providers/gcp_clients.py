@@ -7,6 +7,7 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
@@ -158,10 +159,33 @@ class Compute:
         self._creds = None
         self._clients: dict[str, Any] = {}
 
+    def _counter(self) -> list[int]:
+        counter = getattr(self._local, "counter", None)
+        if counter is None:
+            counter = self._local.counter = [0]
+        return counter
+
     @property
     def calls(self) -> int:
-        """API calls made so far by the calling thread."""
-        return getattr(self._local, "calls", 0)
+        """API calls made so far by the calling thread (and the workers of its `map`s)."""
+        return self._counter()[0]
+
+    def map(self, fn: Callable[[Any], Any], items: list, workers: int = 8) -> list:
+        """fn over items on a few threads (calls wait on the network, not on Python), the
+        calls counted for the calling thread."""
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        counter = self._counter()
+
+        def run(item):
+            self._local.counter = counter
+            try:
+                return fn(item)
+            finally:
+                self._local.counter = None
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+            return list(pool.map(run, items))
 
     @property
     def credentials(self):
@@ -189,7 +213,9 @@ class Compute:
         fn = getattr(self.client(client), method)
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
-            self._local.calls = self.calls + 1
+            counter = self._counter()
+            with self._lock:
+                counter[0] += 1
             try:
                 return fn(**kwargs, retry=None, timeout=TIMEOUT_S)
             except gexc.GoogleAPICallError as exc:

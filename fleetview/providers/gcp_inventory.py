@@ -199,26 +199,28 @@ class Poller:
         self.state.images[image_id] = (now, image, state)
         return image, state
 
+    def _disk_image(self, key: tuple[str, str]) -> None:
+        disk = key[1]
+        parts = disk.split("/")
+        if parts[2] != "zones":
+            self.state.disk_images[key] = None
+            return
+        try:
+            reply = self.compute.call("disks", "get", "compute.disks.get",
+                                      f"reading disk {disk}", project=parts[1],
+                                      zone=parts[3], disk=parts[-1])
+        except NotFoundError:
+            return  # gone between the two calls: ask again next poll
+        source = type(reply).pb(reply).source_image
+        self.state.disk_images[key] = resource_path(source, self.project) if source else None
+
     def disk_images(self, wanted: dict[tuple[str, str], str]) -> None:
         """Fill the disk cache for (instance id, disk path) pairs not in it yet."""
         missing = {k: v for k, v in wanted.items() if k not in self.state.disk_images}
         if not missing:
             return
         if len(missing) <= DISK_GET_LIMIT:
-            for (iid, disk), _zone in missing.items():
-                parts = disk.split("/")
-                if parts[2] != "zones":
-                    self.state.disk_images[(iid, disk)] = None
-                    continue
-                try:
-                    reply = self.compute.call("disks", "get", "compute.disks.get",
-                                              f"reading disk {disk}", project=parts[1],
-                                              zone=parts[3], disk=parts[-1])
-                except NotFoundError:
-                    continue  # gone between the two calls: ask again next poll
-                source = type(reply).pb(reply).source_image
-                self.state.disk_images[(iid, disk)] = (
-                    resource_path(source, self.project) if source else None)
+            self.compute.map(self._disk_image, list(missing))
             return
         entries, _ = self.aggregated("disks", "disks", "compute.disks.list", "listing disks")
         sources = {}
@@ -309,7 +311,8 @@ class Poller:
                              resource_path(boot, project) if boot else None))
 
         paths = {p for _, _, _, vs in mig_rows for _, p, _ in vs} | {r[4] for r in rows if r[4]}
-        templates = {p: self.template(p) for p in sorted(paths)}
+        ordered = sorted(paths)
+        templates = dict(zip(ordered, self.compute.map(self.template, ordered), strict=True))
 
         # An instance whose template does not pin an image is read from its boot disk.
         need_disk: dict[tuple[str, str], str] = {}
@@ -369,7 +372,9 @@ class Poller:
         image_ids = {i.image_id for i in instances if i.image_id}
         image_ids |= {g.desired_image_id for g in groups if g.desired_image_id}
         image_ids |= {g.canary_image_id for g in groups if g.canary_image_id}
-        images = {image_id: self.image(image_id)[0] for image_id in sorted(image_ids)}
+        ordered = sorted(image_ids)
+        images = {image_id: image for image_id, (image, _) in
+                  zip(ordered, self.compute.map(self.image, ordered), strict=True)}
 
         bad: dict[str, list[str]] = {}
         for key in sorted(unreachable):
