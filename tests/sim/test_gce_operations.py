@@ -183,3 +183,23 @@ def test_unknown_projects_are_not_found_and_seeding_makes_them_exist(web, gce_cl
     web.state.create_image("debian-12-v1", family="debian-12", project="debian-cloud")
     assert images.get_from_family(project="debian-cloud", family="debian-12").name == (
         "debian-12-v1")
+
+
+def test_image_deprecate_and_delete_run_as_global_operations(web, gce_client_kwargs):
+    images = compute_v1.ImagesClient(**gce_client_kwargs)
+    ops = compute_v1.GlobalOperationsClient(**gce_client_kwargs)
+    op = images.deprecate_unary(project=PROJECT, image="app-1-0-0",
+                                deprecation_status_resource={"state": "DEPRECATED"})
+    assert op.operation_type == "compute.images.deprecate"
+    assert op.status == compute_v1.Operation.Status.RUNNING and not op.zone and not op.region
+    assert ops.get(project=PROJECT, operation=op.name).status == (
+        compute_v1.Operation.Status.RUNNING)
+    assert ops.wait(project=PROJECT, operation=op.name).status == (
+        compute_v1.Operation.Status.DONE)
+    assert images.get(project=PROJECT, image="app-1-0-0").deprecated.state == "DEPRECATED"
+    images.deprecate_unary(project=PROJECT, image="app-1-0-0",
+                           deprecation_status_resource={"state": "ACTIVE"})
+    assert not images.get(project=PROJECT, image="app-1-0-0").deprecated.state
+    images.delete_unary(project=PROJECT, image="app-2-0-0")
+    with pytest.raises(exceptions.NotFound):
+        images.get(project=PROJECT, image="app-2-0-0")

@@ -41,6 +41,10 @@ ROUTES: list[tuple[str, str, str, str]] = [
     ("GET", _P + r"/global/images/family/(?P<family>[^/]+)", "compute.images.getFromFamily",
      "images_from_family"),
     ("GET", _P + r"/global/images/(?P<name>[^/]+)", "compute.images.get", "images_get"),
+    ("POST", _P + r"/global/images/(?P<name>[^/]+)/deprecate", "compute.images.deprecate",
+     "images_deprecate"),
+    ("DELETE", _P + r"/global/images/(?P<name>[^/]+)", "compute.images.delete",
+     "images_delete"),
     ("GET", _P + r"/aggregated/instanceTemplates", "compute.instanceTemplates.aggregatedList",
      "templates_aggregated"),
     ("GET", _P + r"/global/instanceTemplates", "compute.instanceTemplates.list",
@@ -301,6 +305,32 @@ class ComputeApi:
 
     def images_from_family(self, params, query, body) -> Json:
         return self.state.image_from_family(params["project"], params["family"]).to_json()
+
+    def _global_op(self, params, query, verb: str, target_link: str, target_id: int,
+                   act: Callable[[], None]) -> Json:
+        state, project = self.state, params["project"]
+        request_id = query.get("requestId")
+        earlier = state.request_ops.get((project, request_id)) if request_id else None
+        if earlier is not None:
+            return earlier.to_json(state.clock.now())
+        act()
+        op = state.new_operation(project, f"compute.images.{verb}", target_link, target_id,
+                                 request_id=request_id)
+        return op.to_json(state.clock.now())
+
+    def images_deprecate(self, params, query, body) -> Json:
+        p, name = params["project"], params["name"]
+        image = self.state.image(p, name)
+        status = {k: v for k, v in body.items()
+                  if k in ("state", "replacement", "deprecated", "obsolete", "deleted")}
+        return self._global_op(params, query, "deprecate", image.link, image.id,
+                               lambda: self.state.deprecate_image(name, status, project=p))
+
+    def images_delete(self, params, query, body) -> Json:
+        p, name = params["project"], params["name"]
+        image = self.state.image(p, name)
+        return self._global_op(params, query, "delete", image.link, image.id,
+                               lambda: self.state.delete_image(name, project=p))
 
     def templates_aggregated(self, params, query, body) -> Json:
         p = params["project"]

@@ -142,7 +142,8 @@ class GceState:
         with self.lock:
             image = self.image(project, name)
             if isinstance(state, dict):
-                image.deprecated = dict(state)
+                image.deprecated = (dict(state) if state.get("state") not in (None, "ACTIVE")
+                                    else None)
             elif state == "ACTIVE":
                 image.deprecated = None
             else:
