@@ -41,6 +41,12 @@ API's shape, update_policy), create_instance (standalone), backdate_instance, ba
 patch_group / resize_group / recreate_in_group (what the API calls do), add_zone, add_project.
 Reads for tests: list_instances, mig(name), managed_instances(name), find_group(name).
 
+Served methods (api.ROUTES): instances get/list/aggregatedList; disks get/list/aggregatedList;
+images get/list/getFromFamily/deprecate/delete; instanceTemplates get/list/aggregatedList and
+regionInstanceTemplates get/list; instanceGroupManagers and regionInstanceGroupManagers
+get/list/listManagedInstances/patch/recreateInstances/resize (+ aggregatedList); zone, region
+and global operations get/wait. Anything else is a 404.
+
 Behaviour worth knowing:
 - selfLinks use https://www.googleapis.com/compute/v1/...; parse names from them, never call them.
 - Creating or recreating a MIG instance takes `state.step_seconds` (30) emulated seconds,
