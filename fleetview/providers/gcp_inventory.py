@@ -291,6 +291,10 @@ class Poller:
                 # main one, wherever it is listed; another version is the canary.
                 versions.sort(key=lambda v: v[2] is not None)
                 mig_rows.append((m, zone, region, versions))
+        # A stateful MIG keeps preserved disks across an update, so its instances' template
+        # need not match their boot disk: ask the disk.
+        stateful = {(m.name, region) for m, _, region, _ in mig_rows
+                    if m.status.stateful.has_stateful_config}
 
         # Instances: the MIG from `created-by`, the template from `instance-template`.
         rows = []
@@ -306,8 +310,9 @@ class Poller:
                 group = last(creator) if "/instanceGroupManagers/" in creator else None
                 tpl = meta.get("instance-template")
                 boot = next((d.source for d in inst.disks if d.boot), "")
+                by_template = tpl and group and (group, region) not in stateful
                 rows.append((inst, zone, region, group,
-                             template_path(tpl, project) if tpl and group else None,
+                             template_path(tpl, project) if by_template else None,
                              resource_path(boot, project) if boot else None))
 
         paths = {p for _, _, _, vs in mig_rows for _, p, _ in vs} | {r[4] for r in rows if r[4]}
