@@ -14,10 +14,10 @@ import pytest
 
 from fleetview import cli
 from fleetview.actions import history, runner
-from fleetview.actions.prepare import prepare_rollback
+from fleetview.actions.prepare import prepare_replace, prepare_rollback
 from fleetview.config import AwsScopeConfig, GcpScopeConfig, load_config
 from fleetview.domain.model import State
-from fleetview.providers import make_provider
+from fleetview.providers import make_provider, provider_class
 from fleetview.sim import demo as demo_module
 from fleetview.sim import demo_story
 from fleetview.sim.demo import INSTALL_HINT, start_demo
@@ -177,6 +177,29 @@ def test_rolling_back_the_bad_group_converges(demo, store):
     assert len(api) == inventory.group("api", "us-east-1").target_size
     assert {i.version for i in api} == {"2.3.0"}
     assert inventory.group("api", "us-east-1").desired_version == "2.3.0"
+
+
+def test_replacing_a_gcp_instance_goes_through_the_emulator(demo, store):
+    scope_config = demo.config.scope(GCP)
+    provider = provider_class("gcp")(scope_config, demo.config.versions, poll_interval_s=0.5)
+    try:
+        before = provider.poll()
+        victim = next(i for i in before.instances if i.group == "batch")
+        prepared = prepare_replace(demo.config, store, GCP, victim.id, provider=provider)
+        assert prepared.ok, prepared.refusal
+        action_id = runner.confirm(store, scope_config, prepared.plan,
+                                   runner.Confirmation("disk errors"), prepared.identity,
+                                   group=prepared.group_info)
+        record = runner.execute(store, provider, action_id, verify_timeout_s=60,
+                                sleep=lambda _s: time.sleep(0.2))
+        assert record.status == "finished", record.message
+        after = provider.poll()
+    finally:
+        provider.close()
+    batch = [i for i in after.instances if i.group == "batch"]
+    assert victim.id not in {i.id for i in batch}
+    assert victim.name in {i.name for i in batch}  # a MIG recreates under the same name
+    assert {i.version for i in batch} == {"2.3.0"} and len(batch) == 6
 
 
 def test_a_second_demo_does_not_collide_and_stops_when_the_window_fails(demo, tmp_path,
