@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,9 +52,46 @@ def _text(series: pd.Series, column: str) -> np.ndarray:
     if column == "drift":
         return np.where(series.fillna(False).astype(bool).to_numpy(), "drift", "")
     if column == "start":
-        times = pd.to_datetime(series, utc=True)
-        return times.dt.strftime("%Y-%m-%d %H:%M").fillna("").to_numpy(dtype=object)
+        # numpy's formatter, not strftime: at 20,000 rows strftime holds the GIL (and so the
+        # GUI thread) for tens of milliseconds.
+        times = pd.to_datetime(series, utc=True).dt.tz_convert(None).to_numpy("datetime64[m]")
+        text = np.datetime_as_string(times, unit="m").astype(object)
+        return np.array([t.replace("T", " ") if t != "NaT" else "" for t in text], dtype=object)
     return series.astype("string").fillna("").to_numpy(dtype=object)
+
+
+def _version_rank(series: pd.Series) -> np.ndarray:
+    """Each row's version as its place in version order, so sorting is an integer argsort."""
+    labels = series.astype(object).where(series.notna(), None)
+    order = sorted({v for v in labels if isinstance(v, str)}, key=version_key)
+    place = {v: i for i, v in enumerate(order)}
+    return np.fromiter((place.get(v, -1) for v in labels), dtype=np.int64, count=len(labels))
+
+
+@dataclass(frozen=True)
+class FleetRows:
+    """The fleet with its cells already formatted, and the rows a filter keeps.
+
+    Made by `prepare_rows`, a pure function run on a worker thread: formatting 20,000 rows
+    takes longer than the GUI thread may stall.
+    """
+
+    frame: pd.DataFrame
+    cells: list[np.ndarray]
+    ranks: dict[str, np.ndarray]
+    flt: FleetFilter
+    mask: np.ndarray
+
+
+def prepare_rows(df: pd.DataFrame, flt: FleetFilter | None = None) -> FleetRows:
+    flt = flt or FleetFilter()
+    frame = df.reset_index(drop=True)
+    cells = [_text(frame[c], c) if c in frame.columns
+             else np.full(len(frame), "", dtype=object) for _, c in COLUMNS]
+    ranks = {c: _version_rank(frame[c]) for c in _VERSION_COLUMNS if c in frame.columns}
+    mask = filter_mask(frame, flt) if not flt.empty and len(frame) else \
+        np.ones(len(frame), dtype=bool)
+    return FleetRows(frame, cells, ranks, flt, mask)
 
 
 class FleetTableModel(QAbstractTableModel):
@@ -62,15 +100,22 @@ class FleetTableModel(QAbstractTableModel):
     def __init__(self, colors: VersionColors, parent=None):
         super().__init__(parent)
         self.colors = colors
-        self._all = pd.DataFrame(columns=[c for _, c in COLUMNS])
-        self._view = self._all
-        self._cells: list[np.ndarray] = []
+        self._rows = prepare_rows(pd.DataFrame(columns=[c for _, c in COLUMNS]))
+        self._view = self._rows.frame
+        self._cells: list[np.ndarray] = list(self._rows.cells)
         self._filter = FleetFilter()
         self._sort: tuple[int, Qt.SortOrder] | None = None
 
+    @property
+    def filter(self) -> FleetFilter:
+        return self._filter
+
     # -- data in
     def set_frame(self, df: pd.DataFrame) -> None:
-        self._all = df.reset_index(drop=True)
+        self.set_rows(prepare_rows(df, self._filter))
+
+    def set_rows(self, rows: FleetRows) -> None:
+        self._rows = rows
         self._apply()
 
     def set_filter(self, flt: FleetFilter) -> None:
@@ -78,23 +123,40 @@ class FleetTableModel(QAbstractTableModel):
         self._apply()
 
     def _apply(self) -> None:
-        self.beginResetModel()
-        view = self._all
-        if not self._filter.empty and len(view):
-            view = view[filter_mask(view, self._filter)]
+        rows = self._rows
+        if rows.flt != self._filter:  # the filter changed since the rows were prepared
+            mask = filter_mask(rows.frame, self._filter) if not self._filter.empty \
+                and len(rows.frame) else np.ones(len(rows.frame), dtype=bool)
+            rows = self._rows = FleetRows(rows.frame, rows.cells, rows.ranks, self._filter, mask)
+        index = np.flatnonzero(rows.mask)
         if self._sort is not None:
-            view = self._sorted(view, *self._sort)
-        self._view = view.reset_index(drop=True)
-        self._cells = [_text(self._view[c], c) if c in self._view.columns
-                       else np.full(len(self._view), "", dtype=object) for _, c in COLUMNS]
+            index = index[self._order(index, *self._sort)]
+        self.beginResetModel()
+        self._view = rows.frame.take(index).reset_index(drop=True)
+        self._cells = [c[index] for c in rows.cells]
         self.endResetModel()
+
+    def _order(self, index: np.ndarray, column: int, order: Qt.SortOrder) -> np.ndarray:
+        name = COLUMNS[column][1]
+        if name in self._rows.ranks:
+            keys = self._rows.ranks[name][index]
+        elif name == "start" and name in self._rows.frame.columns:
+            keys = pd.to_datetime(self._rows.frame[name], utc=True).to_numpy()[index]
+        elif name == "drift" and name in self._rows.frame.columns:
+            keys = self._rows.frame[name].fillna(False).astype(bool).to_numpy()[index]
+        else:
+            keys = np.char.lower(self._rows.cells[column][index].astype(str))
+        if order == Qt.SortOrder.DescendingOrder:
+            # High to low, ties kept in their order (a reversed argsort would flip them).
+            return np.lexsort((np.arange(len(keys)), _descending(keys)))
+        return np.argsort(keys, kind="stable")
 
     # -- data out
     def visible_frame(self) -> pd.DataFrame:
         return self._view
 
     def total_count(self) -> int:
-        return len(self._all)
+        return len(self._rows.frame)
 
     def instance_at(self, row: int) -> str | None:
         if 0 <= row < len(self._view):
@@ -136,21 +198,14 @@ class FleetTableModel(QAbstractTableModel):
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self._sort = (column, order)
+        self._sort = (column, order) if column >= 0 else None
         self._apply()
 
-    @staticmethod
-    def _sorted(df: pd.DataFrame, column: int, order: Qt.SortOrder) -> pd.DataFrame:
-        name = COLUMNS[column][1]
-        if name not in df.columns or not len(df):
-            return df
-        ascending = order == Qt.SortOrder.AscendingOrder
-        key = None
-        if name in _VERSION_COLUMNS:
-            def key(s: pd.Series) -> pd.Series:
-                return s.map(lambda v: version_key(v if isinstance(v, str) else None))
-        return df.sort_values(name, ascending=ascending, key=key, kind="stable",
-                              na_position="last")
+
+def _descending(keys: np.ndarray) -> np.ndarray:
+    """A key that sorts `keys` high to low (lexsort sorts ascending)."""
+    _, inverse = np.unique(keys, return_inverse=True)
+    return -inverse
 
 
 class FleetTable(QWidget):
@@ -208,8 +263,11 @@ class FleetTable(QWidget):
         self._update_count()
 
     def set_frame(self, df: pd.DataFrame) -> None:
+        self.set_rows(prepare_rows(df, self.model.filter))
+
+    def set_rows(self, rows: FleetRows) -> None:
         selected = self.selected_instance()
-        self.model.set_frame(df)
+        self.model.set_rows(rows)
         self._update_count()
         if selected:
             self.select_instance(selected, emit=False)

@@ -23,14 +23,16 @@ from PySide6.QtWidgets import (
 from fleetview.config import Config
 from fleetview.ui.collector_process import CollectorProcess
 from fleetview.ui.colors import VersionColors
-from fleetview.ui.fleet_table import FleetTable
+from fleetview.ui.fleet_filter import FleetFilter
+from fleetview.ui.fleet_table import FleetRows, FleetTable, prepare_rows
 from fleetview.ui.instance_details import InstanceDetails
 from fleetview.ui.palette import CommandPalette, PaletteEntry
 from fleetview.ui.rollout import RolloutView
-from fleetview.ui.scope_tree import ScopeTree
+from fleetview.ui.scope_tree import ScopeTree, build_nodes
 from fleetview.ui.status_bar import ScopeStatus
 from fleetview.ui.tasks import TaskRunner
 from fleetview.ui.timeline import DAY, HOUR, WEEK, TimelineWidget
+from fleetview.ui.timeline_data import TimelineData
 
 log = logging.getLogger(__name__)
 HISTORY_DAYS = 30
@@ -47,12 +49,40 @@ class Command:
 
 # -- the queries, as plain functions of the store (run on the task runner's threads) --------
 
-def load_fleet(store, at: datetime | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return store.fleet_at(at), store.groups_at(at)
+@dataclass(frozen=True)
+class FleetSnapshot:
+    """The fleet as of a time, with what the tree and the table show already worked out."""
+
+    fleet: pd.DataFrame
+    groups: pd.DataFrame
+    nodes: dict
+    rows: FleetRows
+    version_counts: dict
 
 
-def load_history(store, now: datetime, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return store.spans(now - timedelta(days=days), now), store.images()
+def load_fleet(store, at: datetime | None, flt: FleetFilter) -> FleetSnapshot:
+    fleet, groups = store.fleet_at(at), store.groups_at(at)
+    versions = fleet["version"].astype(object).where(fleet["version"].notna(), None) \
+        if len(fleet) else pd.Series(dtype=object)
+    return FleetSnapshot(fleet, groups, build_nodes(fleet, groups), prepare_rows(fleet, flt),
+                         versions.value_counts(dropna=False).to_dict())
+
+
+@dataclass(frozen=True)
+class History:
+    timeline: TimelineData
+    versions: list[str]  # every version the store knows, for stable colours
+
+
+def load_history(store, now: datetime, days: int) -> History:
+    """The spans of the last `days`, already in the timeline's arrays (built off the GUI
+    thread: at 100,000 spans that takes longer than a frame)."""
+    spans = store.spans(now - timedelta(days=days), now)
+    images = store.images()
+    versions = {v for v in images["version"] if isinstance(v, str)} if len(images) else set()
+    timeline = TimelineData.from_spans(spans)
+    versions |= {v for v in timeline.versions if v is not None}
+    return History(timeline, sorted(versions))
 
 
 def load_freshness(store) -> pd.DataFrame:
@@ -160,6 +190,10 @@ class MainWindow(QMainWindow):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(300)  # one refresh for a burst of poll_finished lines
         self._refresh_timer.timeout.connect(self.refresh)
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setSingleShot(True)
+        self._retry_timer.setInterval(2000)
+        self._retry_timer.timeout.connect(self.refresh)
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self._tick)
@@ -281,6 +315,7 @@ class MainWindow(QMainWindow):
 
     def _load_fleet(self) -> None:
         self.tasks.start("fleet", load_fleet, self.store, self.timeline.as_of(),
+                         self.table.model.filter,
                          on_done=self._on_fleet, on_error=self._on_query_error)
 
     def _load_rollout(self) -> None:
@@ -293,27 +328,19 @@ class MainWindow(QMainWindow):
                          on_done=self._on_share, on_error=self._on_query_error)
 
     # -- results ------------------------------------------------------------------------------
-    def _on_fleet(self, result: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-        fleet, groups = result
-        self.fleet, self.groups = fleet, groups
-        if len(fleet):
-            self.colors.update(fleet["version"])
-        self.tree.set_fleet(fleet, groups)
-        self.table.set_frame(fleet)
-        versions = fleet["version"].astype(object).where(fleet["version"].notna(), None) \
-            if len(fleet) else pd.Series(dtype=object)
-        self.timeline.legend.set_counts(versions.value_counts(dropna=False).to_dict())
+    def _on_fleet(self, snapshot: FleetSnapshot) -> None:
+        self.fleet, self.groups = snapshot.fleet, snapshot.groups
+        self.colors.update(snapshot.version_counts)
+        self.tree.set_nodes(snapshot.nodes)
+        self.table.set_rows(snapshot.rows)
+        self.timeline.legend.set_counts(snapshot.version_counts)
         if self.details.instance_id:
             self._show_details(self.details.instance_id)
         self.loaded.emit("fleet")
 
-    def _on_history(self, result: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-        spans, images = result
-        if len(images):
-            self.colors.update(images["version"])
-        if len(spans):
-            self.colors.update(spans["version"])
-        self.timeline.set_spans(spans, time.time(), first=not self._history_loaded)
+    def _on_history(self, history: History) -> None:
+        self.colors.update(history.versions)
+        self.timeline.set_data(history.timeline, time.time(), first=not self._history_loaded)
         self._history_loaded = True
         self.loaded.emit("history")
 
@@ -350,7 +377,9 @@ class MainWindow(QMainWindow):
 
     def _on_query_error(self, exc: BaseException) -> None:
         log.warning("store query failed: %s", exc)
-        self.statusBar().showMessage(f"Could not read the store: {exc}", 15000)
+        self.statusBar().showMessage(f"Could not read the store: {exc}; trying again", 15000)
+        if not self._closing:
+            self._retry_timer.start()
 
     # -- selection ----------------------------------------------------------------------------
     def _on_node_selected(self, key: tuple) -> None:
@@ -366,7 +395,7 @@ class MainWindow(QMainWindow):
                     if row is not None:
                         plot.scroll_to_row(row)
         elif key[0] == "instance":
-            self.select_instance(str(key[2]))
+            self.select_instance(str(key[3]))
 
     def _on_timeline_instance(self, key: str) -> None:
         instance_id = key.split("\x1f", 1)[-1]
@@ -528,6 +557,7 @@ class MainWindow(QMainWindow):
         self._clock.stop()
         self._poll_timer.stop()
         self._refresh_timer.stop()
+        self._retry_timer.stop()
         if self.collector is not None:
             self.collector.stop()
         self.tasks.shutdown()

@@ -28,7 +28,7 @@ MIX_ROLE = Qt.ItemDataRole.UserRole + 2
 COL_NAME, COL_COUNT, COL_MIX, COL_DRIFT, COL_AGE = range(5)
 HEADERS = ("Scope / region / group", "Instances", "Versions", "Drift", "Data")
 
-NodeKey = tuple  # ("scope", s) | ("region", s, r) | ("group", s, r, g) | ("instance", s, id)
+NodeKey = tuple  # ("scope", s) | ("region", s, r) | ("group", s, r, g) | ("instance", s, r, id)
 
 
 def format_age(seconds: float) -> str:
@@ -99,42 +99,70 @@ class _Node:
     tooltip: str = ""
 
 
-def build_nodes(fleet: pd.DataFrame, groups: pd.DataFrame | None) -> dict[str, _Node]:
-    """scope -> region -> group/instance nodes with counts, drift and version mix."""
-    scopes: dict[str, _Node] = {}
+_NONE = "\uffff(none)"  # stands for None in groupby keys
+
+
+def build_nodes(fleet: pd.DataFrame | None, groups: pd.DataFrame | None) -> dict[NodeKey, _Node]:
+    """scope -> region -> group/instance nodes with counts, drift and version mix.
+
+    Pure pandas, run off the GUI thread: at 20,000 instances a Python loop over rows would
+    hold the GUI for a quarter of a second.
+    """
+    scopes: dict[NodeKey, _Node] = {}
 
     def node(parent: dict, key: NodeKey, label: str) -> _Node:
         if key not in parent:
             parent[key] = _Node(key, label)
         return parent[key]
 
+    def path(key: NodeKey) -> _Node:
+        s = node(scopes, ("scope", key[1]), str(key[1]))
+        if key[0] == "scope":
+            return s
+        r = node(s.children, ("region", key[1], key[2]), str(key[2]))
+        if key[0] == "region":
+            return r
+        return node(r.children, key, str(key[3]) if key[0] == "group" else str(key[2]))
+
     if groups is not None and len(groups):
         for g in groups.itertuples(index=False):
-            s = node(scopes, ("scope", g.scope), str(g.scope))
-            r = node(s.children, ("region", g.scope, g.region), str(g.region))
-            gn = node(r.children, ("group", g.scope, g.region, g.group), str(g.group))
+            gn = path(("group", g.scope, g.region, g.group))
             desired = getattr(g, "desired_version", None)
             gn.tooltip = f"{g.group} ({getattr(g, 'kind', '')}): wants {desired or '?'}, " \
                          f"target size {getattr(g, 'target_size', '?')}"
-    if fleet is not None and len(fleet):
-        versions = fleet["version"].astype(object).where(fleet["version"].notna(), None)
-        drift = fleet["drift"].fillna(False).astype(bool) if "drift" in fleet.columns \
-            else pd.Series(False, index=fleet.index)
-        group = fleet["group"].astype(object).where(fleet["group"].notna(), None)
-        for scope, region, grp, iid, name, version, d in zip(
-                fleet["scope"], fleet["region"], group, fleet["instance_id"], fleet["name"],
-                versions, drift, strict=True):
-            s = node(scopes, ("scope", scope), str(scope))
-            r = node(s.children, ("region", scope, region), str(region))
-            if grp is not None:
-                leaf = node(r.children, ("group", scope, region, grp), str(grp))
-            else:
-                leaf = node(r.children, ("instance", scope, iid), str(name or iid))
-                leaf.tooltip = f"standalone instance {iid}, version {version}"
-            for n in (s, r, leaf):
-                n.count += 1
-                n.drift += int(d)
-                n.mix[version] = n.mix.get(version, 0) + 1
+    if fleet is None or not len(fleet):
+        return scopes
+    f = pd.DataFrame({
+        "scope": fleet["scope"].astype(str).to_numpy(),
+        "region": fleet["region"].astype("string").fillna("").to_numpy(dtype=object),
+        "group": fleet["group"].astype("string").fillna(_NONE).to_numpy(dtype=object),
+        "version": fleet["version"].astype("string").fillna(_NONE).to_numpy(dtype=object),
+        "drift": (fleet["drift"].fillna(False).astype(bool).to_numpy()
+                  if "drift" in fleet.columns else False),
+    })
+    alone = fleet["group"].isna().to_numpy()
+    grouped = f[~alone]
+    levels = (("scope", f, ["scope"]), ("region", f, ["scope", "region"]),
+              ("group", grouped, ["scope", "region", "group"]))
+    for kind, frame, keys in levels:
+        if not len(frame):
+            continue
+        by = frame.groupby(keys, sort=False)
+        counts, drift = by.size(), by["drift"].sum()  # same groups, same order
+        mixes = frame.groupby([*keys, "version"], sort=False).size()
+        for k, count, drifting in zip(counts.index, counts.to_numpy(), drift.to_numpy(),
+                                      strict=True):
+            n = path((kind, *(k if isinstance(k, tuple) else (k,))))
+            n.count, n.drift = int(count), int(drifting)
+        for k, count in mixes.items():
+            *where, version = k
+            path((kind, *where)).mix[None if version == _NONE else version] = int(count)
+    for row in fleet[alone].itertuples(index=False):
+        version = row.version if isinstance(row.version, str) else None
+        leaf = path(("instance", row.scope, row.region, row.instance_id))
+        leaf.label = str(row.name or row.instance_id)
+        leaf.count, leaf.drift, leaf.mix = 1, 0, {version: 1}
+        leaf.tooltip = f"standalone instance {row.instance_id}, version {version}"
     return scopes
 
 
@@ -203,26 +231,36 @@ class ScopeTree(QTreeWidget):
 
     # -- data in
     def set_fleet(self, fleet: pd.DataFrame, groups: pd.DataFrame | None = None) -> None:
+        self.set_nodes(build_nodes(fleet, groups))
+
+    def set_nodes(self, nodes: dict[NodeKey, _Node]) -> None:
+        """Show nodes made by `build_nodes` (on a worker thread)."""
         expanded = {k for k, it in self._items.items() if it.isExpanded()}
         current = self.current_key()
         self.blockSignals(True)
+        self.setUpdatesEnabled(False)
         self.clear()
         self._items = {}
-        for snode in sorted(build_nodes(fleet, groups).values(), key=lambda n: n.label):
-            sitem = self._add(self, snode)
+        # Items are built detached and added in one call: adding them one by one to a live
+        # tree costs a model signal each.
+        tops = []
+        for snode in sorted(nodes.values(), key=lambda n: n.label):
+            sitem = self._add(None, snode)
+            tops.append(sitem)
             for rnode in sorted(snode.children.values(), key=lambda n: n.label):
                 ritem = self._add(sitem, rnode)
                 # Groups first, then standalone instances, each by name.
-                for leaf in sorted(rnode.children.values(),
-                                   key=lambda n: (n.key[0] != "group", n.label)):
-                    self._add(ritem, leaf)
-                if self._first or rnode.key in expanded:
-                    ritem.setExpanded(True)
-            if self._first or snode.key in expanded:
-                sitem.setExpanded(True)
+                leaves = sorted(rnode.children.values(),
+                                key=lambda n: (n.key[0] != "group", n.label))
+                ritem.addChildren([self._add(None, leaf) for leaf in leaves])
+        self.addTopLevelItems(tops)
+        for key, item in self._items.items():
+            if key[0] in ("scope", "region") and (self._first or key in expanded):
+                item.setExpanded(True)
         self._first = False
         if current in self._items:
             self.setCurrentItem(self._items[current])
+        self.setUpdatesEnabled(True)
         self.blockSignals(False)
         self.update_ages()
 
@@ -230,8 +268,8 @@ class ScopeTree(QTreeWidget):
         self._fresh = freshness_by_region(df)
         self.update_ages()
 
-    def _add(self, parent, n: _Node) -> QTreeWidgetItem:
-        item = QTreeWidgetItem(parent)
+    def _add(self, parent: QTreeWidgetItem | None, n: _Node) -> QTreeWidgetItem:
+        item = QTreeWidgetItem(parent) if parent is not None else QTreeWidgetItem()
         item.setText(COL_NAME, n.label)
         item.setText(COL_COUNT, f"{n.count:,}")
         item.setTextAlignment(COL_COUNT, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -266,25 +304,33 @@ class ScopeTree(QTreeWidget):
 
     def update_ages(self, now: float | None = None) -> None:
         now = datetime.now(UTC).timestamp() if now is None else now
+        shown: dict[tuple, tuple[str, str | None, str]] = {}  # per scope/region: one look
         for key, item in self._items.items():
             if key[0] == "instance":
                 continue
-            f = self.freshness_of(key)
-            status = f.status(now, self.interval_s)
-            if not math.isfinite(f.last_poll):
-                item.setText(COL_AGE, "")
-                continue
-            item.setText(COL_AGE, format_age(now - f.last_ok) if math.isfinite(f.last_ok)
-                         else "failed")
-            if status == "error":
-                item.setForeground(COL_AGE, QColor(RED))
-                item.setToolTip(COL_AGE, f"last poll failed: {f.error or 'unknown error'}")
-            elif status == "stale":
-                item.setForeground(COL_AGE, QColor(AMBER))
-                item.setToolTip(COL_AGE, "no successful poll for more than 3 poll intervals")
-            else:
-                item.setData(COL_AGE, Qt.ItemDataRole.ForegroundRole, None)
-                item.setToolTip(COL_AGE, "last successful poll")
+            where = (key[1],) if key[0] == "scope" else (key[1], key[2])
+            look = shown.get(where)
+            if look is None:
+                look = shown[where] = self._age_look(self.freshness_of(key), now)
+            text, colour, tip = look
+            if item.text(COL_AGE) != text:
+                item.setText(COL_AGE, text)
+            if item.toolTip(COL_AGE) != tip:
+                item.setToolTip(COL_AGE, tip)
+                item.setData(COL_AGE, Qt.ItemDataRole.ForegroundRole,
+                             QColor(colour) if colour else None)
+
+    def _age_look(self, f: Freshness, now: float) -> tuple[str, str | None, str]:
+        """Text, colour and tooltip of the age of one scope/region's data."""
+        if not math.isfinite(f.last_poll):
+            return "", None, ""
+        text = format_age(now - f.last_ok) if math.isfinite(f.last_ok) else "failed"
+        status = f.status(now, self.interval_s)
+        if status == "error":
+            return text, RED, f"last poll failed: {f.error or 'unknown error'}"
+        if status == "stale":
+            return text, AMBER, "no successful poll for more than 3 poll intervals"
+        return text, None, "last successful poll"
 
     # -- lookups
     def item_for(self, key: NodeKey) -> QTreeWidgetItem | None:

@@ -565,8 +565,12 @@ class TimelineWidget(QWidget):
 
     def set_spans(self, spans: pd.DataFrame, now: datetime | float | None = None,
                   first: bool = False) -> None:
+        self.set_data(TimelineData.from_spans(spans), now, first)
+
+    def set_data(self, data: TimelineData, now: datetime | float | None = None,
+                 first: bool = False) -> None:
         t = now.timestamp() if isinstance(now, datetime) else (now or time.time())
-        self.plot.set_data(TimelineData.from_spans(spans), t)
+        self.plot.set_data(data, t)
         if self._live:
             self._move_scrubber(t)
         if first:

@@ -50,7 +50,7 @@ def test_tree_counts_versions_and_drift(window):
     assert tree_text(window, ("group", "prod", "us-east-1", "web")) == "3"
     assert tree_text(window, ("region", "prod", "eu-west-1")) == "2"
     assert tree_text(window, ("group", "prod", "eu-west-1", "api")) == "2"
-    assert tree_text(window, ("instance", "prod", "b1")) == "1"
+    assert tree_text(window, ("instance", "prod", "us-east-1", "b1")) == "1"
     web = window.tree.item_for(("group", "prod", "us-east-1", "web"))
     assert web.data(2, MIX_ROLE) == {"1.0": 2, "1.1": 1}
     assert tree_text(window, ("group", "prod", "us-east-1", "web"), COL_DRIFT) == "◆ 2"
@@ -256,3 +256,17 @@ def test_geometry_and_splitters_are_saved(qtbot, seeded_store, store_url, tmp_pa
     assert second.size() == first.size()
     assert second.main_split.sizes() == sizes
     second.close()
+
+
+def test_table_sorts_versions_naturally_both_ways(window):
+    from fleetview.ui.fleet_table import COLUMNS
+
+    column = [c for _, c in COLUMNS].index("version")
+    window.table.view.sortByColumn(column, Qt.SortOrder.AscendingOrder)
+    assert list(window.table.model.visible_frame()["version"]) == \
+        ["0.9", "1.0", "1.0", "1.1", "1.9", "2.0"]
+    window.table.view.sortByColumn(column, Qt.SortOrder.DescendingOrder)
+    frame = window.table.model.visible_frame()
+    assert list(frame["version"]) == ["2.0", "1.9", "1.1", "1.0", "1.0", "0.9"]
+    window.table.set_filter_text("version:1.0")  # the sort holds under a filter
+    assert list(window.table.model.visible_frame()["version"]) == ["1.0", "1.0"]
