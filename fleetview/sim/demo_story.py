@@ -98,7 +98,7 @@ GROUPS: tuple[GroupStory, ...] = (
                role="drift: its template launches 2.3.0, its instances still run 2.2.0"),
     GroupStory("gcp", "frontend", GCP_REGION, {"small": 10, "large": 4000},
                ((30.0, "2.0.0"), (23.9, "2.1.0"), (16.8, "2.2.0"), (9.9, "2.3.0")),
-               zone="us-central1-a", live_rollout="2.4.0",
+               zone="us-central1-b", live_rollout="2.4.0",
                role="rolling out 2.4.0 while you watch"),
     GroupStory("gcp", "api", GCP_REGION, {"small": 8, "large": 3000},
                ((30.0, "2.0.0"), (23.7, "2.1.0"), (16.6, "2.2.0"), (9.7, "2.3.0"),
@@ -106,7 +106,7 @@ GROUPS: tuple[GroupStory, ...] = (
                role="regional MIG over two zones, on 2.4.0"),
     GroupStory("gcp", "batch", GCP_REGION, {"small": 6, "large": 3000},
                ((30.0, "2.0.0"), (23.5, "2.1.0"), (16.3, "2.2.0"), (9.4, "2.3.0")),
-               zone="us-central1-b", role="steady on 2.3.0"),
+               zone="us-central1-a", role="steady on 2.3.0"),
 )
 
 STANDALONE: tuple[StandaloneStory, ...] = (
@@ -204,18 +204,21 @@ def seed_gce(state, size: str) -> int:
         state.create_instance_template(gce_template_name(version), gce_image_name(version),
                                        labels={"app": "shop"}, created=days)
     count = 0
-    for story in groups_of("gcp"):
+    # Standalone instances first and the rolling group last: the emulator pages lists by
+    # offset, so instances coming and going shift only what was made after them, and a
+    # poll during the rollout never misses an instance of another group.
+    for story in standalone_of("gcp"):
+        state.create_instance(story.name, story.zone, gce_image_name(story.version),
+                              labels={"role": story.name},
+                              created=timedelta(days=story.days_ago))
+        count += 1
+    for story in sorted(groups_of("gcp"), key=lambda g: g.live_rollout is not None):
         since = timedelta(days=story.rollouts[-1][0])
         where = {"zone": story.zone} if story.zone else {
             "region": story.region, "zones": list(GCP_ZONES)}
         state.create_mig(story.name, gce_template_name(story.running),
                          target_size=story.size(size), created=since, **where)
         count += story.size(size)
-    for story in standalone_of("gcp"):
-        state.create_instance(story.name, story.zone, gce_image_name(story.version),
-                              labels={"role": story.name},
-                              created=timedelta(days=story.days_ago))
-        count += 1
     return count
 
 
