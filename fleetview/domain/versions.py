@@ -113,14 +113,15 @@ class VersionRules:
         return dataclasses.replace(inventory, images=images, instances=instances, groups=groups)
 
 
-_RELEASE = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
-_CHUNK = re.compile(r"\d+|[^\d]+")
+# ASCII digits only: int() refuses other Unicode digits such as "¹".
+_RELEASE = re.compile(r"^[vV]?([0-9]+(?:\.[0-9]+)*)(.*)$", re.DOTALL)
+_CHUNK = re.compile(r"[0-9]+|[^0-9]+")
 
 
 def _natural(text: str) -> tuple[tuple[int, int, str], ...]:
     # Each chunk is (kind, number, text) so digits and words always compare.
     return tuple(
-        (0, int(c), "") if c.isdigit() else (1, 0, c.lower()) for c in _CHUNK.findall(text)
+        (0, int(c), "") if c[0] in "0123456789" else (1, 0, c.lower()) for c in _CHUNK.findall(text)
     )
 
 
