@@ -297,6 +297,8 @@ class Poller:
                     if m.status.stateful.has_stateful_config}
 
         # Instances: the MIG from `created-by`, the template from `instance-template`.
+        # Thousands of instances share a few template strings: normalise each once.
+        tpl_paths: dict[str, str] = {}
         rows = []
         for key, instances in inst_entries:
             zone = key.partition("/")[2]
@@ -304,46 +306,53 @@ class Poller:
             if not wanted(region):
                 continue
             for inst in instances:
-                meta = {item.key: item.value for item in inst.metadata.items
-                        if item.key in ("created-by", "instance-template")}
-                creator = meta.get("created-by", "")
-                group = last(creator) if "/instanceGroupManagers/" in creator else None
-                tpl = meta.get("instance-template")
-                boot = next((d.source for d in inst.disks if d.boot), "")
-                by_template = tpl and group and (group, region) not in stateful
-                rows.append((inst, zone, region, group,
-                             template_path(tpl, project) if by_template else None,
-                             resource_path(boot, project) if boot else None))
+                creator = tpl = None
+                for item in inst.metadata.items:
+                    if item.key == "created-by":
+                        creator = item.value
+                    elif item.key == "instance-template":
+                        tpl = item.value
+                group = last(creator) if creator and "/instanceGroupManagers/" in creator \
+                    else None
+                path = None
+                if tpl and group and (group, region) not in stateful:
+                    path = tpl_paths.get(tpl)
+                    if path is None:
+                        path = tpl_paths[tpl] = template_path(tpl, project)
+                rows.append((inst, zone, region, group, path))
 
         paths = {p for _, _, _, vs in mig_rows for _, p, _ in vs} | {r[4] for r in rows if r[4]}
         ordered = sorted(paths)
         templates = dict(zip(ordered, self.compute.map(self.template, ordered), strict=True))
+        pinned = {p: t.image_id for p, t in templates.items() if t is not None and t.image_id}
 
         # An instance whose template does not pin an image is read from its boot disk.
         need_disk: dict[tuple[str, str], str] = {}
-        image_of: dict[int, str | None] = {}
-        for n, (inst, zone, _region, _group, tpl, boot) in enumerate(rows):
-            template = templates.get(tpl) if tpl else None
-            if template is not None and template.image_id:
-                image_of[n] = template.image_id
-            elif boot:
-                need_disk[(str(inst.id), boot)] = zone
+        image_of: list[str | None] = []
+        for inst, zone, _region, _group, path in rows:
+            image_id = pinned.get(path) if path else None
+            if image_id is None:
+                boot = next((d.source for d in inst.disks if d.boot), "")
+                if boot:
+                    key = (str(inst.id), resource_path(boot, project))
+                    need_disk[key] = zone
+                    image_id = key  # resolved below, once the disks are read
+            image_of.append(image_id)
         self.disk_images(need_disk)
-        for n, (inst, _zone, _region, _group, _tpl, boot) in enumerate(rows):
-            if n not in image_of:
-                image_of[n] = self.state.disk_images.get((str(inst.id), boot)) if boot else None
-        live = {k for k in need_disk}
-        self.state.disk_images = {k: v for k, v in self.state.disk_images.items() if k in live}
+        disk_images = self.state.disk_images
+        image_of = [disk_images.get(i) if isinstance(i, tuple) else i for i in image_of]
+        self.state.disk_images = {k: v for k, v in disk_images.items() if k in need_disk}
 
         scope_name = self.config.name
         instances = tuple(
             Instance(
                 provider="gcp", id=str(inst.id), name=inst.name, scope=scope_name,
                 account=project, region=region, zone=zone, group=group,
-                image_id=image_of[n], state=STATE_MAP.get(inst.status, State.UNKNOWN),
-                launched_at=parse_time(inst.creation_timestamp), tags=dict(inst.labels),
+                image_id=image_id, state=STATE_MAP.get(inst.status, State.UNKNOWN),
+                launched_at=parse_time(inst.creation_timestamp),
+                tags=dict(inst.labels) if inst.labels else {},
             )
-            for n, (inst, zone, region, group, _tpl, _boot) in enumerate(rows)
+            for (inst, zone, region, group, _path), image_id in zip(rows, image_of, strict=True)
         )
 
         groups = []
