@@ -6,6 +6,7 @@ database) and writes what they return.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -24,10 +25,14 @@ InstanceKey = str  # instance id, unique within a scope
 GroupKey = tuple[str, str]  # (region, group name)
 
 
+_INSTANCE_ATTRS = operator.attrgetter("account", "region", "zone", "group", "name",
+                                      "image_id", "version")
+
+
 def instance_observation(inst: Instance) -> tuple:
+    # The state goes in as plain text: a database driver may write an enum by its name.
     state = inst.state
-    return (inst.account, inst.region, inst.zone, inst.group, inst.name, inst.image_id,
-            inst.version, _STATE_TEXT.get(state) or str(state))
+    return (*_INSTANCE_ATTRS(inst), _STATE_TEXT.get(state) or str(state))
 
 
 def group_observation(group: Group) -> tuple:
