@@ -21,22 +21,14 @@ from fleetview.domain.model import Group, Image, Instance, Inventory, RegionErro
 from fleetview.domain.versions import VersionRules
 from fleetview.providers import aws_actions
 from fleetview.providers.aws_errors import explain, is_unsupported
+from fleetview.providers.aws_shapes import (  # noqa: F401 - ASG_TAG, STATE_MAP re-exported
+    ASG_TAG,
+    STATE_MAP,
+    image_of,
+    instance_of,
+    template_spec,
+)
 from fleetview.providers.base import Provider
-
-ASG_TAG = "aws:autoscaling:groupName"
-
-# EC2's lifecycle words -> FleetView's; "shutting-down" is on its way out, like stopping.
-STATE_MAP: dict[str, State] = {
-    "pending": State.PENDING,
-    "running": State.RUNNING,
-    "shutting-down": State.STOPPING,
-    "stopping": State.STOPPING,
-    "stopped": State.STOPPED,
-    "terminated": State.TERMINATED,
-}
-
-# Instance refresh states during which a group must not be touched by another action.
-REFRESH_ACTIVE = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
 
 # DescribeImages takes at most 200 values in one filter.
 IMAGE_BATCH = 200
@@ -300,24 +292,13 @@ class AwsProvider(Provider):
         for page in pages:
             for reservation in page.get("Reservations", []):
                 for raw in reservation.get("Instances", []):
-                    result.instances.append(self._instance(raw, region, account))
+                    result.instances.append(instance_of(raw, self.config.name, account, region))
         result.groups = self._groups(region, account, result.instances)
         wanted = {i.image_id for i in result.instances if i.image_id}
         wanted |= {g.desired_image_id for g in result.groups if g.desired_image_id}
         # A template may name its image as "resolve:ssm:...": no AMI to describe.
         result.images = self._images_in(region, {w for w in wanted if w.startswith("ami-")})
         return result
-
-    def _instance(self, raw: dict, region: str, account: str) -> Instance:
-        tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) or []}
-        return Instance(
-            provider="aws", id=raw["InstanceId"], name=tags.get("Name") or raw["InstanceId"],
-            scope=self.config.name, account=account, region=region,
-            zone=(raw.get("Placement") or {}).get("AvailabilityZone"),
-            group=tags.get(ASG_TAG) or None, image_id=raw.get("ImageId"),
-            state=STATE_MAP.get((raw.get("State") or {}).get("Name", ""), State.UNKNOWN),
-            launched_at=raw.get("LaunchTime"), tags=tags,
-        )
 
     # -- images --------------------------------------------------------------------------
 
@@ -341,7 +322,7 @@ class AwsProvider(Provider):
             for image_id in batch:
                 raw = answered.get(image_id)
                 if raw is not None:
-                    image = _image(raw)
+                    image = image_of(raw)
                 else:
                     previous = self._images.get((region, image_id))
                     image = replace(previous[0], gone=True) if previous else Image(
@@ -367,7 +348,7 @@ class AwsProvider(Provider):
             raws.extend(page.get("AutoScalingGroups", []))
         if not raws:
             return []
-        specs = {raw["AutoScalingGroupName"]: _template_spec(raw) for raw in raws}
+        specs = {raw["AutoScalingGroupName"]: template_spec(raw) for raw in raws}
         pointers = self._resolve_pointers(region, [s for s in specs.values() if s])
         self._fetch_numbered(region, [(s["id"], pointers.get((s["id"], s["version"])))
                                       for s in specs.values() if s])
@@ -408,7 +389,7 @@ class AwsProvider(Provider):
                 provider="aws", scope=self.config.name, account=account, region=region,
                 name=name, kind="asg", desired_image_id=desired_image,
                 target_size=int(raw.get("DesiredCapacity") or 0),
-                updating=refresh in REFRESH_ACTIVE,
+                updating=refresh in aws_actions.REFRESH_ACTIVE,
                 tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])},
                 extra=extra,
             ))
@@ -509,39 +490,3 @@ class AwsProvider(Provider):
     def execute(self, plan: ActionPlan, done: Iterable[str] = ()) -> Iterator[ProgressEvent]:
         return aws_actions.execute(self, plan, done)
 
-
-def _image(raw: dict) -> Image:
-    created = raw.get("CreationDate")
-    deprecation = raw.get("DeprecationTime")
-    return Image(
-        provider="aws", id=raw["ImageId"], name=raw.get("Name") or "",
-        created_at=_parse_time(created),
-        tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) or []},
-        deprecated=bool(deprecation and (_parse_time(deprecation) or datetime.max.replace(
-            tzinfo=UTC)) <= datetime.now(UTC)),
-    )
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _template_spec(raw: dict) -> dict | None:
-    """The group's launch template: id, name, version pointer, and whether it is mixed."""
-    mixed = False
-    spec = raw.get("LaunchTemplate")
-    if not spec and raw.get("MixedInstancesPolicy"):
-        spec = raw["MixedInstancesPolicy"].get("LaunchTemplate", {}).get(
-            "LaunchTemplateSpecification")
-        mixed = True
-    if not spec or not spec.get("LaunchTemplateId"):
-        return None
-    # No version means the template's default, as AWS launches it.
-    return {"id": spec["LaunchTemplateId"], "name": spec.get("LaunchTemplateName"),
-            "version": str(spec.get("Version") or "$Default"), "mixed": mixed}

@@ -16,6 +16,7 @@ from fleetview.providers.aws_errors import explain, is_unsupported
 if TYPE_CHECKING:
     from fleetview.providers.aws import AwsProvider
 
+# Instance refresh states during which a group must not be touched by another action.
 REFRESH_ACTIVE = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}
 REFRESH_FAILED = {"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"}
 GONE_STATES = {"terminated", "shutting-down", "stopping", "stopped"}
@@ -416,12 +417,14 @@ def _group_images(provider: AwsProvider, plan: ActionPlan) -> dict[str, str | No
         return {}
     ec2 = provider.client("ec2", plan.region)
     out: dict[str, str | None] = {}
-    for page in ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "instance-id", "Values": sorted(live)}]):
-        for reservation in page.get("Reservations", []):
-            for raw in reservation.get("Instances", []):
-                if (raw.get("State") or {}).get("Name") not in GONE_STATES:
-                    out[raw["InstanceId"]] = raw.get("ImageId")
+    ids = sorted(live)
+    for start in range(0, len(ids), 200):  # at most 200 values in one EC2 filter
+        for page in ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "instance-id", "Values": ids[start:start + 200]}]):
+            for reservation in page.get("Reservations", []):
+                for raw in reservation.get("Instances", []):
+                    if (raw.get("State") or {}).get("Name") not in GONE_STATES:
+                        out[raw["InstanceId"]] = raw.get("ImageId")
     return out
 
 

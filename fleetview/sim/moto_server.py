@@ -27,8 +27,23 @@ def free_port(host: str = HOST) -> int:
         return sock.getsockname()[1]
 
 
+# The child watches its parent and exits when it is gone, so a killed demo or test run never
+# leaves a server behind (PR_SET_PDEATHSIG would fire when the starting *thread* ends).
+_CHILD = """
+import os, sys, threading, time
+parent = os.getppid()
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+from moto.server import main
+main(["-H", sys.argv[1], "-p", sys.argv[2]])
+"""
+
+
 class MotoServer:
-    """One `python -m moto.server` child. Use `MotoServer.start()` or `with MotoServer.start()`.
+    """One moto server child process. Use `MotoServer.start()` or `with MotoServer.start()`.
 
     The child runs in its own interpreter so moto's heavy request handling never competes
     with the caller's threads (the GUI, a poll in progress) for one GIL.
@@ -63,7 +78,7 @@ class MotoServer:
                        AWS_SESSION_TOKEN="testing")
             try:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(chosen)],
+                    [sys.executable, "-c", _CHILD, HOST, str(chosen)],
                     stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
                 )
             finally:

@@ -30,3 +30,42 @@ def test_free_port_is_bindable():
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_the_server_dies_with_its_parent(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = ("from fleetview.sim.moto_server import MotoServer\n"
+              "s = MotoServer.start()\nprint(s.process.pid, flush=True)\n"
+              "import os; os._exit(0)\n")  # the parent vanishes without stopping it
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    pid = int(out.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os_kill(pid)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"moto server {pid} outlived its parent")
+
+
+def os_kill(pid: int) -> None:
+    import os
+
+    os.kill(pid, 0)
+
+
+def test_a_server_started_by_a_finished_thread_lives_on():
+    import threading
+
+    started = []
+    worker = threading.Thread(target=lambda: started.append(MotoServer.start()))
+    worker.start()
+    worker.join(60)
+    server = started[0]
+    with server, urllib.request.urlopen(f"{server.url}/moto-api/data.json", timeout=5) as answer:
+        assert answer.status == 200
