@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from fleetview.domain.versions import version_key
-from fleetview.ui.colors import AMBER, VersionColors
+from fleetview.ui.colors import AMBER, DRIFT, VersionColors
 from fleetview.ui.fleet_filter import FleetFilter, filter_mask, parse_filter
 
 # (header, fleet_at column)
@@ -50,7 +50,7 @@ _ROOT = QModelIndex()
 
 def _text(series: pd.Series, column: str) -> np.ndarray:
     if column == "drift":
-        return np.where(series.fillna(False).astype(bool).to_numpy(), "drift", "")
+        return np.where(series.fillna(False).astype(bool).to_numpy(), "◆ drift", "")
     if column == "start":
         # numpy's formatter, not strftime: at 20,000 rows strftime holds the GIL (and so the
         # GUI thread) for tens of milliseconds.
@@ -191,7 +191,7 @@ class FleetTableModel(QAbstractTableModel):
             text = self._cells[col][row]
             return self.colors.color(text) if text else None
         if role == Qt.ItemDataRole.ForegroundRole and column == "drift" and self._cells[col][row]:
-            return QColor(AMBER)
+            return QColor(DRIFT)
         if role == Qt.ItemDataRole.ToolTipRole and column == "drift" and self._cells[col][row]:
             return (f"runs {self._cells[col - 2][row]}, its group wants "
                     f"{self._cells[col - 1][row]}")

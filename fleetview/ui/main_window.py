@@ -36,6 +36,7 @@ from fleetview.ui.timeline_data import TimelineData
 
 log = logging.getLogger(__name__)
 HISTORY_DAYS = 30
+FIRST_HISTORY_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -305,8 +306,13 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         now = datetime.now(UTC)
-        self.tasks.start("history", load_history, self.store, now, self.history_days,
-                         on_done=self._on_history, on_error=self._on_query_error)
+        # The first load reads the last two days (what the timeline shows first), then the
+        # whole history follows: a month of spans takes a second to read.
+        days = min(FIRST_HISTORY_DAYS, self.history_days) if not self._history_loaded \
+            else self.history_days
+        self.tasks.start("history", load_history, self.store, now, days,
+                         on_done=lambda h, d=days: self._on_history(h, d),
+                         on_error=self._on_query_error)
         self.tasks.start("freshness", load_freshness, self.store,
                          on_done=self._on_freshness, on_error=self._on_query_error)
         self._load_fleet()
@@ -338,11 +344,16 @@ class MainWindow(QMainWindow):
             self._show_details(self.details.instance_id)
         self.loaded.emit("fleet")
 
-    def _on_history(self, history: History) -> None:
+    def _on_history(self, history: History, days: int) -> None:
         self.colors.update(history.versions)
         self.timeline.set_data(history.timeline, time.time(), first=not self._history_loaded)
         self._history_loaded = True
         self.loaded.emit("history")
+        if days < self.history_days:
+            self.tasks.start("history", load_history, self.store, datetime.now(UTC),
+                             self.history_days,
+                             on_done=lambda h: self._on_history(h, self.history_days),
+                             on_error=self._on_query_error)
 
     def _on_freshness(self, df: pd.DataFrame) -> None:
         self.freshness = df
@@ -393,7 +404,7 @@ class MainWindow(QMainWindow):
                 if gkey == (scope, region, group):
                     row = plot.row_of_group(g)
                     if row is not None:
-                        plot.scroll_to_row(row)
+                        plot.scroll_to_row(row, top=True)
         elif key[0] == "instance":
             self.select_instance(str(key[3]))
 

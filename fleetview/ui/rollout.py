@@ -166,7 +166,7 @@ class RolloutView(QWidget):
             colour = self.colors.color(version)
             above_curve = pg.PlotCurveItem(x, above, pen=pg.mkPen(colour.darker(115), width=1))
             fill = QColor(colour)
-            fill.setAlpha(210)
+            fill.setAlpha(235)
             self.plot.addItem(pg.FillBetweenItem(below_curve, above_curve, brush=pg.mkBrush(fill)))
             self.plot.addItem(above_curve)
             below, below_curve = above, above_curve

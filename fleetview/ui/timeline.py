@@ -139,7 +139,7 @@ class TimelinePlot(pg.PlotWidget):
         self.addItem(self._header_band)
         self.addItem(self._select_band)
         self.now_line = pg.InfiniteLine(angle=90, movable=False, label="now",
-                                        labelOpts={"position": 0.02, "anchors": [(0, 0), (0, 0)]})
+                                        labelOpts={"position": 0.02, "anchors": [(1, 0), (1, 0)]})
         self.now_line.setZValue(20)
         self.scrubber = pg.InfiniteLine(angle=90, movable=True, label="",
                                         labelOpts={"position": 0.97, "anchors": [(1, 1), (1, 1)]})
@@ -328,12 +328,13 @@ class TimelinePlot(pg.PlotWidget):
         self.refresh()
         return self.selected_row is not None
 
-    def scroll_to_row(self, row: int) -> None:
+    def scroll_to_row(self, row: int, top: bool = False) -> None:
+        """Bring `row` into view: a third of the way down, or to the top with `top`."""
         (y0, y1) = self._view.viewRange()[1]
-        if not y0 <= row < y1 - 1:
+        if top or not y0 <= row < y1 - 1:
             span = y1 - y0
-            top = max(-0.5, row - span / 3)
-            self._view.setYRange(top, top + span, padding=0)
+            first = max(-0.3, row - 0.3 if top else row - span / 3)
+            self._view.setYRange(first, first + span, padding=0)
 
     def row_of_group(self, g: int) -> int | None:
         hits = np.flatnonzero((self.layout.row_kind == HEADER) & (self.layout.row_ref == g))
@@ -627,13 +628,13 @@ class TimelineWidget(QWidget):
         if self._live:
             self.asof_label.setText("As of: now")
             self.plot.scrubber.label.setFormat("")
-            self.now_button.setEnabled(False)
+            self.now_button.hide()
         else:
             t = float(self.plot.scrubber.value())
             stamp = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
             self.asof_label.setText(f"<b>As of: {stamp}</b>")
             self.plot.scrubber.label.setFormat(stamp)
-            self.now_button.setEnabled(True)
+            self.now_button.show()
 
     def _on_row_clicked(self, row: int) -> None:
         key = self.plot.selected_instance()

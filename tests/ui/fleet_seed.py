@@ -5,6 +5,7 @@ Used by the UI tests, the GUI benchmarks and scripts/screenshots.py.
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,9 @@ class FleetSim:
     # scope -> (region, message): the last poll of that region failed.
     failing: dict[str, tuple[str, str]] = field(default_factory=dict)
     poll_every: timedelta = timedelta(hours=6)
+    # Poll only every `poll_every` (not also at each change): for big fleets, where a poll
+    # per change would mean tens of thousands of polls.
+    regular_only: bool = False
 
     # -- what each slot ran when
     def _slot_history(self, g: GroupSim) -> list[list[tuple[datetime, str, str]]]:
@@ -85,11 +89,12 @@ class FleetSim:
         while t < self.now:
             times.add(t)
             t += self.poll_every
-        for g in self.groups:
-            for slot in self._slot_history(g):
-                times.update(c[0] for c in slot)
-        for s in self.standalone:
-            times.update(t for t, _ in s.versions if t <= self.now)
+        if not self.regular_only:
+            for g in self.groups:
+                for slot in self._slot_history(g):
+                    times.update(c[0] for c in slot)
+            for s in self.standalone:
+                times.update(t for t, _ in s.versions if t <= self.now)
         times.add(self.now - timedelta(seconds=20))
         return sorted(t for t in times if self.start <= t <= self.now)
 
@@ -114,8 +119,7 @@ class FleetSim:
                                 "asg" if scope.provider == "aws" else "mig", desired_image.id,
                                 g.size, desired_version=desired, updating=updating))
             for j, slot in enumerate(histories[id(g)]):
-                current = [c for c in slot if c[0] <= t][-1]
-                launched, version, iid = current
+                launched, version, iid = slot[bisect.bisect_right(slot, (t, "\uffff")) - 1]
                 img = _image(scope, g.name, version)
                 images[img.id] = img
                 instances.append(Instance(
@@ -189,7 +193,8 @@ def _zone(scope: Scope, region: str, slot: int) -> str:
     return f"{region}{'abc'[slot % 3]}" if scope.provider == "aws" else f"{region}-{'bcd'[slot % 3]}"
 
 
-def demo_fleet(now: datetime | None = None, days: int = 7, scale: int = 1) -> FleetSim:
+def demo_fleet(now: datetime | None = None, days: int = 7, scale: int = 1,
+               poll_every: timedelta | None = None) -> FleetSim:
     """Two clouds, three scopes, five versions, a finished rollout, one under way, drift.
 
     `scale` multiplies every group's size (scale 1: about 90 instances).
@@ -242,4 +247,7 @@ def demo_fleet(now: datetime | None = None, days: int = 7, scale: int = 1) -> Fl
     ]
     failing = {"prod-gcp": ("us-central1", "403 Forbidden: compute.instances.list denied for "
                             "service account fleetview@acme-prod; grant roles/compute.viewer")}
-    return FleetSim(start, now, scopes, groups, standalone, failing)
+    sim = FleetSim(start, now, scopes, groups, standalone, failing)
+    if poll_every is not None:
+        sim.poll_every, sim.regular_only = poll_every, True
+    return sim
