@@ -7,16 +7,26 @@ from fleetview.domain.errors import ProviderError
 from fleetview.domain.versions import VersionRules
 from fleetview.providers.aws import AwsProvider
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
-from tests.providers.aws_fixtures import FaultProxy, closed_port_url, moto_server  # noqa: F401
+from tests.providers.aws_fixtures import (  # noqa: F401
+    FaultProxy,
+    closed_port_url,
+    moto_server_module,
+)
 
 REGIONS = ("us-east-1", "eu-west-1")
 BAD = "eu-west-1"
 
 
-@pytest.fixture
-def fleet(moto_server):  # noqa: F811
-    return seed_aws_fleet(moto_server.url, REGIONS, groups=[GroupSpec("web", size=2)],
+@pytest.fixture(scope="module")
+def fleet(moto_server_module):  # noqa: F811
+    """Seeded once: a poll only reads, whatever fails."""
+    return seed_aws_fleet(moto_server_module.url, REGIONS, groups=[GroupSpec("web", size=2)],
                           standalone=1, unlabelled=0)
+
+
+@pytest.fixture
+def moto_server(moto_server_module):  # noqa: F811
+    return moto_server_module
 
 
 def make(url, endpoint_for=None, profile=None, max_attempts=2) -> AwsProvider:
@@ -54,13 +64,13 @@ def test_throttling_that_persists_is_reported_after_retries(moto_server, fleet):
         return None
 
     with FaultProxy(moto_server.url, fault) as proxy:
-        provider = make(moto_server.url, endpoint_for=lambda r: proxy.url, max_attempts=3)
+        provider = make(moto_server.url, endpoint_for=lambda r: proxy.url, max_attempts=2)
         inventory = provider.poll()
         provider.close()
         tries = proxy.seen.count(("DescribeInstances", BAD))
-    assert tries == 3  # botocore's standard mode retried with backoff
+    assert tries == 2  # botocore's standard mode retried (with backoff)
     assert_only_good_region(inventory, fleet, "throttled", "RequestLimitExceeded",
-                            "DescribeInstances", "2 retries", "poll.interval_s")
+                            "DescribeInstances", "1 retry", "poll.interval_s")
 
 
 def test_throttling_that_passes_is_retried_and_counted(moto_server, fleet):  # noqa: F811
