@@ -20,7 +20,7 @@ from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
 from fleetview.domain.versions import VersionRules
 from fleetview.providers import aws_actions
-from fleetview.providers.aws_errors import explain, is_unsupported
+from fleetview.providers.aws_errors import DENIED, error_code, explain, is_unsupported
 from fleetview.providers.aws_shapes import (  # noqa: F401 - ASG_TAG, STATE_MAP re-exported
     ASG_TAG,
     STATE_MAP,
@@ -359,6 +359,7 @@ class AwsProvider(Provider):
             if i.group and i.state not in (State.TERMINATED, State.STOPPING):
                 images_of.setdefault(i.group, set()).add(i.image_id)
         groups = []
+        denied: str | None = None  # DescribeInstanceRefreshes refused: asked once a poll
         for raw in raws:
             name = raw["AutoScalingGroupName"]
             spec = specs[name]
@@ -382,8 +383,18 @@ class AwsProvider(Provider):
                 desired_image = self._config_images.get(
                     (region, raw["LaunchConfigurationName"]))
             drifting = bool(images_of.get(name, set()) - {desired_image})
-            refresh = self._refresh_status(region, name) if (
-                drifting or region not in self.refresh_supported) else None
+            refresh = None
+            if denied:
+                extra["instance_refresh_error"] = denied
+            elif drifting or region not in self.refresh_supported:
+                try:
+                    refresh = self._refresh_status(region, name)
+                except ClientError as exc:
+                    # A missing optional permission must not cost the region its inventory.
+                    if error_code(exc) not in DENIED:
+                        raise
+                    denied = extra["instance_refresh_error"] = explain(
+                        exc, self.config.profile, service="autoscaling")
             extra["instance_refresh"] = refresh
             groups.append(Group(
                 provider="aws", scope=self.config.name, account=account, region=region,

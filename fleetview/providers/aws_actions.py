@@ -289,7 +289,12 @@ def _batch_steps_of(batches, version) -> list[PlanStep]:
 def _refresh_now(provider: AwsProvider, plan: ActionPlan) -> str | None:
     if plan.group is None or provider.refresh_supported.get(plan.region) is False:
         return None
-    return provider._refresh_status(plan.region, plan.group)
+    try:
+        return provider._refresh_status(plan.region, plan.group)
+    except Exception as exc:
+        raise ActionRefused("cannot tell whether group " f"{plan.group} has an instance refresh "
+                            "running, so nothing was changed: " + explain(
+                                exc, provider.config.profile, service="autoscaling")) from None
 
 
 def _what_is_left(provider: AwsProvider, plan: ActionPlan, reason: str) -> str:

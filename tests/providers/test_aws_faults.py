@@ -150,3 +150,19 @@ def test_an_expired_sso_session_says_to_log_in(moto_server, tmp_path, monkeypatc
     with pytest.raises(ProviderError, match="aws sso login --profile sso-dev"):
         provider.identity()
     provider.close()
+
+
+def test_no_permission_for_instance_refreshes_keeps_the_region(moto_server, fleet):  # noqa: F811
+    def fault(action, region):
+        if region == BAD and action == "DescribeInstanceRefreshes":
+            return 403, "AccessDenied", "not authorized"
+        return None
+
+    with FaultProxy(moto_server.url, fault) as proxy:
+        provider = make(moto_server.url, endpoint_for=lambda r: proxy.url)
+        inventory = provider.poll()
+        provider.close()
+    assert inventory.ok and inventory.regions_ok == REGIONS
+    web = inventory.group("web", BAD)
+    assert web.updating is False
+    assert "autoscaling:DescribeInstanceRefreshes" in web.extra["instance_refresh_error"]
