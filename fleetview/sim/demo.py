@@ -316,6 +316,37 @@ def _gcp_images(config: Config) -> dict[str, Image]:
     return images
 
 
+def _live_history(config: Config, name: str, images: dict[str, Image], image_of,
+                  provider: str) -> demo_history.ScopeHistory:
+    inventory, started, finished = _timed_poll(config.scope(name), config)
+    if inventory.errors:
+        raise DemoError(f"the demo's own {name} did not answer: {inventory.errors[0].message}; "
+                        "see the logs in the demo's directory")
+    return demo_history.ScopeHistory(inventory, images, image_of,
+                                     demo_story.groups_of(provider),
+                                     demo_story.standalone_of(provider), started, finished)
+
+
+def _gcp_live(config: Config) -> demo_history.ScopeHistory:
+    """The GCP scope polled for real, with every image of the story."""
+    def image_of(_region: str, version: str) -> str:
+        return (f"projects/{demo_story.GCP_PROJECT}/global/images/"
+                f"{demo_story.gce_image_name(version)}")
+
+    return _live_history(config, demo_story.GCP_SCOPE, _gcp_images(config), image_of, "gcp")
+
+
+def _aws_live(config: Config, endpoint_url: str, size: str) -> demo_history.ScopeHistory:
+    """AWS seeded, then polled for real, with every AMI of the story."""
+    seeded = demo_story.seed_aws(endpoint_url, size)
+
+    def image_of(region: str, version: str) -> str:
+        return seeded.images[(region, version)]
+
+    return _live_history(config, demo_story.AWS_SCOPE, _aws_images(config, seeded), image_of,
+                         "aws")
+
+
 def _labelled(config: Config, image: Image) -> Image:
     from dataclasses import replace
 
@@ -353,50 +384,29 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
                                     encoding="utf-8")
         demo.config = config = load_config(demo.config_path)
 
-        # The failing scope's poll waits out its retries while AWS is seeded.
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            polls = {s.name: pool.submit(_timed_poll, s, config) for s in config.scopes
-                     if s.name != demo_story.AWS_SCOPE}
-            gcp_images = pool.submit(_gcp_images, config)
-            seeded = demo_story.seed_aws(demo.moto.url, size)
-            demo.timings["aws_seed_s"] = time.monotonic() - t0
-            polls[demo_story.AWS_SCOPE] = pool.submit(
-                _timed_poll, config.scope(demo_story.AWS_SCOPE), config)
-            aws_images = pool.submit(_aws_images, config, seeded)
-            live = {name: future.result() for name, future in polls.items()}
-            images = {"aws": aws_images.result(), "gcp": gcp_images.result()}
-        demo.timings["live_poll_s"] = time.monotonic() - t0
-        for name in (demo_story.AWS_SCOPE, demo_story.GCP_SCOPE):
-            inventory = live[name][0]
-            if inventory.errors:
-                raise DemoError(f"the demo's own {name} did not answer: "
-                                f"{inventory.errors[0].message}")
-            demo.instances[name] = len(inventory.instances)
-
-        def aws_image(region: str, version: str) -> str:
-            return seeded.images[(region, version)]
-
-        def gcp_image(_region: str, version: str) -> str:
-            return (f"projects/{demo_story.GCP_PROJECT}/global/images/"
-                    f"{demo_story.gce_image_name(version)}")
-
-        scopes = [
-            demo_history.ScopeHistory(
-                live[demo_story.AWS_SCOPE][0], images["aws"], aws_image,
-                demo_story.groups_of("aws"), demo_story.standalone_of("aws"),
-                *live[demo_story.AWS_SCOPE][1:]),
-            demo_history.ScopeHistory(
-                live[demo_story.GCP_SCOPE][0], images["gcp"], gcp_image,
-                demo_story.groups_of("gcp"), demo_story.standalone_of("gcp"),
-                *live[demo_story.GCP_SCOPE][1:]),
-        ]
         from fleetview.store import Store
 
+        # Pipelined: GCP's history is written while AWS is still seeded and polled; the
+        # failing scope's poll waits out its retries meanwhile.
         store = Store.open(config.store.url)
+        stats = demo.history = demo_history.HistoryStats()
         try:
-            failing, failing_started, _ = live[demo_story.FAILING_SCOPE]
-            demo.history = demo_history.write_history(store, scopes, failing, size,
-                                                      failing_started)
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                failing = pool.submit(_timed_poll, config.scope(demo_story.FAILING_SCOPE),
+                                      config)
+                gcp = pool.submit(_gcp_live, config)
+                aws = pool.submit(_aws_live, config, demo.moto.url, size)
+                ends = []
+                for name, future in ((demo_story.GCP_SCOPE, gcp), (demo_story.AWS_SCOPE, aws)):
+                    history = future.result()
+                    demo.timings[f"{name}_live_s"] = time.monotonic() - t0
+                    demo.instances[name] = len(history.live.instances)
+                    demo_history.write_scope_history(store, history, size, stats)
+                    demo.timings[f"{name}_history_s"] = time.monotonic() - t0
+                    ends.append(history.live.polled_at)
+                inventory, started, _ = failing.result()
+                demo_history.write_failing_history(store, inventory, min(ends), stats,
+                                                   live_started=started)
         finally:
             store.close()
         demo.timings["history_s"] = time.monotonic() - t0

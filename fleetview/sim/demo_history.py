@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import cycle
@@ -55,7 +54,6 @@ class ScopeHistory:
 class HistoryStats:
     polls: int = 0
     spans_opened: int = 0
-    seconds: float = 0.0
     by_scope: dict[str, int] = field(default_factory=dict)
 
 
@@ -255,19 +253,3 @@ def write_failing_history(store, live: Inventory, end: datetime, stats: HistoryS
         at += FAILED_POLL_EVERY
     store.record_poll(live, live_started or live.polled_at, live.polled_at)
     stats.polls += 1
-
-
-def write_history(store, scopes: Iterable[ScopeHistory], failing: Inventory | None,
-                  size: str, failing_started: datetime | None = None) -> HistoryStats:
-    started = time.monotonic()
-    stats = HistoryStats()
-    ids = _Ids()
-    ends = []
-    for history in scopes:
-        write_scope_history(store, history, size, stats, ids)
-        ends.append(history.live.polled_at)
-    if failing is not None:
-        end = min(ends) if ends else failing.polled_at
-        write_failing_history(store, failing, end, stats, live_started=failing_started)
-    stats.seconds = time.monotonic() - started
-    return stats
