@@ -217,6 +217,14 @@ class MainWindow(QMainWindow):
                       context=Qt.ShortcutContext.WindowShortcut)
         return command
 
+    def add_instance_action(self, name: str, run: Callable[[str], object]) -> None:
+        """An action on one instance (by id): in the table's context menu."""
+        self.table.instance_actions.append((name, run))
+
+    def add_node_action(self, name: str, run: Callable[[tuple], object]) -> None:
+        """An action on a tree node (a group, region, scope or standalone instance key)."""
+        self.tree.node_actions.append((name, run))
+
     def _install_commands(self) -> None:
         add = self.add_command
         add("Command palette", self.open_palette, "Ctrl+K")

@@ -166,6 +166,16 @@ def build_nodes(fleet: pd.DataFrame | None, groups: pd.DataFrame | None) -> dict
     return scopes
 
 
+def _flatten(nodes: dict[NodeKey, _Node]) -> dict[NodeKey, _Node]:
+    out: dict[NodeKey, _Node] = {}
+    stack = list(nodes.values())
+    while stack:
+        n = stack.pop()
+        out[n.key] = n
+        stack.extend(n.children.values())
+    return out
+
+
 class VersionMixDelegate(QStyledItemDelegate):
     """Paints a node's version mix as a small stacked bar."""
 
@@ -235,6 +245,12 @@ class ScopeTree(QTreeWidget):
 
     def set_nodes(self, nodes: dict[NodeKey, _Node]) -> None:
         """Show nodes made by `build_nodes` (on a worker thread)."""
+        flat = _flatten(nodes)
+        if flat.keys() == self._items.keys():
+            # The usual refresh after a poll: same nodes, new figures; no rebuild.
+            for key, n in flat.items():
+                self._fill(self._items[key], n)
+            return
         expanded = {k for k, it in self._items.items() if it.isExpanded()}
         current = self.current_key()
         self.blockSignals(True)
@@ -270,29 +286,40 @@ class ScopeTree(QTreeWidget):
 
     def _add(self, parent: QTreeWidgetItem | None, n: _Node) -> QTreeWidgetItem:
         item = QTreeWidgetItem(parent) if parent is not None else QTreeWidgetItem()
-        item.setText(COL_NAME, n.label)
-        item.setText(COL_COUNT, f"{n.count:,}")
-        item.setTextAlignment(COL_COUNT, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         item.setData(COL_NAME, KEY_ROLE, n.key)
-        item.setData(COL_MIX, MIX_ROLE, dict(n.mix))
-        mix = ", ".join(f"{v or 'unknown'}: {c}" for v, c in
-                        sorted(n.mix.items(), key=lambda kv: version_key(kv[0]), reverse=True))
-        item.setToolTip(COL_MIX, mix or "no instances")
-        if n.tooltip:
-            item.setToolTip(COL_NAME, n.tooltip)
-        if n.drift:
-            item.setText(COL_DRIFT, f"◆ {n.drift}")
-            item.setForeground(COL_DRIFT, QColor(DRIFT))
-            item.setToolTip(COL_DRIFT, f"{n.drift} instance(s) run another version than "
-                                       "their group wants")
-        item.setTextAlignment(COL_DRIFT, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        item.setTextAlignment(COL_AGE, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        for col in (COL_COUNT, COL_DRIFT, COL_AGE):
+            item.setTextAlignment(col, right)
+        item.setForeground(COL_DRIFT, QColor(DRIFT))
         if n.key[0] == "scope":
             font = item.font(COL_NAME)
             font.setBold(True)
             item.setFont(COL_NAME, font)
+        self._fill(item, n)
         self._items[n.key] = item
         return item
+
+    @staticmethod
+    def _fill(item: QTreeWidgetItem, n: _Node) -> None:
+        """Set what changes from poll to poll; Qt repaints only what differs."""
+        values = (
+            (COL_NAME, n.label), (COL_COUNT, f"{n.count:,}"),
+            (COL_DRIFT, f"◆ {n.drift}" if n.drift else ""),
+        )
+        for col, text in values:
+            if item.text(col) != text:
+                item.setText(col, text)
+        if item.data(COL_MIX, MIX_ROLE) != n.mix:
+            item.setData(COL_MIX, MIX_ROLE, dict(n.mix))
+            mix = ", ".join(f"{v or 'unknown'}: {c}" for v, c in
+                            sorted(n.mix.items(), key=lambda kv: version_key(kv[0]), reverse=True))
+            item.setToolTip(COL_MIX, mix or "no instances")
+        if item.toolTip(COL_NAME) != n.tooltip:
+            item.setToolTip(COL_NAME, n.tooltip)
+        drift_tip = f"{n.drift} instance(s) run another version than their group wants" \
+            if n.drift else ""
+        if item.toolTip(COL_DRIFT) != drift_tip:
+            item.setToolTip(COL_DRIFT, drift_tip)
 
     # -- ages (cheap: no query, run every second)
     def freshness_of(self, key: NodeKey) -> Freshness:

@@ -155,3 +155,28 @@ def test_no_collect_opens_the_store_read_only_and_starts_nothing(qtbot, failing_
     assert "read-only" in window.collector_label.text()
     window.close()
     window.store.close()
+
+
+def test_f5_asks_the_collector_to_poll_now(qtbot, seeded_store, tmp_path):
+    from PySide6.QtCore import QSettings, Qt
+
+    from fleetview.config import Config
+    from fleetview.ui.main_window import MainWindow
+
+    collector = CollectorProcess(sys.executable, ["-c", FAKE])
+    window = MainWindow(seeded_store, Config(), collector=collector,
+                        settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    events: list[dict] = []
+    collector.event.connect(events.append)
+    window.show()
+    window.start()
+    qtbot.waitUntil(lambda: len(events) >= 4, timeout=10000)
+    assert window.scope_status["prod"].badge.isVisibleTo(window)  # eu-west-1 throttled
+    qtbot.keyClick(window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: len(events) >= 5, timeout=5000)
+    assert events[-1]["event"] == "poll_started"
+    assert window.scope_status["prod"].polling
+    pid = collector.pid
+    window.close()
+    assert not _alive(pid)
