@@ -91,6 +91,7 @@ class Demo:
     timings: dict[str, float] = field(default_factory=dict)
     instances: dict[str, int] = field(default_factory=dict)
     history: demo_history.HistoryStats | None = None
+    history_end: datetime | None = None  # the last poll of the history: live from here on
     _dead_port: socket.socket | None = None
     _env: dict[str, str | None] = field(default_factory=dict)
     _gce_lines: queue.Queue = field(default_factory=queue.Queue)
@@ -404,6 +405,7 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
                     demo_history.write_scope_history(store, history, size, stats)
                     demo.timings[f"{name}_history_s"] = time.monotonic() - t0
                     ends.append(history.live.polled_at)
+                demo.history_end = max(ends)
                 inventory, started, _ = failing.result()
                 demo_history.write_failing_history(store, inventory, min(ends), stats,
                                                    live_started=started)

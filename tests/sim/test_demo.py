@@ -124,16 +124,20 @@ def test_history_tells_the_story(demo, store):
 
 
 def test_the_first_collector_poll_changes_almost_nothing(demo, store):
+    before = datetime.now(UTC)
     result = _fleetview("collect", "--once", "--config", str(demo.config_path))
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     finished = {e["scope"]: e for e in events if e.get("event") == "poll_finished"}
     assert set(finished) == {AWS, GCP, FAILING}, result.stderr
     assert finished[AWS]["ok"] and finished[AWS]["opened"] == 0
     assert finished[AWS]["closed"] == 0 and finished[AWS]["unchanged"] == 28
-    # The live rollout may have started a replacement or two since the history ended.
-    assert finished[GCP]["ok"] and finished[GCP]["opened"] <= 3
-    assert finished[GCP]["unchanged"] >= 22
+    assert finished[GCP]["ok"] and finished[GCP]["unchanged"] >= 20
     assert not finished[FAILING]["ok"]
+    # Only the live rollout (frontend, started after the history ended) opened spans.
+    spans = store.spans(before - timedelta(minutes=5), datetime.now(UTC))
+    fresh = spans[spans["start"] > demo.history_end]
+    assert set(zip(fresh["scope"], fresh["group"], strict=True)) <= {(GCP, "frontend")}
+    assert len(fresh) == finished[GCP]["opened"] <= 10
 
 
 def test_the_live_rollout_advances(demo):
