@@ -94,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         window.timeline.plot.show_last(2 * 86400)
         shoot(window, app, args.out / f"main-window-{scheme}.png")
         if scheme == "light":
+            window.open_palette()
+            window.palette_popup.search.setText("web")
+            shoot(window, app, args.out / "command-palette.png")
+            window.palette_popup.close_palette()
             window.table.set_filter_text("drift:yes")
             window.select_instance(str(window.table.model.instance_at(0)))
             shoot(window, app, args.out / "drift-filter.png")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QPalette
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeyEvent, QPainter, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -14,6 +14,9 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -68,6 +71,50 @@ def rank(entries: list[PaletteEntry], query: str, limit: int = MAX_SHOWN) -> lis
     return [entry for *_, entry in scored[:limit]]
 
 
+KIND_ROLE = Qt.ItemDataRole.UserRole
+DETAIL_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class _EntryDelegate(QStyledItemDelegate):
+    """Title, then the detail in a muted colour; the kind (and shortcut) at the right."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        title, detail = opt.text, index.data(DETAIL_ROLE) or ""
+        kind = index.data(KIND_ROLE) or ""
+        opt.text = ""
+        style = opt.widget.style() if opt.widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        text = opt.palette.color(QPalette.ColorRole.HighlightedText if selected
+                                 else QPalette.ColorRole.Text)
+        muted = QColor(text)
+        muted.setAlphaF(0.6)
+        rect = opt.rect.adjusted(10, 0, -10, 0)
+        painter.save()
+        painter.setPen(muted)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, kind)
+        kind_width = opt.fontMetrics.horizontalAdvance(kind) + 16
+        painter.setPen(text)
+        font = QFont(opt.font)
+        font.setBold(True)
+        painter.setFont(font)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, title)
+        title_width = QFontMetrics(font).horizontalAdvance(title) + 12
+        painter.setFont(opt.font)
+        painter.setPen(muted)
+        room = rect.adjusted(title_width, 0, -kind_width, 0)
+        painter.drawText(room, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                         opt.fontMetrics.elidedText(detail, Qt.TextElideMode.ElideRight,
+                                                    max(0, room.width())))
+        painter.restore()
+
+    def sizeHint(self, option, index) -> QSize:
+        size = super().sizeHint(option, index)
+        return QSize(size.width(), size.height() + 10)
+
+
 class CommandPalette(QFrame):
     """An overlay at the top of the window: a search box and the best matches.
 
@@ -94,6 +141,8 @@ class CommandPalette(QFrame):
         self.list = QListWidget(self)
         self.list.setUniformItemSizes(True)
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.list.setItemDelegate(_EntryDelegate(self.list))
+        self.search.setMinimumHeight(30)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(self.search)
@@ -130,11 +179,10 @@ class CommandPalette(QFrame):
         self._shown = rank(self.entries, query)
         self.list.clear()
         for entry in self._shown:
-            detail = f"  ·  {entry.detail}" if entry.detail else ""
-            shortcut = f"    [{entry.shortcut}]" if entry.shortcut else ""
-            item = QListWidgetItem(f"{entry.title}{detail}{shortcut}")
-            item.setToolTip(entry.kind)
-            item.setData(Qt.ItemDataRole.UserRole, entry.kind)
+            item = QListWidgetItem(entry.title)
+            item.setData(KIND_ROLE, f"{entry.shortcut}   {entry.kind}" if entry.shortcut
+                         else entry.kind)
+            item.setData(DETAIL_ROLE, entry.detail)
             self.list.addItem(item)
         if self._shown:
             self.list.setCurrentRow(0)

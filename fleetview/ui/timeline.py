@@ -482,7 +482,8 @@ class Legend(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(10)
         self.counts: dict[str | None, int] = {}
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # Ignored: a long legend is cut at the right rather than pushing the window wider.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
     def set_counts(self, counts: dict[str | None, int]) -> None:
         self.counts = dict(counts)
@@ -518,7 +519,7 @@ class TimelineWidget(QWidget):
         self.legend = Legend(colors, self)
         self._live = True
         buttons = QHBoxLayout()
-        buttons.setContentsMargins(0, 0, 0, 0)
+        buttons.setContentsMargins(0, 0, 8, 0)
         buttons.setSpacing(4)
         title = QLabel("Timeline", self)
         font = QFont(title.font())
