@@ -223,7 +223,7 @@ class Compute:
                     exc.code == 403 and bool(_reasons(exc) & _THROTTLE_REASONS))
                 if not transient or attempt == self.retries:
                     raise self.translate(exc, permission, what) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, auth_exc.TransportError) as exc:
                 if attempt == self.retries:
                     raise TransientError(
                         f"scope {self.config.name}: cannot reach the Compute API at "
@@ -231,8 +231,11 @@ class Compute:
                         f"{what} ({type(exc).__name__}); check the network or api_endpoint"
                     ) from None
             except auth_exc.RefreshError as exc:
+                sa = self.config.impersonate_service_account
+                hint = (f"check that your account may impersonate {sa} (it needs "
+                        "roles/iam.serviceAccountTokenCreator on it), or " if sa else "")
                 raise ProviderError(f"scope {self.config.name}: the Google credentials could "
-                                    f"not be refreshed ({exc}); {LOGIN_HINT}") from None
+                                    f"not be refreshed ({exc}); {hint}{LOGIN_HINT}") from None
             self.sleep(delay)
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")

@@ -309,3 +309,20 @@ def test_401_and_403_say_what_to_do():
         gexc.Forbidden("Rate Limit Exceeded", errors=[{"reason": "rateLimitExceeded"}]),
         "compute.instances.list", "listing instances")
     assert "throttl" in str(throttled)
+
+
+class _ExpiredCredentials(ga_credentials.Credentials):
+    """Application default credentials whose refresh token Google no longer accepts."""
+
+    def refresh(self, request):
+        raise auth_exc.RefreshError("invalid_grant: Token has been expired or revoked.")
+
+
+def test_credentials_that_cannot_refresh_say_what_to_do(gce_emulator, monkeypatch):
+    monkeypatch.setattr(google.auth, "default", lambda **_kw: (_ExpiredCredentials(), None))
+    config = GcpScopeConfig(name="gcp-test", project=PROJECT, api_endpoint=gce_emulator.endpoint,
+                            impersonate_service_account=None, regions=("us-central1",))
+    inv = GcpProvider(config, VersionRules()).poll()
+    assert [e.region for e in inv.errors] == ["us-central1"] and inv.regions_ok == ()
+    assert "gcloud auth application-default login" in inv.errors[0].message
+    assert "expired" in inv.errors[0].message
