@@ -180,3 +180,34 @@ def test_f5_asks_the_collector_to_poll_now(qtbot, seeded_store, tmp_path):
     pid = collector.pid
     window.close()
     assert not _alive(pid)
+
+
+def test_run_gui_opens_the_window_and_returns_when_it_closes(qtbot, failing_config, tmp_path,
+                                                              monkeypatch):
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    import fleetview.ui.app as app_module
+
+    # Not the user's own settings file.
+    monkeypatch.setattr(app_module, "QSettings", lambda *_: QSettings(
+        str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    from fleetview.store import Store
+    from fleetview.ui.app import run_gui
+    from fleetview.ui.main_window import MainWindow
+
+    Store.open(failing_config.store.url).close()
+    shown = []
+
+    def close_when_shown():
+        windows = [w for w in QApplication.topLevelWidgets()
+                   if isinstance(w, MainWindow) and w.isVisible()]
+        if windows:
+            shown.extend(windows)
+            windows[0].close()
+        else:
+            QTimer.singleShot(50, close_when_shown)
+
+    QTimer.singleShot(50, close_when_shown)
+    assert run_gui(failing_config, collect=False) == 0
+    assert shown and shown[0].store.readonly
