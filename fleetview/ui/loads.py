@@ -1,0 +1,81 @@
+"""What the window reads from the store: plain functions, run on the task runner's threads.
+
+Each returns what its widget shows, already worked out (tree nodes, formatted table cells,
+timeline arrays), so the GUI thread only swaps it in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from fleetview.ui.fleet_filter import FleetFilter
+from fleetview.ui.fleet_table import FleetRows, prepare_rows
+from fleetview.ui.scope_tree import build_nodes
+from fleetview.ui.timeline_data import TimelineData
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    """The fleet as of a time, with what the tree and the table show already worked out."""
+
+    fleet: pd.DataFrame
+    groups: pd.DataFrame
+    nodes: dict
+    rows: FleetRows
+    version_counts: dict
+
+
+def load_fleet(store, at: datetime | None, flt: FleetFilter) -> FleetSnapshot:
+    fleet, groups = store.fleet_at(at), store.groups_at(at)
+    versions = fleet["version"].astype(object).where(fleet["version"].notna(), None) \
+        if len(fleet) else pd.Series(dtype=object)
+    return FleetSnapshot(fleet, groups, build_nodes(fleet, groups), prepare_rows(fleet, flt),
+                         versions.value_counts(dropna=False).to_dict())
+
+
+@dataclass(frozen=True)
+class History:
+    timeline: TimelineData
+    versions: list[str]  # every version the store knows, for stable colours
+
+
+def load_history(store, now: datetime, days: int) -> History:
+    """The spans of the last `days`, already in the timeline's arrays (built off the GUI
+    thread: at 100,000 spans that takes longer than a frame)."""
+    spans = store.spans(now - timedelta(days=days), now)
+    images = store.images()
+    versions = {v for v in images["version"] if isinstance(v, str)} if len(images) else set()
+    timeline = TimelineData.from_spans(spans)
+    versions |= {v for v in timeline.versions if v is not None}
+    return History(timeline, sorted(versions))
+
+
+def load_freshness(store) -> pd.DataFrame:
+    return store.freshness()
+
+
+def load_share(store, scope: str, region: str, group: str, desired: str | None,
+               now: datetime, days: int) -> pd.DataFrame:
+    """A group's version share around its latest rollout, at about 200 steps.
+
+    A coarse pass over the whole history finds when the desired version arrived; the fine
+    pass then starts a little before that, so a rollout of hours is not a sliver of a month.
+    """
+    t0 = now - timedelta(days=days)
+    coarse = store.version_share(scope, region, group, t0, now, timedelta(days=days) / 300)
+    start = t0
+    if len(coarse):
+        counts = coarse.sum(axis=1)
+        start = max(t0, pd.Timestamp(counts[counts > 0].index.min()).to_pydatetime()) \
+            if (counts > 0).any() else t0
+        if desired in coarse.columns:
+            without = coarse.index[coarse[desired].fillna(0).to_numpy() == 0]
+            if len(without):
+                arrived = pd.Timestamp(without.max()).to_pydatetime()
+                start = max(start, arrived - max((now - arrived) * 0.6, timedelta(hours=1)))
+    span = max(now - start, timedelta(hours=1))
+    step = max(span / 200, timedelta(seconds=30))
+    return store.version_share(scope, region, group, now - span, now, step)
