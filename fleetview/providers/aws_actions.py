@@ -301,7 +301,7 @@ def _what_is_left(provider: AwsProvider, plan: ActionPlan, reason: str) -> str:
     if plan.kind == "replace":
         return f"replace of {plan.instances[0]} stopped: {reason}"
     try:
-        behind = [i for i, image in _group_images(provider, plan).items()
+        behind = [i for i, (image, _) in _group_images(provider, plan)[0].items()
                   if image != plan.to_image_id]
     except Exception:
         behind = list(plan.instances)
@@ -396,7 +396,7 @@ def _step_refresh_track(provider: AwsProvider, plan: ActionPlan) -> str | None:
 
 def _terminate(provider: AwsProvider, plan: ActionPlan, instance_ids: list[str]) -> None:
     asg = provider.client("autoscaling", plan.region)
-    live = _group_instances(provider, plan)
+    live, _ = _group_instances(provider, plan)
     for instance_id in instance_ids:
         if not live.get(instance_id, "Terminating").startswith(("Pending", "InService")):
             continue  # already gone: a step repeated after a restart must not fail
@@ -404,33 +404,38 @@ def _terminate(provider: AwsProvider, plan: ActionPlan, instance_ids: list[str])
             InstanceId=instance_id, ShouldDecrementDesiredCapacity=False)
 
 
-def _group_instances(provider: AwsProvider, plan: ActionPlan) -> dict[str, str]:
-    """The group's instances now -> lifecycle state."""
+def _group_instances(provider: AwsProvider, plan: ActionPlan) -> tuple[dict[str, str], int]:
+    """The group's instances now -> lifecycle state, and its desired capacity now."""
     response = provider.client("autoscaling", plan.region).describe_auto_scaling_groups(
         AutoScalingGroupNames=[plan.group])
     groups = response.get("AutoScalingGroups", [])
     if not groups:
         raise StepFailed(f"group {plan.group} no longer exists in {plan.region}")
-    return {i["InstanceId"]: i.get("LifecycleState", "") for i in groups[0].get("Instances", [])}
+    instances = groups[0].get("Instances", [])
+    return ({i["InstanceId"]: i.get("LifecycleState", "") for i in instances},
+            int(groups[0].get("DesiredCapacity") or 0))
 
 
-def _group_images(provider: AwsProvider, plan: ActionPlan) -> dict[str, str | None]:
-    """The group's live instances -> AMI, read from EC2 (moto reports the template's default
-    version on ASG instances, not the one used, so the AMI is the only truth)."""
-    live = _group_instances(provider, plan)
+def _group_images(provider: AwsProvider, plan: ActionPlan
+                  ) -> tuple[dict[str, tuple[str | None, str]], int]:
+    """The group's live instances -> (AMI, EC2 state), read from EC2 (moto reports the
+    template's default version on ASG instances, not the one used, so the AMI is the only
+    truth), and the group's desired capacity."""
+    live, desired = _group_instances(provider, plan)
     if not live:
-        return {}
+        return {}, desired
     ec2 = provider.client("ec2", plan.region)
-    out: dict[str, str | None] = {}
+    out: dict[str, tuple[str | None, str]] = {}
     ids = sorted(live)
     for start in range(0, len(ids), 200):  # at most 200 values in one EC2 filter
         for page in ec2.get_paginator("describe_instances").paginate(
                 Filters=[{"Name": "instance-id", "Values": ids[start:start + 200]}]):
             for reservation in page.get("Reservations", []):
                 for raw in reservation.get("Instances", []):
-                    if (raw.get("State") or {}).get("Name") not in GONE_STATES:
-                        out[raw["InstanceId"]] = raw.get("ImageId")
-    return out
+                    state = (raw.get("State") or {}).get("Name", "")
+                    if state not in GONE_STATES:
+                        out[raw["InstanceId"]] = (raw.get("ImageId"), state)
+    return out, desired
 
 
 def _step_batch(provider: AwsProvider, plan: ActionPlan, step: PlanStep
@@ -441,27 +446,27 @@ def _step_batch(provider: AwsProvider, plan: ActionPlan, step: PlanStep
     if step.key.startswith("batch:"):
         _terminate(provider, plan, batch)
     members = set(plan.params.get("members") or [])
-    wanted = int(plan.params.get("desired_capacity") or 0)
     replaced_so_far = _replaced_before(plan, step) + len(batch)
     deadline = time.monotonic() + provider.track_timeout_s
     while True:
-        images = _group_images(provider, plan)
-        newcomers = {i: img for i, img in images.items() if i not in members}
+        images, wanted = _group_images(provider, plan)
+        newcomers = {i: img for i, (img, _) in images.items() if i not in members}
         wrong = {i: img for i, img in newcomers.items() if img != plan.to_image_id}
         if wrong:
             raise StepFailed(", ".join(f"{i} launched with {img}" for i, img in wrong.items())
                              + f", not {plan.to_image_id} ({plan.to_version}); check the "
                              "group's launch template")
+        running = [i for i in newcomers if images[i][1] == "running"]
         still = [i for i in batch if i in images]
-        if not still and len(newcomers) >= replaced_so_far and len(images) >= wanted:
-            yield _event(step.key, "progress", f"{len(newcomers)} replacement(s) run "
-                         f"{plan.to_version}", len(newcomers), replaced_so_far)
+        if not still and len(running) >= replaced_so_far and len(images) >= wanted:
+            yield _event(step.key, "progress", f"{len(running)} replacement(s) run "
+                         f"{plan.to_version}", len(running), replaced_so_far)
             return
         if time.monotonic() > deadline:
-            raise StepFailed(f"after {provider.track_timeout_s:.0f} s, {len(newcomers)} of "
+            raise StepFailed(f"after {provider.track_timeout_s:.0f} s, {len(running)} of "
                              f"{replaced_so_far} replacement(s) run {plan.to_version}")
-        yield _event(step.key, "progress", f"waiting: {len(newcomers)} of {replaced_so_far} "
-                     f"replacement(s) run {plan.to_version}", len(newcomers), replaced_so_far)
+        yield _event(step.key, "progress", f"waiting: {len(running)} of {replaced_so_far} "
+                     f"replacement(s) run {plan.to_version}", len(running), replaced_so_far)
         provider.sleep(provider.poll_interval_s)
 
 
