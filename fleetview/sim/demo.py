@@ -120,7 +120,7 @@ class Demo:
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
         if self.gce is not None:
-            _end_process(self.gce)
+            _end_process(self.gce, farewell="stop")
         if self.moto is not None:
             with contextlib.suppress(Exception):
                 self.moto.stop()
@@ -187,9 +187,15 @@ def _tail(path: Path, lines: int = 3) -> str:
     return " | ".join(text[-lines:]) or "no output"
 
 
-def _end_process(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    """Close its stdin (the emulator's cue to stop), then terminate, then kill; always reap."""
+def _end_process(process: subprocess.Popen, timeout_s: float = 10.0,
+                 farewell: str | None = None) -> None:
+    """Say farewell on its stdin and close it (the emulator's cue to stop), then terminate,
+    then kill; always reap."""
     if process.stdin is not None:
+        with contextlib.suppress(OSError, ValueError):
+            if farewell and process.poll() is None:
+                process.stdin.write(farewell + "\n")
+                process.stdin.flush()
         with contextlib.suppress(OSError, ValueError):
             process.stdin.close()
     try:
@@ -377,6 +383,10 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
         demo.timings["moto_start_s"] = time.monotonic() - t0
         ready = demo._gce_reply("ready", GCE_READY_TIMEOUT_S)
         demo.gce_endpoint = ready["endpoint"]
+        # Should this process die without stop() (killed, a crash), the emulator's process
+        # sees its stdin end and cleans up after it.
+        demo._gce_command(f"watch {demo.moto.process.pid}", "watching")
+        demo._gce_command(f"remove {demo.workdir}", "removing")
         demo.timings["gce_ready_s"] = time.monotonic() - t0
         demo._dead_port = _dead_port()
         dead_url = f"http://127.0.0.1:{demo._dead_port.getsockname()[1]}"

@@ -2,16 +2,28 @@
 
 `python -m fleetview.sim.demo_gce --size small` seeds the story, serves on a free loopback
 port and prints one JSON line, {"ready": true, "endpoint": ..., ...}. It then reads commands
-from stdin, one a line: "rollout" starts the story's live rollout. End of stdin (the demo
-closed, or died) stops it, so it never outlives the demo that started it.
+from stdin, one a line, and answers each with a JSON line:
+
+- "rollout" starts the story's live rollout;
+- "watch PID" and "remove DIR": what to clean up should the demo die without stopping
+  (killed, or crashed): the process is terminated and the directory removed;
+- "stop" ends it, leaving the cleaning to the demo that stops normally.
+
+End of stdin without "stop" means the demo died: it cleans up, then ends. So neither it nor
+moto's server outlives the demo that started them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
+import signal
 import sys
 import time
+from pathlib import Path
 
 from fleetview.sim import demo_story
 from fleetview.sim.gce.clock import EmulatedClock
@@ -31,6 +43,32 @@ def build(size: str) -> tuple[GceState, int]:
     return state, demo_story.seed_gce(state, size)
 
 
+def clean_up(pids: list[int], dirs: list[Path], grace_s: float = 5.0) -> None:
+    """The demo died: end the processes it started and remove its directory."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for pid in pids:
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there; it got its signal
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def _say(message: dict) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
@@ -42,25 +80,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=demo_story.SIZES, default="small")
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
     args = parser.parse_args(argv)
+    # Ctrl+C in the terminal reaches the whole process group; the demo handles it and tells
+    # this process to stop, in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     started = time.monotonic()
     state, instances = build(args.size)
     emulator = GceEmulator(state, port=args.port).start()
     _say({"ready": True, "endpoint": emulator.endpoint, "port": emulator.port,
           "project": state.project, "instances": instances,
           "seed_s": round(time.monotonic() - started, 3)})
+    watched: list[int] = []
+    doomed: list[Path] = []
+    orphaned = True
     try:
         for line in sys.stdin:
-            command = line.strip()
+            command, _, argument = line.strip().partition(" ")
             if command == "rollout":
                 _say({"rollout": demo_story.start_live_rollouts(state)})
+            elif command == "watch" and argument.isdigit():
+                watched.append(int(argument))
+                _say({"watching": int(argument)})
+            elif command == "remove" and argument:
+                doomed.append(Path(argument))
+                _say({"removing": argument})
             elif command == "stop":
+                orphaned = False
                 break
             elif command:
-                _say({"error": f"unknown command {command!r}"})
-    except KeyboardInterrupt:
-        pass
+                _say({"error": f"unknown command {line.strip()!r}"})
     finally:
         emulator.stop()
+        if orphaned:
+            clean_up(watched, doomed)
     return 0
 
 
