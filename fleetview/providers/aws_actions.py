@@ -199,6 +199,10 @@ def plan_rollback(provider: AwsProvider, inventory: Inventory, group_name: str, 
         steps += _batch_steps_of(batches, version)
         notes = ("this endpoint has no instance refresh: FleetView replaces the instances "
                  "itself, a batch at a time",)
+    pointer = str(group.extra.get("launch_template_pointer") or "")
+    if pointer.startswith("$"):
+        notes += (f"the group follows {pointer} of its template today; afterwards it names a "
+                  "version number, so the next deploy must point it at its new version",)
     from_versions = sorted({i.version or "?" for i in stale} | (
         {group.desired_version} if group.desired_version and group.desired_image_id != image.id
         else set()))

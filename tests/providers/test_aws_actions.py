@@ -120,6 +120,7 @@ def test_rolling_rollback_on_moto_brings_every_instance_to_v(provider, moto_serv
     assert set(plan.from_versions) == {"1.3.0", "1.4.0"} and plan.to_version == "1.2.0"
     assert [s.key for s in plan.steps] == ["template", "point", "batch:1", "batch:2"]
     assert "2 of 4" in plan.capacity_kept
+    assert any("follows $Latest" in note for note in plan.notes)
     events = list(provider.execute(plan))
     assert events[-1].status == "finished", events[-1].message
     after = provider.poll()
