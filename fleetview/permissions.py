@@ -165,6 +165,9 @@ GCP_METHODS: dict[str, str] = {
     "compute.images.list": "compute.images.list",
     "compute.images.get": "compute.images.get",
     "compute.images.getFromFamily": "compute.images.getFromFamily",
+    # Served by the emulator for seeding and the demo; FleetView itself never calls them.
+    "compute.images.delete": "compute.images.delete",
+    "compute.images.deprecate": "compute.images.deprecate",
     "compute.instanceTemplates.aggregatedList": "compute.instanceTemplates.list",
     "compute.instanceTemplates.list": "compute.instanceTemplates.list",
     "compute.instanceTemplates.get": "compute.instanceTemplates.get",
