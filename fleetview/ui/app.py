@@ -54,11 +54,19 @@ def open_window(config: Config, collect: bool = True,
     return window
 
 
+def launch(config: Config, collect: bool = True,
+           settings: QSettings | None = None) -> MainWindow:
+    """Open the window and set it going: the first reads start before the first paint, so
+    the store works while Qt lays out and paints the empty window."""
+    window = open_window(config, collect, settings=settings)
+    window.start()
+    window.show()
+    return window
+
+
 def run_gui(config: Config, collect: bool = True) -> int:
     app = application()
-    window = open_window(config, collect)
-    window.show()
-    window.start()
+    window = launch(config, collect)
     try:
         return app.exec()
     finally:

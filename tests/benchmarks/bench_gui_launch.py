@@ -19,22 +19,20 @@ SIZES = {"tiny": (1, 7, 6), "full": (156, 30, 3)}
 
 
 def child(url: str, started: float) -> int:
-    """Open the window as `fleetview --no-collect` does; report when it was painted."""
+    """Open the window as `fleetview --no-collect` does (`launch`, then the event loop);
+    report when it was painted."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
 
     from fleetview.config import Config, StoreConfig
-    from fleetview.ui.app import application, open_window
+    from fleetview.ui.app import application, launch
 
     imported = time.time()
     app = application()
     settings = QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"), QSettings.Format.IniFormat)
-    window = open_window(Config(store=StoreConfig(url=url)), collect=False, settings=settings)
     seen: set[str] = set()
-    window.loaded.connect(seen.add)
-    window.resize(1400, 860)
-    window.show()
-    window.start()
+    window = launch(Config(store=StoreConfig(url=url)), collect=False, settings=settings)
+    window.loaded.connect(seen.add)  # results arrive through the event loop, not before
     app.processEvents()
     window.repaint()
     frame = time.time()
