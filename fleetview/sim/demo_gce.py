@@ -5,6 +5,7 @@ port and prints one JSON line, {"ready": true, "endpoint": ..., ...}. It then re
 from stdin, one a line, and answers each with a JSON line:
 
 - "rollout" starts the story's live rollout;
+- "speed X": emulated seconds per wall second from now on (tests hurry rollouts along);
 - "watch PID" and "remove DIR": what to clean up should the demo die without stopping
   (killed, or crashed): the process is terminated and the directory removed;
 - "stop" ends it, leaving the cleaning to the demo that stops normally.
@@ -59,6 +60,13 @@ def clean_up(pids: list[int], dirs: list[Path], grace_s: float = 5.0) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _positive(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
 def _alive(pid: int) -> bool:
     if os.name == "nt":  # os.kill(pid, 0) would end the process there; it got its signal
         return False
@@ -97,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             command, _, argument = line.strip().partition(" ")
             if command == "rollout":
                 _say({"rollout": demo_story.start_live_rollouts(state)})
+            elif command == "speed" and _positive(argument):
+                state.clock.set_realtime(True, float(argument))
+                _say({"speed": float(argument)})
             elif command == "watch" and argument.isdigit():
                 watched.append(int(argument))
                 _say({"watching": int(argument)})

@@ -184,6 +184,7 @@ def test_rolling_back_the_bad_group_converges(demo, store):
 
 
 def test_replacing_a_gcp_instance_goes_through_the_emulator(demo, store):
+    assert demo._gce_command("speed 10", "speed") == {"speed": 10.0}  # ten times the pace
     scope_config = demo.config.scope(GCP)
     provider = provider_class("gcp")(scope_config, demo.config.versions, poll_interval_s=0.5)
     try:

@@ -58,6 +58,7 @@ def test_it_serves_the_story_and_starts_the_live_rollout(gce):
     finally:
         provider.close()
     assert "error" in _say(process, "dance")
+    assert "error" in _say(process, "speed -1")
 
 
 def test_orphaned_it_ends_the_watched_process_and_removes_the_directory(gce, tmp_path):
