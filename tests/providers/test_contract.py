@@ -1,0 +1,149 @@
+"""One contract, every provider: the same behaviour from the AWS provider on moto and the GCP
+provider on the Compute Engine emulator, each driven through its real SDK."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from fleetview.config import AwsScopeConfig, GcpScopeConfig
+from fleetview.domain.actions import ActionRefused
+from fleetview.domain.model import Inventory, State
+from fleetview.domain.versions import VersionRules
+from fleetview.providers.aws import AwsProvider
+from fleetview.providers.gcp import GcpProvider
+from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
+from tests.providers.aws_fixtures import moto_server  # noqa: F401
+from tests.sim import gce_fixtures
+
+gce_emulator = gce_fixtures.gce_emulator
+OLD, NEW = "1.3.0", "1.4.0"
+
+
+@dataclass
+class Cloud:
+    """A seeded cloud: group "web" of 3 running NEW after running OLD in full, and one
+    standalone instance."""
+
+    name: str
+    make: Any  # actions: bool -> Provider
+    region: str
+    group: str = "web"
+
+    def provider(self, actions: bool = True):
+        return self.make(actions)
+
+
+def _aws(moto) -> Cloud:
+    seed_aws_fleet(moto.url, regions=("us-east-1",),
+                   groups=(GroupSpec("web", size=3, version=NEW),), standalone=1, unlabelled=0,
+                   versions=(OLD, NEW))
+
+    def make(actions: bool):
+        config = AwsScopeConfig("aws-c", ("us-east-1",), endpoint_url=moto.url, actions=actions)
+        return AwsProvider(config, VersionRules(), sleep=lambda s: None, poll_interval_s=0.0,
+                           track_timeout_s=60)
+
+    return Cloud("aws", make, "us-east-1")
+
+
+def _gcp(emulator) -> Cloud:
+    state = emulator.state
+    for version in (OLD, NEW):
+        state.create_image(f"app-{version.replace('.', '-')}",
+                           labels={"version": version.replace(".", "-")})
+        state.create_instance_template(f"app-t-{version.replace('.', '-')}",
+                                       f"app-{version.replace('.', '-')}")
+    state.create_mig("web", f"app-t-{NEW.replace('.', '-')}", zone="us-central1-a",
+                     target_size=3)
+    state.create_instance("bastion", "us-central1-b", f"app-{OLD.replace('.', '-')}")
+    emulator.clock.advance(120)  # the MIG's instances are created and running
+
+    def make(actions: bool):
+        config = GcpScopeConfig("gcp-c", gce_fixtures.PROJECT, api_endpoint=emulator.endpoint,
+                                credentials="anonymous", actions=actions)
+        return GcpProvider(config, VersionRules(), poll_interval_s=0.0, timeout_s=3600,
+                           sleep=lambda s: emulator.clock.advance(max(s, 15)))
+
+    return Cloud("gcp", make, "us-central1")
+
+
+@pytest.fixture(params=["aws", "gcp"])
+def cloud(request) -> Cloud:
+    if request.param == "aws":
+        return _aws(request.getfixturevalue("moto_server"))
+    return _gcp(request.getfixturevalue("gce_emulator"))
+
+
+def members(inventory: Inventory, cloud: Cloud):
+    return [i for i in inventory.instances if i.group == cloud.group
+            and i.state not in (State.TERMINATED, State.STOPPING)]
+
+
+def test_poll_labels_instances_groups_and_standalones(cloud):
+    inventory = cloud.provider().poll()
+    assert inventory.ok and cloud.region in inventory.regions_ok and inventory.api_calls > 0
+    assert inventory.scope.provider == cloud.name and inventory.scope.account
+    group = inventory.group(cloud.group, cloud.region)
+    assert group is not None and group.desired_version == NEW and group.target_size == 3
+    web = members(inventory, cloud)
+    assert len(web) == 3 and {i.version for i in web} == {NEW}
+    standalone = [i for i in inventory.instances if i.group is None]
+    assert standalone and all(i.version in (OLD, NEW) for i in standalone)
+    assert all(i.region == cloud.region or i.group is None for i in inventory.instances)
+
+
+def test_identity_names_who_acts(cloud):
+    assert cloud.provider().identity()
+
+
+def test_standalone_instance_is_refused_with_the_reason(cloud):
+    provider = cloud.provider()
+    inventory = provider.poll()
+    standalone = next(i for i in inventory.instances if i.group is None)
+    with pytest.raises(ActionRefused, match="(?i)standalone|not in any|no group|outside"):
+        provider.plan_replace(inventory, standalone.id)
+
+
+def test_read_only_scope_refuses_rollback(cloud):
+    provider = cloud.provider(actions=False)
+    with pytest.raises(ActionRefused, match="(?i)read-only|actions"):
+        provider.plan_rollback(provider.poll(), cloud.group, cloud.region, OLD)
+
+
+def test_unknown_version_is_refused(cloud):
+    provider = cloud.provider()
+    with pytest.raises(ActionRefused):
+        provider.plan_rollback(provider.poll(), cloud.group, cloud.region, "9.9.9")
+
+
+def test_rollback_converges_and_runs_each_step_once(cloud):
+    provider = cloud.provider()
+    plan = provider.plan_rollback(provider.poll(), cloud.group, cloud.region, OLD)
+    assert plan.kind == "rollback" and plan.to_version == OLD and plan.steps
+    assert set(plan.from_versions) == {NEW}
+    events = list(provider.execute(plan))
+    started = [e.step for e in events if e.status == "started"]
+    assert len(started) == len(set(started)), "a step ran twice"
+    assert not [e for e in events if e.status == "failed"], events
+    web = members(provider.poll(), cloud)
+    assert len(web) == 3 and {i.version for i in web} == {OLD}
+    assert all(i.state == State.RUNNING for i in web)
+    # Steps journaled as done are never run again.
+    assert not [e for e in provider.execute(plan, done={s.key for s in plan.steps})
+                if e.status == "started"]
+
+
+def test_replace_brings_a_new_instance_on_the_desired_version(cloud):
+    provider = cloud.provider()
+    inventory = provider.poll()
+    victim = members(inventory, cloud)[0]
+    plan = provider.plan_replace(inventory, victim.id)
+    assert plan.kind == "replace" and plan.instances == (victim.id,)
+    events = list(provider.execute(plan))
+    assert not [e for e in events if e.status == "failed"], events
+    web = members(provider.poll(), cloud)
+    assert victim.id not in {i.id for i in web}
+    assert len(web) == 3 and {i.version for i in web} == {NEW}
