@@ -525,6 +525,7 @@ class MainWindow(QMainWindow):
         if self.collector is not None:
             self.collector.stop()
         self.tasks.shutdown()
+        gc.unfreeze()  # what start() froze may be garbage once the window is gone
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
-from fleetview.ui.colors import RED
+from fleetview.ui.colors import GREEN, RED
 
 
 class ScopeStatus(QWidget):
@@ -37,6 +37,7 @@ class ScopeStatus(QWidget):
         self._regions_done = 0
         self.polling = False
         self.setToolTip(f"{scope}: waiting for the first poll")
+        self._show_errors()
 
     def poll_started(self, regions: int | None = None) -> None:
         self.polling = True
@@ -75,6 +76,8 @@ class ScopeStatus(QWidget):
         self._show_errors()
 
     def _show_errors(self) -> None:
+        dot = RED if self.errors else GREEN
+        self.name.setText(f"<span style='color:{dot}'>●</span> {self.scope}")
         if self.errors:
             lines = [f"{region or self.scope}: {message}" for region, message in self.errors.items()]
             self.badge.setToolTip("\n".join(lines))
@@ -83,7 +86,3 @@ class ScopeStatus(QWidget):
         else:
             self.badge.hide()
             self.badge.setToolTip("")
-
-    @property
-    def error_text(self) -> str:
-        return self.badge.toolTip() if self.badge.isVisible() or self.errors else ""
