@@ -192,8 +192,9 @@ def plan_rollback(provider: AwsProvider, inventory: Inventory, group_name: str, 
                      f"{min_healthy_percent}, SkipMatching)", tuple(i.id for i in stale)),
             PlanStep("refresh:track", "Wait until the instance refresh succeeds"),
         ]
-        notes = ("AWS replaces the instances and keeps the healthy percentage; an endpoint "
-                 "without instance refresh gets the batches below instead",)
+        notes = ("AWS replaces the instances and keeps the healthy percentage; where the "
+                 "endpoint has no instance refresh (moto), FleetView replaces them itself in "
+                 f"batches of {batch_size} instead",)
     else:
         mechanism = "rolling-replacement"
         steps += _batch_steps_of(batches, version)
