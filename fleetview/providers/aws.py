@@ -75,7 +75,8 @@ class AwsProvider(Provider):
     Keyword-only extras exist for tests and the demo, not for the config: `endpoint_for`
     gives one region its own endpoint (a region that is down, a throttling proxy),
     `sleep` and `poll_interval_s` make action tracking instant on moto, `region_workers`
-    caps the regions polled at once (default: all), `max_attempts` counts the first try.
+    caps the lanes of regions polled at once (default: all; regions sharing one endpoint
+    form one lane), `max_attempts` counts the first try.
     """
 
     name = "aws"
