@@ -367,7 +367,6 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
     """
     demo_story.check_size(size)
     check_installed()
-    from fleetview.sim.aws_fleet import clients  # noqa: F401 - boto3 present before we start
     from fleetview.sim.moto_server import MotoServer
 
     parent = Path(workdir) if workdir is not None else None
@@ -397,8 +396,8 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
 
         from fleetview.store import Store
 
-        # Pipelined: GCP's history is written while AWS is still seeded and polled; the
-        # failing scope's poll waits out its retries meanwhile.
+        # Pipelined: GCP's history is written while AWS is still seeded and polled, and the
+        # failing scope is polled (its error message is the real one) meanwhile.
         store = Store.open(config.store.url)
         stats = demo.history = demo_history.HistoryStats()
         try:
