@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QMenu,
     QStyledItemDelegate,
     QStyleOptionViewItem,
+    QToolTip,
     QTreeWidget,
     QTreeWidgetItem,
 )
@@ -166,6 +167,11 @@ def build_nodes(fleet: pd.DataFrame | None, groups: pd.DataFrame | None) -> dict
     return scopes
 
 
+def _ordered(nodes) -> list[_Node]:
+    """Siblings in tree order: groups before standalone instances, each by name."""
+    return sorted(nodes, key=lambda n: (n.key[0] == "instance", n.label))
+
+
 def _flatten(nodes: dict[NodeKey, _Node]) -> dict[NodeKey, _Node]:
     out: dict[NodeKey, _Node] = {}
     stack = list(nodes.values())
@@ -176,8 +182,55 @@ def _flatten(nodes: dict[NodeKey, _Node]) -> dict[NodeKey, _Node]:
     return out
 
 
+def _drift_text(n: _Node) -> str:
+    return f"◆ {n.drift}" if n.drift else ""
+
+
+class FigureDelegate(QStyledItemDelegate):
+    """Right-aligned figures, in `colour` if given, with a tooltip worked out on hover."""
+
+    def __init__(self, parent=None, colour: str | None = None, tooltip=None):
+        super().__init__(parent)
+        self.colour = QColor(colour) if colour else None
+        self.tooltip = tooltip
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
+        super().initStyleOption(option, index)
+        option.displayAlignment = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        if self.colour is not None:
+            option.palette.setColor(QPalette.ColorRole.Text, self.colour)
+
+    def helpEvent(self, event, view, option, index) -> bool:
+        if self.tooltip is not None and event.type() == QEvent.Type.ToolTip:
+            text = self.tooltip(index)
+            if text:
+                QToolTip.showText(event.globalPos(), text, view)
+            else:
+                QToolTip.hideText()
+            return True
+        return super().helpEvent(event, view, option, index)
+
+
+def mix_tooltip(index) -> str:
+    mix = index.data(MIX_ROLE) or {}
+    return ", ".join(f"{v or 'unknown'}: {c}" for v, c in
+                     sorted(mix.items(), key=lambda kv: version_key(kv[0]), reverse=True))
+
+
+def drift_tooltip(index) -> str:
+    text = index.data(Qt.ItemDataRole.DisplayRole) or ""
+    count = text.removeprefix("◆ ")
+    return f"{count} instance(s) run another version than their group wants" if text else ""
+
+
 class VersionMixDelegate(QStyledItemDelegate):
     """Paints a node's version mix as a small stacked bar."""
+
+    def helpEvent(self, event, view, option, index) -> bool:
+        if event.type() == QEvent.Type.ToolTip:
+            QToolTip.showText(event.globalPos(), mix_tooltip(index) or "no instances", view)
+            return True
+        return super().helpEvent(event, view, option, index)
 
     def __init__(self, colors: VersionColors, parent=None):
         super().__init__(parent)
@@ -222,6 +275,9 @@ class ScopeTree(QTreeWidget):
         self.setAlternatingRowColors(False)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setItemDelegateForColumn(COL_MIX, VersionMixDelegate(colors, self))
+        self.setItemDelegateForColumn(COL_COUNT, FigureDelegate(self))
+        self.setItemDelegateForColumn(COL_DRIFT, FigureDelegate(self, DRIFT, drift_tooltip))
+        self.setItemDelegateForColumn(COL_AGE, FigureDelegate(self))
         header = self.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
@@ -244,82 +300,89 @@ class ScopeTree(QTreeWidget):
         self.set_nodes(build_nodes(fleet, groups))
 
     def set_nodes(self, nodes: dict[NodeKey, _Node]) -> None:
-        """Show nodes made by `build_nodes` (on a worker thread)."""
+        """Show nodes made by `build_nodes` (on a worker thread).
+
+        After a poll the nodes are mostly the same: existing items get new figures and new
+        nodes are inserted in place; only when a node went away is the tree rebuilt.
+        """
         flat = _flatten(nodes)
-        if flat.keys() == self._items.keys():
-            # The usual refresh after a poll: same nodes, new figures; no rebuild.
-            for key, n in flat.items():
-                self._fill(self._items[key], n)
-            return
-        expanded = {k for k, it in self._items.items() if it.isExpanded()}
-        current = self.current_key()
         self.blockSignals(True)
         self.setUpdatesEnabled(False)
-        self.clear()
-        self._items = {}
-        # Items are built detached and added in one call: adding them one by one to a live
-        # tree costs a model signal each.
-        tops = []
-        for snode in sorted(nodes.values(), key=lambda n: n.label):
-            sitem = self._add(None, snode)
-            tops.append(sitem)
-            for rnode in sorted(snode.children.values(), key=lambda n: n.label):
-                ritem = self._add(sitem, rnode)
-                # Groups first, then standalone instances, each by name.
-                leaves = sorted(rnode.children.values(),
-                                key=lambda n: (n.key[0] != "group", n.label))
-                ritem.addChildren([self._add(None, leaf) for leaf in leaves])
-        self.addTopLevelItems(tops)
-        for key, item in self._items.items():
-            if key[0] in ("scope", "region") and (self._first or key in expanded):
-                item.setExpanded(True)
-        self._first = False
-        if current in self._items:
-            self.setCurrentItem(self._items[current])
+        if self._items and self._items.keys() <= flat.keys():
+            self._merge(None, _ordered(nodes.values()))
+        else:
+            expanded = {k for k, it in self._items.items() if it.isExpanded()}
+            current = self.current_key()
+            self.clear()
+            self._items = {}
+            # Built detached and added in one call: adding items one by one to a live tree
+            # costs a model signal each.
+            tops = [self._build(n) for n in _ordered(nodes.values())]
+            self.addTopLevelItems(tops)
+            for key, item in self._items.items():
+                if key[0] in ("scope", "region") and (self._first or key in expanded):
+                    item.setExpanded(True)
+            self._first = False
+            if current in self._items:
+                self.setCurrentItem(self._items[current])
         self.setUpdatesEnabled(True)
         self.blockSignals(False)
         self.update_ages()
+
+    def _build(self, n: _Node) -> QTreeWidgetItem:
+        item = self._add(n)
+        item.addChildren([self._build(c) for c in _ordered(n.children.values())])
+        return item
+
+    def _merge(self, parent: QTreeWidgetItem | None, children: list[_Node]) -> None:
+        for i, n in enumerate(children):
+            item = self._items.get(n.key)
+            if item is not None:
+                self._fill(item, n)
+                self._merge(item, _ordered(n.children.values()))
+                continue
+            item = self._build(n)
+            if parent is None:
+                self.insertTopLevelItem(i, item)
+            else:
+                parent.insertChild(i, item)
+            stack = [item]
+            while stack:  # a new scope or region opens, as on the first load
+                it = stack.pop()
+                if it.data(COL_NAME, KEY_ROLE)[0] in ("scope", "region"):
+                    it.setExpanded(True)
+                    stack.extend(it.child(k) for k in range(it.childCount()))
 
     def set_freshness(self, df: pd.DataFrame | None) -> None:
         self._fresh = freshness_by_region(df)
         self.update_ages()
 
-    def _add(self, parent: QTreeWidgetItem | None, n: _Node) -> QTreeWidgetItem:
-        item = QTreeWidgetItem(parent) if parent is not None else QTreeWidgetItem()
+    def _add(self, n: _Node) -> QTreeWidgetItem:
+        # Few calls per item: a first load can bring a thousand groups. Alignment, the drift
+        # colour and the mix and drift tooltips come from the column delegates.
+        item = QTreeWidgetItem([n.label, f"{n.count:,}", "", _drift_text(n), ""])
         item.setData(COL_NAME, KEY_ROLE, n.key)
-        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        for col in (COL_COUNT, COL_DRIFT, COL_AGE):
-            item.setTextAlignment(col, right)
-        item.setForeground(COL_DRIFT, QColor(DRIFT))
+        item.setData(COL_MIX, MIX_ROLE, n.mix)
+        if n.tooltip:
+            item.setToolTip(COL_NAME, n.tooltip)
         if n.key[0] == "scope":
             font = item.font(COL_NAME)
             font.setBold(True)
             item.setFont(COL_NAME, font)
-        self._fill(item, n)
         self._items[n.key] = item
         return item
 
     @staticmethod
     def _fill(item: QTreeWidgetItem, n: _Node) -> None:
         """Set what changes from poll to poll; Qt repaints only what differs."""
-        values = (
-            (COL_NAME, n.label), (COL_COUNT, f"{n.count:,}"),
-            (COL_DRIFT, f"◆ {n.drift}" if n.drift else ""),
-        )
-        for col, text in values:
+        for col, text in ((COL_NAME, n.label), (COL_COUNT, f"{n.count:,}"),
+                          (COL_DRIFT, _drift_text(n))):
             if item.text(col) != text:
                 item.setText(col, text)
         if item.data(COL_MIX, MIX_ROLE) != n.mix:
-            item.setData(COL_MIX, MIX_ROLE, dict(n.mix))
-            mix = ", ".join(f"{v or 'unknown'}: {c}" for v, c in
-                            sorted(n.mix.items(), key=lambda kv: version_key(kv[0]), reverse=True))
-            item.setToolTip(COL_MIX, mix or "no instances")
+            item.setData(COL_MIX, MIX_ROLE, n.mix)
         if item.toolTip(COL_NAME) != n.tooltip:
             item.setToolTip(COL_NAME, n.tooltip)
-        drift_tip = f"{n.drift} instance(s) run another version than their group wants" \
-            if n.drift else ""
-        if item.toolTip(COL_DRIFT) != drift_tip:
-            item.setToolTip(COL_DRIFT, drift_tip)
 
     # -- ages (cheap: no query, run every second)
     def freshness_of(self, key: NodeKey) -> Freshness:

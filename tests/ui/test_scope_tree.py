@@ -47,3 +47,28 @@ def test_ages_turn_amber_then_red(qtbot):
     assert tree.item_for(("scope", "s")).foreground(COL_AGE).color().name() == RED
     tree.update_ages(t.timestamp() + 200)  # r1: more than 3 intervals without a good poll
     assert r1.foreground(COL_AGE).color().name() == AMBER
+
+
+def test_new_nodes_are_inserted_in_order_and_gone_ones_rebuild(qtbot):
+    tree = ScopeTree(VersionColors())
+    qtbot.addWidget(tree)
+
+    def fleet(rows):
+        return pd.DataFrame({
+            "scope": [r[0] for r in rows], "region": [r[1] for r in rows],
+            "group": [r[2] for r in rows], "instance_id": [r[3] for r in rows],
+            "name": [r[3] for r in rows], "version": ["1.0"] * len(rows),
+            "drift": [False] * len(rows)})
+
+    tree.set_fleet(fleet([("s", "r1", "web", "i1")]))
+    web = tree.item_for(("group", "s", "r1", "web"))
+    tree.set_fleet(fleet([("s", "r1", "web", "i1"), ("s", "r1", "api", "i2"),
+                          ("s", "r1", None, "i3"), ("b", "r9", "db", "i4")]))
+    assert tree.item_for(("group", "s", "r1", "web")) is web  # kept, not rebuilt
+    region = tree.item_for(("region", "s", "r1"))
+    assert [region.child(k).text(0) for k in range(region.childCount())] == ["api", "web", "i3"]
+    assert [tree.topLevelItem(k).text(0) for k in range(tree.topLevelItemCount())] == ["b", "s"]
+    assert tree.item_for(("region", "b", "r9")).isExpanded()
+    tree.set_fleet(fleet([("s", "r1", "api", "i2")]))  # web went away
+    assert tree.item_for(("group", "s", "r1", "web")) is None
+    assert tree.item_for(("group", "s", "r1", "api")).text(1) == "1"
