@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                              help="poll every scope on a schedule into the store")
     collect.add_argument("--once", action="store_true", help="poll once and exit")
     collect.add_argument("--scopes", metavar="A,B", help="poll only these scopes")
+    # The window starts its collector with this: when the window's pipe closes, stop.
+    collect.add_argument("--stop-on-eof", action="store_true", help=argparse.SUPPRESS)
 
     audit = sub.add_parser("audit", parents=[common], help="check or export the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
@@ -96,7 +98,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "collect":
         run = _entry("fleetview.collect", "run", "the collector (fleetview collect)")
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()] if args.scopes else None
-        return EXIT_ERROR if run is None else run(config, once=args.once, scopes=scopes)
+        return EXIT_ERROR if run is None else run(config, once=args.once, scopes=scopes,
+                                                  stop_on_eof=args.stop_on_eof)
     if args.command == "audit":
         run = _entry("fleetview.actions.audit_cli", args.audit_command,
                      f"fleetview audit {args.audit_command}")

@@ -343,9 +343,10 @@ class ScopeWorker(threading.Thread):
 class CommandReader(threading.Thread):
     """Reads `poll [a,b]` and `stop` lines from a file descriptor (the GUI's pipe)."""
 
-    def __init__(self, fd: int, workers: dict[str, ScopeWorker], stop: threading.Event):
+    def __init__(self, fd: int, workers: dict[str, ScopeWorker], stop: threading.Event,
+                 stop_on_eof: bool = False):
         super().__init__(name="fleetview-commands", daemon=True)
-        self.fd = fd
+        self.fd, self.stop_on_eof = fd, stop_on_eof
         self.workers = workers
         self.stop_event = stop
 
@@ -357,7 +358,12 @@ class CommandReader(threading.Thread):
             except OSError:
                 return
             if not chunk:
-                return  # EOF: nobody will ask again; keep collecting on schedule
+                # EOF. Started by a window (stop_on_eof), it means the window is gone, even
+                # killed: stop rather than poll on for nobody. Otherwise keep the schedule.
+                if self.stop_on_eof:
+                    log.info("stdin closed: the window that started this collector is gone")
+                    self.stop_event.set()
+                return
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
@@ -394,8 +400,9 @@ def _select(config: Config, scopes: list[str] | None):
     return [config.scope(name) for name in dict.fromkeys(scopes)]
 
 
-def run(config: Config, once: bool = False, scopes: list[str] | None = None) -> int:
-    """The `fleetview collect` command."""
+def run(config: Config, once: bool = False, scopes: list[str] | None = None,
+        stop_on_eof: bool = False) -> int:
+    """The `fleetview collect` command; `stop_on_eof` when a window owns it through a pipe."""
     try:
         selected = _select(config, scopes)
         parse_url(config.store.url)
@@ -403,7 +410,8 @@ def run(config: Config, once: bool = False, scopes: list[str] | None = None) -> 
         print(f"fleetview: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     commands_fd = None if once else _stdin_fd()
-    return serve(config, selected, once, sys.stdout, commands_fd, install_signals=True)
+    return serve(config, selected, once, sys.stdout, commands_fd, install_signals=True,
+                 stop_on_eof=stop_on_eof)
 
 
 def _stdin_fd() -> int | None:
@@ -414,7 +422,8 @@ def _stdin_fd() -> int | None:
 
 
 def serve(config: Config, selected, once: bool, out: TextIO, commands_fd: int | None,
-          install_signals: bool = False, stop: threading.Event | None = None) -> int:
+          install_signals: bool = False, stop: threading.Event | None = None,
+          stop_on_eof: bool = False) -> int:
     """Run the collector for `selected` scope configs until stopped (or one round, `once`)."""
     stop = stop or threading.Event()
     events = EventStream(out)
@@ -432,7 +441,7 @@ def serve(config: Config, selected, once: bool, out: TextIO, commands_fd: int | 
         for worker in workers.values():
             worker.start()
         if commands_fd is not None:
-            CommandReader(commands_fd, workers, stop).start()
+            CommandReader(commands_fd, workers, stop, stop_on_eof).start()
         if once:
             for worker in workers.values():
                 while worker.is_alive() and not stop.is_set():

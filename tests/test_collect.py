@@ -368,3 +368,41 @@ def test_signal_during_a_poll_exits_0_without_half_writes(tmp_path, signum):
     with Store.open(f"sqlite:///{tmp_path / 'h.db'}", readonly=True) as store:
         # The poll in flight finished within the grace period and was written whole.
         assert len(store.polls()) == len(store.fleet_at()) == 1
+
+
+def test_a_window_owned_collector_stops_when_its_pipe_closes(tmp_path):
+    """The window starts it with --stop-on-eof: if the window dies, even killed, the closed
+    pipe ends the collector instead of leaving it polling for nobody."""
+    fleet_path = tmp_path / "fleet.json"
+    write_fleet(fleet_path, a=fleet("i-1"))
+    proc = _start_collector(tmp_path, fleet_path, "--stop-on-eof")
+    try:
+        assert _next_event(proc, "poll_finished")["opened"] == 1
+        proc.stdin.close()
+        assert _next_event(proc, "collector_stopped")["reason"] == "stopped"
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_a_collector_without_a_window_keeps_polling_after_stdin_closes(tmp_path):
+    fleet_path = tmp_path / "fleet.json"
+    write_fleet(fleet_path, a=fleet("i-1"))
+    proc = _start_collector(tmp_path, fleet_path)
+    try:
+        assert _next_event(proc, "poll_finished")["opened"] == 1
+        proc.stdin.close()
+        proc.send_signal(signal.SIGUSR1)  # still alive and polling on request
+        assert _next_event(proc, "poll_finished")["ok"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
