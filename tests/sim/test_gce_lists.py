@@ -140,3 +140,105 @@ def test_images_templates_families_and_deprecation(gce_emulator, gce_client_kwar
     disks = [d for _, s in compute_v1.DisksClient(**gce_client_kwargs)
              .aggregated_list(project=PROJECT) for d in s.disks]
     assert disks[0].source_image.endswith("/global/images/app-1-10-0")
+
+
+def _names(page, attr: str = "instances") -> list[tuple[str, str]]:
+    return [(scope, i.name) for scope, scoped in page.items.items()
+            for i in getattr(scoped, attr)]
+
+
+def _existing(state) -> set[tuple[str, str]]:
+    return {(f"zones/{i['zone'].rsplit('/', 1)[-1]}", i["name"])
+            for i in state.list_instances()}
+
+
+def _mutate_around(state, cursor: tuple[str, str]) -> None:
+    """What a rollout does between two pages: instances made, deleted and replaced on both
+    sides of where the first page stopped."""
+    zone = cursor[0].removeprefix("zones/")
+    state.create_instance("aaa-before", zone, "app-1-0-0")
+    state.create_instance("zzz-after", zone, "app-1-0-0")
+    state.create_instance("aaa-first-zone", "europe-west1-b", "app-1-0-0")
+    # The group in the cursor's zone shrinks (its lowest names go, before the cursor) ...
+    state.resize_group(state.find_group("batch"), 250)
+    # ... and two others roll out to a new template: new names replace old ones everywhere.
+    state.create_instance_template("app-t2", "app-1-1-0")
+    for name in ("api", "edge"):
+        state.patch_group(state.find_group(name), {
+            "versions": [{"instanceTemplate": "app-t2"}],
+            "updatePolicy": {"maxSurge": {"fixed": 30}, "maxUnavailable": {"fixed": 0}}})
+    state.clock.advance(45)  # a wave of surge instances up, their old ones deleted
+    state.recreate_in_group(state.find_group("web"),
+                            sorted(m["instance"] for m in state.managed_instances("web"))[:5])
+
+
+@pytest.mark.parametrize("method", ["instances", "disks"])
+def test_aggregated_pages_survive_a_rollout_between_pages(fleet, gce_client_kwargs, method):
+    state = fleet.state
+    state.create_image("app-1-1-0", family="app")
+    client = (compute_v1.InstancesClient if method == "instances"
+              else compute_v1.DisksClient)(**gce_client_kwargs)
+    before = _existing(state)
+    pages = iter(client.aggregated_list(request={"project": PROJECT, "max_results": 250}).pages)
+    listed = _names(next(pages), method)
+    assert listed[-1][0] == "zones/europe-west1-b"  # the cursor sits inside a zone
+    _mutate_around(state, listed[-1])
+    for page in pages:
+        listed += _names(page, method)
+    throughout = before & _existing(state)
+    assert len(throughout) > 1000
+    assert len(listed) == len(set(listed)), "an instance was listed twice"
+    assert throughout <= set(listed), f"skipped: {sorted(throughout - set(listed))[:5]}"
+
+
+def test_zonal_lists_groups_and_managed_instances_page_by_cursor(fleet, gce_client_kwargs):
+    state = fleet.state
+    state.create_image("app-1-1-0", family="app")
+    zone = ZONES[1]
+    # Instances in one zone.
+    instances = compute_v1.InstancesClient(**gce_client_kwargs)
+    before = {n for _, n in _existing(state) if n.startswith("api-") or n.startswith("solo")}
+    pages = iter(instances.list(request={"project": PROJECT, "zone": zone,
+                                         "max_results": 100}).pages)
+    listed = [i.name for i in next(pages).items]
+    _mutate_around(state, (f"zones/{zone}", listed[-1]))
+    listed += [i.name for page in pages for i in page.items]
+    after = {i["name"] for i in state.list_instances()
+             if i["zone"].endswith(zone)}
+    assert len(listed) == len(set(listed))
+    assert (before & after) <= set(listed) and len(before & after) > 250
+
+    # Managed instances of a group whose list is paginated, mid-rollout.
+    group = state.find_group("web")
+    state.patch_group(group, {"listManagedInstancesResults": "PAGINATED"})
+    migs = compute_v1.InstanceGroupManagersClient(**gce_client_kwargs)
+    members_before = {m["instance"] for m in state.managed_instances("web")}
+    pages = iter(migs.list_managed_instances(request={
+        "project": PROJECT, "zone": ZONES[0], "instance_group_manager": "web",
+        "max_results": 100}).pages)
+    members = [m.instance for m in next(pages).managed_instances]
+    state.patch_group(group, {
+        "versions": [{"instanceTemplate": "app-t2"}],
+        "updatePolicy": {"maxSurge": {"fixed": 50}, "maxUnavailable": {"fixed": 0}}})
+    state.clock.advance(45)
+    members += [m.instance for page in pages for m in page.managed_instances]
+    throughout = members_before & {m["instance"] for m in state.managed_instances("web")}
+    assert len(members) == len(set(members)) and len(throughout) == 250
+    assert throughout <= set(members)
+
+    # Groups in a zone: groups made on both sides of the cursor between pages.
+    for name in ("g-b", "g-d", "g-f"):
+        state.create_mig(name, "app-t1", zone=zone, target_size=1)
+    pages = iter(migs.list(request={"project": PROJECT, "zone": zone, "max_results": 2}).pages)
+    groups = [g.name for g in next(pages).items]
+    assert groups == ["api", "g-b"]
+    state.create_mig("a-new", "app-t1", zone=zone, target_size=1)
+    state.create_mig("g-c", "app-t1", zone=zone, target_size=1)
+    groups += [g.name for page in pages for g in page.items]
+    assert groups == ["api", "g-b", "g-c", "g-d", "g-f"]
+
+
+def test_a_page_token_from_nowhere_is_a_400(fleet):
+    url = f"{fleet.endpoint}/compute/v1/projects/{PROJECT}/aggregated/instances"
+    assert requests.get(url, params={"pageToken": "bm90LWEtdG9rZW4="},
+                        timeout=10).status_code == 400

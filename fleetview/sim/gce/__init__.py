@@ -55,6 +55,9 @@ Behaviour worth knowing:
   maxUnavailable recreated in place; OPPORTUNISTIC waits for recreateInstances.
   Seeded groups are born finished. Patches the API refuses (both limits 0, regional fixed
   limits below the zone count, RECREATE with surge) are 400s and change nothing.
+- Lists page in a stable order (scope, then name); a pageToken names the last item returned
+  and the next page continues after it, so instances made or deleted between pages (a
+  rollout) never make a listing skip or repeat the instances that exist throughout.
 - Operations are RUNNING for `state.op_seconds` (1) emulated second, then DONE; `wait` on a
   manual clock finishes the operation at once (the rollout it started still needs time); in
   real-time mode it blocks up to 2 s.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import itertools
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any
 
 from fleetview.sim.gce import errors
@@ -117,20 +118,23 @@ def _truthy(value: str | None) -> bool | None:
     return value.lower() in ("true", "1")
 
 
-def _encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+def _encode_token(scope: str, name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": [scope, name]}).encode()).decode()
 
 
-def _decode_token(token: str | None) -> int:
+def _decode_token(token: str | None) -> tuple[str, str] | None:
     if not token:
-        return 0
+        return None
     try:
-        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
+        scope, name = json.loads(base64.urlsafe_b64decode(token.encode()))["after"]
+        if not isinstance(scope, str) or not isinstance(name, str):
+            raise TypeError(token)
+        return scope, name
     except (ValueError, KeyError, TypeError) as exc:
         raise errors.invalid(f"Invalid value for field 'pageToken': '{token}'.") from exc
 
 
-def _page_bounds(query: dict[str, str], total: int) -> tuple[int, int, str | None]:
+def _page_size(query: dict[str, str]) -> int:
     try:
         size = int(query.get("maxResults", MAX_PAGE))
     except ValueError as exc:
@@ -138,35 +142,50 @@ def _page_bounds(query: dict[str, str], total: int) -> tuple[int, int, str | Non
     if size < 0 or size > MAX_PAGE:
         raise errors.invalid(
             f"Invalid value for field 'maxResults': {size}. Must be between 0 and 500.")
-    size = size or MAX_PAGE
-    start = _decode_token(query.get("pageToken"))
-    end = start + size
-    return start, end, _encode_token(end) if end < total else None
+    return size or MAX_PAGE
 
 
-def _filtered(items: Any, query: dict[str, str],
-              as_dict: Callable[[Any], dict] | None) -> Any:
+def _page(scoped: list[tuple[str, Mapping[str, Any]]], query: dict[str, str],
+          as_dict: Callable[[Any], dict] | None = None,
+          skip: Container[str] = ()) -> tuple[dict[str, list[Any]], str | None]:
+    """One page of items keyed by scope, and the token of the next page (None at the end).
+
+    Items go by scope in the given order, then by name. The token names the last item
+    returned and the next page starts after it, so items made or deleted between pages
+    never shift the others: each one that exists throughout is listed exactly once (an
+    offset would skip or repeat items whenever a rollout replaces instances mid-listing).
+    """
+    size = _page_size(query)
+    cursor = _decode_token(query.get("pageToken"))
     predicate = compile_filter(query.get("filter"))
-    if predicate is None:
-        return items
     as_dict = as_dict or (lambda item: item.to_json())
-    return [item for item in items if predicate(as_dict(item))]
+    scopes = [scope for scope, _ in scoped]
+    first = 0
+    if cursor is not None:
+        if cursor[0] not in scopes:
+            raise errors.invalid(
+                f"Invalid value for field 'pageToken': '{query.get('pageToken')}'.")
+        first = scopes.index(cursor[0])
+    page: dict[str, list[Any]] = {}
+    count, last = 0, None
+    for scope, items in scoped[first:]:
+        if scope in skip:
+            continue
+        names = sorted(items)
+        lo = bisect.bisect_right(names, cursor[1]) if cursor and scope == cursor[0] else 0
+        for name in itertools.islice(names, lo, None):
+            item = items[name]
+            if predicate is not None and not predicate(as_dict(item)):
+                continue
+            if count == size:
+                return page, _encode_token(*last)
+            page.setdefault(scope, []).append(item)
+            count, last = count + 1, (scope, name)
+    return page, None
 
 
-class _Values:
-    """A dict's values, sized and sliceable without copying them all (aggregated pages)."""
-
-    def __init__(self, items: dict[str, Any]) -> None:
-        self._items = items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __iter__(self):
-        return iter(self._items.values())
-
-    def __getitem__(self, s: slice) -> list[Any]:
-        return list(itertools.islice(self._items.values(), s.start, s.stop))
+def _by_name(items: Iterable[Any]) -> dict[str, Any]:
+    return {item.name: item for item in items}
 
 
 class ComputeApi:
@@ -194,40 +213,34 @@ class ComputeApi:
 
     # ---- generic lists --------------------------------------------------------------------
 
-    def _list(self, kind: str, self_link: str, items: list[Any],
+    def _list(self, kind: str, self_link: str, items: Mapping[str, Any],
               to_json: Callable[[Any], Json], query: dict[str, str],
               as_dict: Callable[[Any], dict] | None = None) -> Json:
-        items = _filtered(items, query, as_dict)
-        start, end, token = _page_bounds(query, len(items))
-        out: Json = {"kind": kind, "id": self_link.removeprefix(LINK_BASE),
-                     "items": [to_json(i) for i in items[start:end]], "selfLink": self_link}
+        """A list page of `items` (name -> item), in name order."""
+        scope = self_link.removeprefix(LINK_BASE)
+        page, token = _page([(scope, items)], query, as_dict)
+        out: Json = {"kind": kind, "id": scope,
+                     "items": [to_json(i) for i in page.get(scope, [])], "selfLink": self_link}
         if token:
             out["nextPageToken"] = token
         return out
 
-    def _aggregated(self, project: str, kind: str, key: str, scoped: list[tuple[str, list]],
+    def _aggregated(self, project: str, kind: str, key: str,
+                    scoped: list[tuple[str, Mapping[str, Any]]],
                     to_json: Callable[[Any], Json], query: dict[str, str],
                     what: str, as_dict: Callable[[Any], dict] | None = None) -> Json:
-        """An aggregatedList page: items keyed by scope, unreachable zones reported."""
+        """An aggregatedList page: items keyed by scope, unreachable zones reported.
+
+        `scoped` is (scope, name -> item) in the order the pages walk the scopes.
+        """
         scopes = {scope for scope, _ in scoped}
         unreachable = sorted(f"zones/{z}" for z in self.state.faults.unreachable_zones()
                              if f"zones/{z}" in scopes)
         partial = _truthy(query.get("returnPartialSuccess"))
         if unreachable and partial is False:
             raise errors.zone_unavailable(f"projects/{project}/{unreachable[0]}")
-        reachable = [(scope, _filtered(items, query, as_dict)) for scope, items in scoped
-                     if scope not in unreachable]
-        start, end, token = _page_bounds(query, sum(len(items) for _, items in reachable))
-        # Walk scopes by their sizes so a page costs its own length, not the whole fleet's.
-        by_scope: dict[str, list[Json]] = {}
-        offset = 0
-        for scope, items in reachable:
-            lo, hi = max(start - offset, 0), min(end - offset, len(items))
-            if lo < hi:
-                by_scope[scope] = [to_json(item) for item in items[lo:hi]]
-            offset += len(items)
-            if offset >= end:
-                break
+        page, token = _page(scoped, query, as_dict, skip=set(unreachable))
+        by_scope = {scope: [to_json(item) for item in items] for scope, items in page.items()}
         items: Json = {}
         for scope, _ in scoped:
             if scope in unreachable:
@@ -251,9 +264,9 @@ class ComputeApi:
             out["unreachables"] = unreachable
         return out
 
-    def _zone_scopes(self, project: str) -> list[tuple[str, list[Instance]]]:
+    def _zone_scopes(self, project: str) -> list[tuple[str, dict[str, Instance]]]:
         zones = self.state.instances.get(project, {})
-        return [(f"zones/{z}", _Values(zones.get(z, {}))) for z in self.state.zones]
+        return [(f"zones/{z}", zones.get(z, {})) for z in self.state.zones]
 
     # ---- instances and disks --------------------------------------------------------------
 
@@ -264,7 +277,7 @@ class ComputeApi:
 
     def instances_list(self, params, query, body) -> Json:
         p, z = params["project"], params["zone"]
-        items = list(self.state.instances.get(p, {}).get(z, {}).values())
+        items = self.state.instances.get(p, {}).get(z, {})
         return self._list("compute#instanceList",
                           f"{LINK_BASE}projects/{p}/zones/{z}/instances", items,
                           Instance.raw_json, query)
@@ -281,7 +294,7 @@ class ComputeApi:
 
     def disks_list(self, params, query, body) -> Json:
         p, z = params["project"], params["zone"]
-        items = list(self.state.instances.get(p, {}).get(z, {}).values())
+        items = self.state.instances.get(p, {}).get(z, {})
         return self._list("compute#diskList", f"{LINK_BASE}projects/{p}/zones/{z}/disks",
                           items, Instance.disk_raw_json, query, as_dict=Instance.disk_json)
 
@@ -296,7 +309,7 @@ class ComputeApi:
 
     def images_list(self, params, query, body) -> Json:
         p = params["project"]
-        items = sorted(self.state.images.get(p, {}).values(), key=lambda i: i.name)
+        items = self.state.images.get(p, {})
         return self._list("compute#imageList", f"{LINK_BASE}projects/{p}/global/images", items,
                           lambda i: i.to_json(), query)
 
@@ -335,19 +348,18 @@ class ComputeApi:
     def templates_aggregated(self, params, query, body) -> Json:
         p = params["project"]
         templates = self.state.templates.get(p, {})
-        scoped = [("global", sorted((t for (r, _), t in templates.items() if r is None),
-                                    key=lambda t: t.name))]
+        scoped = [("global", _by_name(t for (r, _), t in templates.items() if r is None))]
         for region in self.state.regions():
-            scoped.append((f"regions/{region}", sorted(
-                (t for (r, _), t in templates.items() if r == region), key=lambda t: t.name)))
+            scoped.append((f"regions/{region}",
+                           _by_name(t for (r, _), t in templates.items() if r == region)))
         return self._aggregated(p, "compute#instanceTemplateAggregatedList",
                                 "instanceTemplates", scoped, lambda t: t.to_json(), query,
                                 "instance templates")
 
     def templates_list(self, params, query, body) -> Json:
         p, region = params["project"], params.get("region")
-        items = sorted((t for (r, _), t in self.state.templates.get(p, {}).items()
-                        if r == region), key=lambda t: t.name)
+        items = _by_name(t for (r, _), t in self.state.templates.get(p, {}).items()
+                         if r == region)
         return self._list("compute#instanceTemplateList",
                           f"{LINK_BASE}projects/{p}/{_scope(params)}/instanceTemplates", items,
                           lambda t: t.to_json(), query)
@@ -363,16 +375,14 @@ class ComputeApi:
         groups = self.state.groups.get(p, {})
         scopes = [f"zones/{z}" for z in self.state.zones] + [
             f"regions/{r}" for r in self.state.regions()]
-        scoped = [(s, sorted((g for (gs, _), g in groups.items() if gs == s),
-                             key=lambda g: g.name)) for s in scopes]
+        scoped = [(s, _by_name(g for (gs, _), g in groups.items() if gs == s)) for s in scopes]
         return self._aggregated(p, "compute#instanceGroupManagerAggregatedList",
                                 "instanceGroupManagers", scoped, lambda g: g.to_json(), query,
                                 "instance group managers")
 
     def groups_list(self, params, query, body) -> Json:
         p, scope = params["project"], _scope(params)
-        items = sorted((g for (s, _), g in self.state.groups.get(p, {}).items() if s == scope),
-                       key=lambda g: g.name)
+        items = _by_name(g for (s, _), g in self.state.groups.get(p, {}).items() if s == scope)
         kind = ("compute#instanceGroupManagerList" if "zone" in params
                 else "compute#regionInstanceGroupManagerList")
         return self._list(kind, f"{LINK_BASE}projects/{p}/{scope}/instanceGroupManagers",
@@ -383,13 +393,14 @@ class ComputeApi:
 
     def groups_managed_instances(self, params, query, body) -> Json:
         group = self.state.group(params["project"], _scope(params), params["name"])
-        members = sorted(group.members.values(), key=lambda m: m.name)
         if group.list_results != "PAGINATED":
+            members = sorted(group.members.values(), key=lambda m: m.name)
             return {"managedInstances": [group.managed_instance_json(m, self.state)
                                          for m in members]}
-        start, end, token = _page_bounds(query, len(members))
+        page, token = _page([(group.scope, group.members)], query,
+                            lambda m: group.managed_instance_json(m, self.state))
         out: Json = {"managedInstances": [group.managed_instance_json(m, self.state)
-                                          for m in members[start:end]]}
+                                          for m in page.get(group.scope, [])]}
         if token:
             out["nextPageToken"] = token
         return out
