@@ -136,6 +136,23 @@ def test_canary_version_moves_only_its_share(web, gce_client_kwargs):
     assert versions == ["canary"] + ["stable"] * 5
 
 
+@pytest.mark.parametrize("canary_first", [True, False])
+def test_versions_keep_the_order_the_request_gave(web, gce_client_kwargs, canary_first):
+    groups = compute_v1.InstanceGroupManagersClient(**gce_client_kwargs)
+    canary = {"instance_template": "t2", "name": "canary",
+              "target_size": compute_v1.FixedOrPercent(percent=50)}
+    stable = {"instance_template": "t1", "name": "stable"}
+    _patch(groups, [canary, stable] if canary_first else [stable, canary],
+           {"type_": "PROACTIVE"})
+    web.clock.advance(5 * BATCH)
+    group = groups.get(project=PROJECT, zone=ZONE, instance_group_manager="web")
+    expected = ["canary", "stable"] if canary_first else ["stable", "canary"]
+    assert [v.name for v in group.versions] == expected
+    # The top-level template is the one that takes the remainder, wherever it is listed.
+    assert group.instance_template.endswith("/instanceTemplates/t1")
+    assert sorted(_images(gce_client_kwargs).values()) == ["app-1-0-0"] * 3 + ["app-2-0-0"] * 3
+
+
 def test_opportunistic_update_waits_for_recreate(web, gce_client_kwargs):
     groups = compute_v1.InstanceGroupManagersClient(**gce_client_kwargs)
     _patch(groups, [{"instance_template": "t2"}], {"type_": "OPPORTUNISTIC"})

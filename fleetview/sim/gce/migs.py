@@ -141,7 +141,9 @@ class ManagedGroup:
         counts = dict.fromkeys(_ACTIONS, 0)
         for m in self.members.values():
             counts[m.action.lower()] += 1
-        main_template = self.versions[-1].template if self.versions else ""
+        # The version that takes the remainder is the one new instances default to.
+        main_template = next((v.template for v in self.versions if v.target_size is None),
+                             self.versions[-1].template if self.versions else "")
         out: dict[str, Any] = {
             "kind": "compute#instanceGroupManager",
             "id": str(self.id),

@@ -356,8 +356,8 @@ class GceState:
         if not sized and out:
             # The API wants one version to take the remainder; the last one does here.
             out[-1].target_size = None
-        # The version that takes the remainder is kept last so instanceTemplate reports it.
-        out.sort(key=lambda v: v.target_size is None)
+        # Kept in the order the request gave, as GCE does: readers must not assume the
+        # version that takes the remainder comes first or last.
         return out
 
     @staticmethod
