@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -241,10 +240,6 @@ class MainWindow(QMainWindow):
 
     def start(self) -> None:
         """Start the collector (if any) and the first loads."""
-        # What is alive now (modules, widgets) lives as long as the window: keep it out of
-        # the garbage collector's full passes, which otherwise walk it all while holding
-        # the GIL, a pause of tens of milliseconds in the GUI thread each time.
-        gc.freeze()
         if self.collector is not None:
             self.collector_label.setText("Collector: starting…")
             self.collector.start()
@@ -525,7 +520,6 @@ class MainWindow(QMainWindow):
         if self.collector is not None:
             self.collector.stop()
         self.tasks.shutdown()
-        gc.unfreeze()  # what start() froze may be garbage once the window is gone
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()

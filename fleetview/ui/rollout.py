@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
@@ -120,6 +120,7 @@ class RolloutView(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.getPlotItem().getAxis("left").setWidth(36)
         self.progress: RolloutProgress | None = None
+        self._items: list = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(6)
@@ -128,9 +129,22 @@ class RolloutView(QWidget):
         layout.addWidget(self.plot, 1)
         self._apply_palette()
 
+    def _clear_plot(self) -> None:
+        # Deleted here, on the GUI thread, rather than whenever the garbage collector (on
+        # any thread) gets to them.
+        for item in self._items:
+            self.plot.removeItem(item)
+            if isinstance(item, QObject):  # FillBetweenItem is a plain QGraphicsPathItem
+                item.deleteLater()
+        self._items = []
+
+    def _add(self, item) -> None:
+        self.plot.addItem(item)
+        self._items.append(item)
+
     def clear(self, message: str = "Select a group to see its rollout") -> None:
         self.title.setText(message)
-        self.plot.clear()
+        self._clear_plot()
         for label in self.figures.values():
             label.setText("—")
         self.progress = None
@@ -138,7 +152,7 @@ class RolloutView(QWidget):
     def set_share(self, title: str, share: pd.DataFrame, desired: str | None,
                   now: datetime) -> None:
         self.title.setText(title)
-        self.plot.clear()
+        self._clear_plot()
         progress = rollout_progress(share, desired, now)
         self.progress = progress
         self.figures["desired"].setText(desired or "—")
@@ -159,7 +173,8 @@ class RolloutView(QWidget):
             return
         x = epoch_seconds(share.index)
         below = np.zeros(len(share))
-        below_curve = pg.PlotCurveItem(x, below)
+        below_curve = pg.PlotCurveItem(x, below, pen=pg.mkPen(None))
+        self._add(below_curve)  # the floor of the first area; on the plot so it is deleted too
         for version in sorted(share.columns, key=lambda v: version_key(v)):
             values = share[version].fillna(0).to_numpy(dtype=float)
             above = below + values
@@ -167,8 +182,8 @@ class RolloutView(QWidget):
             above_curve = pg.PlotCurveItem(x, above, pen=pg.mkPen(colour.darker(115), width=1))
             fill = QColor(colour)
             fill.setAlpha(235)
-            self.plot.addItem(pg.FillBetweenItem(below_curve, above_curve, brush=pg.mkBrush(fill)))
-            self.plot.addItem(above_curve)
+            self._add(pg.FillBetweenItem(below_curve, above_curve, brush=pg.mkBrush(fill)))
+            self._add(above_curve)
             below, below_curve = above, above_curve
         if desired is not None:
             self.plot.setTitle(None)

@@ -315,10 +315,10 @@ class ScopeTree(QTreeWidget):
             current = self.current_key()
             self.clear()
             self._items = {}
-            # Built detached and added in one call: adding items one by one to a live tree
-            # costs a model signal each.
-            tops = [self._build(n) for n in _ordered(nodes.values())]
-            self.addTopLevelItems(tops)
+            # Each scope's subtree is built detached, then added: adding items one by one to
+            # a live tree costs a model signal each.
+            for n in _ordered(nodes.values()):
+                self.addTopLevelItem(self._build(n))
             for key, item in self._items.items():
                 if key[0] in ("scope", "region") and (self._first or key in expanded):
                     item.setExpanded(True)
@@ -329,9 +329,12 @@ class ScopeTree(QTreeWidget):
         self.blockSignals(False)
         self.update_ages()
 
-    def _build(self, n: _Node) -> QTreeWidgetItem:
-        item = self._add(n)
-        item.addChildren([self._build(c) for c in _ordered(n.children.values())])
+    def _build(self, n: _Node, parent: QTreeWidgetItem | None = None) -> QTreeWidgetItem:
+        # Children are made with their parent item, so Qt owns them from the start (a list
+        # handed to addChildren leaves PySide unsure who deletes them).
+        item = self._add(n, parent)
+        for child in _ordered(n.children.values()):
+            self._build(child, item)
         return item
 
     def _merge(self, parent: QTreeWidgetItem | None, children: list[_Node]) -> None:
@@ -357,10 +360,11 @@ class ScopeTree(QTreeWidget):
         self._fresh = freshness_by_region(df)
         self.update_ages()
 
-    def _add(self, n: _Node) -> QTreeWidgetItem:
+    def _add(self, n: _Node, parent: QTreeWidgetItem | None = None) -> QTreeWidgetItem:
         # Few calls per item: a first load can bring a thousand groups. Alignment, the drift
         # colour and the mix and drift tooltips come from the column delegates.
-        item = QTreeWidgetItem([n.label, f"{n.count:,}", "", _drift_text(n), ""])
+        texts = [n.label, f"{n.count:,}", "", _drift_text(n), ""]
+        item = QTreeWidgetItem(parent, texts) if parent is not None else QTreeWidgetItem(texts)
         item.setData(COL_NAME, KEY_ROLE, n.key)
         item.setData(COL_MIX, MIX_ROLE, n.mix)
         if n.tooltip:

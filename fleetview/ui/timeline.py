@@ -54,6 +54,13 @@ def _fmt_duration(seconds: float) -> str:
     return f"{minutes} min" if minutes else f"{seconds} s"
 
 
+def _discard(plot: pg.PlotWidget, item) -> None:
+    """Take an item off the plot and delete it on this (the GUI) thread, now-ish: left to
+    Python's garbage collector it could be destroyed on whichever thread collects."""
+    plot.removeItem(item)
+    item.deleteLater()
+
+
 class RowAxis(pg.AxisItem):
     """The left axis: group headers and instance names instead of numbers."""
 
@@ -193,7 +200,7 @@ class TimelinePlot(pg.PlotWidget):
         self.layout = make_layout(data, collapsed)
         self.now_line.setPos(now)
         for item in self._version_items.values():
-            self.removeItem(item)
+            _discard(self, item)
         self._version_items = {}
         for code in range(len(data.versions)):
             item = pg.BarGraphItem(x0=[], x1=[], y0=[], y1=[], pen=None,
@@ -213,7 +220,7 @@ class TimelinePlot(pg.PlotWidget):
     def set_markers(self, markers: pd.DataFrame | None) -> None:
         """Vertical marks for actions: a DataFrame with `time` and `label` columns."""
         for item in self._marker_items:
-            self.removeItem(item)
+            _discard(self, item)
         self._marker_items = []
         if markers is None or not len(markers):
             return

@@ -17,15 +17,15 @@ FAKE = textwrap.dedent("""
     import json, sys
     def say(**event):
         print(json.dumps(event), flush=True)
-    say(event="collector_started", scopes=["prod"])
-    say(event="poll_started", scope="prod", provider="aws")
+    say(event="collector_started", scopes=["edge"])
+    say(event="poll_started", scope="edge", provider="aws")
     print("not json: a stray log line", flush=True)
-    say(event="scope_error", scope="prod", provider="aws", region="eu-west-1", message="throttled")
-    say(event="poll_finished", scope="prod", provider="aws", ok=False, instances=3,
+    say(event="scope_error", scope="edge", provider="aws", region="eu-west-1", message="throttled")
+    say(event="poll_finished", scope="edge", provider="aws", ok=False, instances=3,
         region_errors=[{"region": "eu-west-1", "message": "throttled"}])
     for line in sys.stdin:
         if line.strip() == "poll":
-            say(event="poll_started", scope="prod", provider="aws")
+            say(event="poll_started", scope="edge", provider="aws")
         elif line.strip() == "stop":
             say(event="collector_stopped", reason="stopped", unwritten=0)
             sys.exit(0)
@@ -172,11 +172,12 @@ def test_f5_asks_the_collector_to_poll_now(qtbot, seeded_store, tmp_path):
     window.show()
     window.start()
     qtbot.waitUntil(lambda: len(events) >= 4, timeout=10000)
-    assert window.scope_status["prod"].badge.isVisibleTo(window)  # eu-west-1 throttled
+    # A scope the store has no polls of, so only the collector's word counts.
+    assert window.scope_status["edge"].badge.isVisibleTo(window)  # eu-west-1 throttled
     qtbot.keyClick(window, Qt.Key.Key_F5)
     qtbot.waitUntil(lambda: len(events) >= 5, timeout=5000)
     assert events[-1]["event"] == "poll_started"
-    assert window.scope_status["prod"].polling
+    assert window.scope_status["edge"].polling
     pid = collector.pid
     window.close()
     assert not _alive(pid)

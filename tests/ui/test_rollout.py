@@ -53,3 +53,16 @@ def test_view_shows_the_figures(qtbot):
     assert view.figures["done"].text() == "40%  (4/10)"
     assert view.figures["elapsed"].text() == "2 h 00 min"
     assert "in 3 h 00 min" in view.figures["eta"].text()
+
+
+def test_view_redraws_for_another_group(qtbot):
+    view = RolloutView(VersionColors(["1.0", "1.1"]))
+    qtbot.addWidget(view)
+    now = T0 + timedelta(hours=3)
+    view.set_share("web", share([(10, 0), (8, 2), (6, 4), (6, 4)]), "1.1", now)
+    drawn = len(view._items)
+    view.set_share("api", share([(4, 0), (2, 2), (0, 4), (0, 4)]), "1.1", now)
+    assert len(view._items) == drawn
+    assert view.figures["done"].text() == "100%  (4/4)"
+    view.clear()
+    assert view._items == [] and view.figures["done"].text() == "—"
