@@ -203,3 +203,72 @@ def test_image_deprecate_and_delete_run_as_global_operations(web, gce_client_kwa
     images.delete_unary(project=PROJECT, image="app-2-0-0")
     with pytest.raises(exceptions.NotFound):
         images.get(project=PROJECT, image="app-2-0-0")
+
+
+def _template_body(name: str, image: str, **extra) -> compute_v1.InstanceTemplate:
+    """The body `gcloud compute instance-templates create` sends, in short."""
+    return compute_v1.InstanceTemplate(
+        name=name, description="made through the API",
+        properties=compute_v1.InstanceProperties(
+            machine_type="e2-small", labels={"team": "web"},
+            disks=[compute_v1.AttachedDisk(
+                boot=True, auto_delete=True, type_="PERSISTENT",
+                initialize_params=compute_v1.AttachedDiskInitializeParams(
+                    source_image=image, disk_size_gb=20))],
+            network_interfaces=[compute_v1.NetworkInterface(network="global/networks/default")],
+            metadata=compute_v1.Metadata(items=[compute_v1.Items(key="startup-script",
+                                                                 value="echo hi")]),
+            **extra))
+
+
+def test_instance_templates_insert_global_and_regional(web, gce_client_kwargs):
+    templates = compute_v1.InstanceTemplatesClient(**gce_client_kwargs)
+    op = templates.insert_unary(request={
+        "project": PROJECT, "request_id": "11111111-2222-3333-4444-555555555555",
+        "instance_template_resource": _template_body(
+            "t3", f"projects/{PROJECT}/global/images/app-2-0-0")})
+    assert op.operation_type == "insert" and op.target_link.endswith("/instanceTemplates/t3")
+    assert not op.zone and not op.region
+    done = compute_v1.GlobalOperationsClient(**gce_client_kwargs).wait(
+        project=PROJECT, operation=op.name)
+    assert done.status == compute_v1.Operation.Status.DONE
+    t3 = templates.get(project=PROJECT, instance_template="t3")
+    assert t3.properties.machine_type == "e2-small" and t3.description == "made through the API"
+    assert t3.properties.disks[0].initialize_params.source_image.endswith("/images/app-2-0-0")
+    assert t3.properties.disks[0].initialize_params.disk_size_gb == 20
+    assert t3.properties.metadata.items[0].value == "echo hi"
+    assert dict(t3.properties.labels) == {"team": "web"}
+    # The same requestId is the same insert, not a 409.
+    again = templates.insert_unary(request={
+        "project": PROJECT, "request_id": "11111111-2222-3333-4444-555555555555",
+        "instance_template_resource": _template_body("t3", "app-2-0-0")})
+    assert again.name == op.name
+    with pytest.raises(exceptions.Conflict, match="already exists"):
+        templates.insert_unary(project=PROJECT,
+                               instance_template_resource=_template_body("t3", "app-2-0-0"))
+    with pytest.raises(exceptions.NotFound, match="app-9-9-9"):
+        templates.insert_unary(project=PROJECT,
+                               instance_template_resource=_template_body("t4", "app-9-9-9"))
+    with pytest.raises(exceptions.BadRequest, match="resource.name"):
+        templates.insert_unary(project=PROJECT,
+                               instance_template_resource=_template_body("T_4", "app-2-0-0"))
+    no_image = _template_body("t4", "app-2-0-0")
+    no_image.properties.disks[0].initialize_params.source_image = ""
+    with pytest.raises(exceptions.BadRequest, match="sourceImage"):
+        templates.insert_unary(project=PROJECT, instance_template_resource=no_image)
+
+    regional = compute_v1.RegionInstanceTemplatesClient(**gce_client_kwargs)
+    op = regional.insert_unary(project=PROJECT, region="us-central1",
+                               instance_template_resource=_template_body("t3", "app-1-0-0"))
+    assert op.region.endswith("/regions/us-central1")
+    rt = regional.get(project=PROJECT, region="us-central1", instance_template="t3")
+    assert rt.region.endswith("/regions/us-central1")
+    assert rt.properties.disks[0].initialize_params.source_image == "app-1-0-0"
+
+    # A group rolled to the new template makes instances from its image.
+    groups = compute_v1.InstanceGroupManagersClient(**gce_client_kwargs)
+    groups.patch_unary(request=_patch_request(template="global/instanceTemplates/t3"))
+    web.clock.advance(600)
+    disks = compute_v1.DisksClient(**gce_client_kwargs).list(project=PROJECT, zone=ZONE)
+    assert {d.source_image.rsplit("/", 1)[-1] for d in disks} == {"app-2-0-0"}
+    assert web.state.calls["compute.instanceTemplates.insert"] == 6

@@ -42,8 +42,9 @@ patch_group / resize_group / recreate_in_group (what the API calls do), add_zone
 Reads for tests: list_instances, mig(name), managed_instances(name), find_group(name).
 
 Served methods (api.ROUTES): instances get/list/aggregatedList; disks get/list/aggregatedList;
-images get/list/getFromFamily/deprecate/delete; instanceTemplates get/list/aggregatedList and
-regionInstanceTemplates get/list; instanceGroupManagers and regionInstanceGroupManagers
+images get/list/getFromFamily/deprecate/delete; instanceTemplates get/list/aggregatedList/insert
+and regionInstanceTemplates get/list/insert (insert takes the API's body: properties with a boot
+disk's initializeParams.sourceImage, which must exist; 409 alreadyExists for a taken name); instanceGroupManagers and regionInstanceGroupManagers
 get/list/listManagedInstances/patch/recreateInstances/resize (+ aggregatedList); zone, region
 and global operations get/wait. Anything else is a 404.
 

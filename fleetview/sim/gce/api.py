@@ -52,6 +52,10 @@ ROUTES: list[tuple[str, str, str, str]] = [
      "templates_list"),
     ("GET", _P + r"/global/instanceTemplates/(?P<name>[^/]+)", "compute.instanceTemplates.get",
      "templates_get"),
+    ("POST", _P + r"/global/instanceTemplates", "compute.instanceTemplates.insert",
+     "templates_insert"),
+    ("POST", _R + r"/instanceTemplates", "compute.regionInstanceTemplates.insert",
+     "templates_insert"),
     ("GET", _R + r"/instanceTemplates", "compute.regionInstanceTemplates.list",
      "templates_list"),
     ("GET", _R + r"/instanceTemplates/(?P<name>[^/]+)", "compute.regionInstanceTemplates.get",
@@ -363,6 +367,17 @@ class ComputeApi:
         return self._list("compute#instanceTemplateList",
                           f"{LINK_BASE}projects/{p}/{_scope(params)}/instanceTemplates", items,
                           lambda t: t.to_json(), query)
+
+    def templates_insert(self, params, query, body) -> Json:
+        state, project, region = self.state, params["project"], params.get("region")
+        request_id = query.get("requestId")
+        earlier = state.request_ops.get((project, request_id)) if request_id else None
+        if earlier is not None:
+            return earlier.to_json(state.clock.now())
+        template = state.insert_instance_template(body, region=region, project=project)
+        op = state.new_operation(project, "insert", template.link, template.id, region=region,
+                                 request_id=request_id)
+        return op.to_json(state.clock.now())
 
     def templates_get(self, params, query, body) -> Json:
         return self.state.template(params["project"], params["name"],

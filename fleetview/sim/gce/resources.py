@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -142,6 +143,8 @@ class InstanceTemplate:
     region: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    # The properties an insert call gave, answered back as given; seeded templates have none.
+    properties: dict[str, Any] | None = None
 
     @property
     def link(self) -> str:
@@ -154,7 +157,7 @@ class InstanceTemplate:
             "creationTimestamp": rfc3339(self.created),
             "name": self.name,
             "description": self.description,
-            "properties": {
+            "properties": copy.deepcopy(self.properties) if self.properties is not None else {
                 "machineType": self.machine_type,
                 "disks": [{
                     "kind": "compute#attachedDisk",

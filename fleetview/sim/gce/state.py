@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+import re
 import threading
 from collections import Counter
 from datetime import datetime, timedelta
@@ -27,6 +29,8 @@ DEFAULT_ZONES = ("us-central1-a", "us-central1-b", "us-central1-c", "us-central1
                  "europe-west1-b", "europe-west1-c", "europe-west1-d")
 
 Created = float | datetime | timedelta | None
+# Resource names, as the API checks them (RFC 1035, at most 63 characters).
+_NAME = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?")
 
 
 class GceState:
@@ -228,6 +232,48 @@ class GceState:
                                         region, dict(labels or {}), description)
             templates[(region, name)] = template
             return template.to_json()
+
+    def insert_instance_template(self, body: dict[str, Any], *, region: str | None = None,
+                                 project: str | None = None) -> InstanceTemplate:
+        """instanceTemplates.insert: a template from the API's request body, checked as GCE
+        checks it (name, machine type, a boot disk from an existing image)."""
+        project = project or self.project
+        if not isinstance(body, dict):
+            raise errors.invalid("Invalid JSON payload received: an InstanceTemplate object.")
+        name = body.get("name")
+        if not name:
+            raise errors.invalid("Required field 'resource.name' not specified")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise errors.invalid(f"Invalid value for field 'resource.name': '{name}'. Must be a "
+                                 f"match of regex '{_NAME.pattern}'")
+        properties = body.get("properties")
+        if not isinstance(properties, dict):
+            raise errors.invalid("Required field 'resource.properties' not specified")
+        if not properties.get("machineType"):
+            raise errors.invalid("Required field 'resource.properties.machineType' not "
+                                 "specified")
+        disks = properties.get("disks") or []
+        boot = next((i for i, d in enumerate(disks) if d.get("boot")), 0 if disks else None)
+        if boot is None:
+            raise errors.invalid("Invalid value for field 'resource.properties.disks': ''. "
+                                 "Boot disk must be specified.")
+        source = (disks[boot].get("initializeParams") or {}).get("sourceImage")
+        if not source:
+            raise errors.invalid(
+                f"Required field 'resource.properties.disks[{boot}].initializeParams."
+                "sourceImage' not specified")
+        with self.lock:
+            image = self._resolve_image(project, source)  # 404 for an image that is gone
+            templates = self.templates.setdefault(project, {})
+            if (region, name) in templates:
+                raise errors.already_exists(strip_base(template_link(project, name, region)))
+            template = InstanceTemplate(
+                project, name, self.new_id(), self.clock.now(), image,
+                properties["machineType"].rstrip("/").rsplit("/", 1)[-1], region,
+                dict(properties.get("labels") or {}), body.get("description", ""),
+                properties=copy.deepcopy(properties))
+            templates[(region, name)] = template
+            return template
 
     def delete_instance_template(self, name: str, *, region: str | None = None,
                                  project: str | None = None) -> None:
