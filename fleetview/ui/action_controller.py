@@ -4,10 +4,11 @@ a worker runs it while the Actions panel shows progress; audit log and readiness
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 import pandas as pd
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox, QSystemTrayIcon
 
 from fleetview.actions import audit, history, runner
@@ -29,11 +30,15 @@ class _Signals(QObject):
     failed = Signal(str, str)        # action_id, message
 
 
-class _ActionJob(QRunnable):
-    """Runs one action to its end on a worker thread; the journal is written as it goes."""
+class _ActionJob(threading.Thread):
+    """Runs one action to its end on a worker thread; the journal is written as it goes.
+
+    A daemon thread: closing the window must not wait an hour for a rollout. An action cut
+    short that way is journaled as running and shows as interrupted on the next start.
+    """
 
     def __init__(self, action_id: str, work: Callable[[Callable[[ProgressEvent], None]], object]):
-        super().__init__()
+        super().__init__(name=f"fleetview-action-{action_id[:8]}", daemon=True)
         self.signals = _Signals()
         self.action_id, self.work = action_id, work
 
@@ -73,8 +78,6 @@ class ActionController(QObject):
         self.store, self.config = window.store, window.config
         # scope name -> provider, for tests; None: a fresh provider per action from config.
         self._providers = providers
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(4)
         self._jobs: dict[str, _ActionJob] = {}
         self.readiness: dict[tuple, history.Readiness] = {}
         self.dialog: PlanDialog | None = None
@@ -88,10 +91,10 @@ class ActionController(QObject):
         window.tabifyDockWidget(self.actions_dock, self.audit_dock)
         self.actions_dock.raise_()
 
-        window.tree.node_actions.append(("Roll back…", self._rollback_node))
-        window.tree.node_actions.append(("Rollback readiness", self._show_readiness_node))
-        window.table.instance_actions.append(("Replace instance…", self.replace))
-        window.palette_sources.append(self.palette_entries)
+        window.add_node_action("Roll back…", self._rollback_node)
+        window.add_node_action("Rollback readiness", self._show_readiness_node)
+        window.add_instance_action("Replace instance…", self.replace)
+        window.add_palette_source(self.palette_entries)
         window.add_command("Show actions", self.show_actions)
         window.add_command("Show audit log", self.show_audit)
         window.add_command("Verify audit log", self.verify_audit)
@@ -269,7 +272,7 @@ class ActionController(QObject):
         job.signals.finished.connect(self._on_finished)
         job.signals.failed.connect(self._on_failed)
         self._jobs[action_id] = job
-        self.pool.start(job)
+        job.start()
         self.show_actions()
         self.refresh()
         self.panel.select(action_id)
@@ -323,18 +326,23 @@ class ActionController(QObject):
                                     on_error=self._on_error)
 
     def _on_readiness(self, table: dict) -> None:
+        """Rollback readiness on every group, before anyone needs it: in its tooltip."""
         self.readiness = table
-        tree = self.window.tree
-        if hasattr(tree, "set_readiness"):
-            tree.set_readiness({k: (r.ready, r.target.version if r.target else None, r.why)
-                                for k, r in table.items()})
+        for (scope, region, group), ready in table.items():
+            item = self.window.tree.item_for(("group", scope, region, group))
+            if item is None:
+                continue
+            if ready.ready:
+                text = f"Rollback: ready, back to {ready.target.version}"
+            else:
+                text = f"Rollback: not ready: {ready.why}"
+            item.setToolTip(0, text)
 
     def running(self) -> bool:
         return bool(self._jobs)
 
-    def shutdown(self, timeout_ms: int = 5000) -> None:
+    def shutdown(self) -> None:
         self._timer.stop()
-        self.pool.waitForDone(timeout_ms)
 
     def _on_error(self, exc: BaseException) -> None:
         log.warning("action view: %s", exc)

@@ -52,6 +52,9 @@ def open_window(config: Config, collect: bool = True,
                         settings=settings or QSettings(ORGANISATION, APPLICATION))
     if window.collector is not None:
         window.collector.setParent(window)
+    from fleetview.ui.action_controller import ActionController
+
+    window.action_controller = ActionController(window)
     return window
 
 

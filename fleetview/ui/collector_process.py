@@ -15,8 +15,9 @@ log = logging.getLogger(__name__)
 
 
 def collector_command(config: Config) -> tuple[str, list[str]]:
-    """`python -m fleetview collect --config PATH` with this interpreter."""
-    args = ["-m", "fleetview", "collect"]
+    """`python -m fleetview collect --stop-on-eof --config PATH` with this interpreter; the
+    window holds the collector's stdin, so if the window dies the collector stops too."""
+    args = ["-m", "fleetview", "collect", "--stop-on-eof"]
     if config.path is not None:
         args += ["--config", str(config.path)]
     return sys.executable, args

@@ -15,12 +15,14 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QSplitter,
     QTabWidget,
     QWidget,
 )
 
 from fleetview.config import Config
+from fleetview.ui import gc_guard
 from fleetview.ui.collector_process import CollectorProcess
 from fleetview.ui.colors import VersionColors
 from fleetview.ui.fleet_table import FleetTable
@@ -123,7 +125,9 @@ class MainWindow(QMainWindow):
             self._scope_status(scope.name)
 
         self.palette_popup = CommandPalette(self)
+        gc_guard.acquire()
         self.commands: list[Command] = []
+        self.palette_sources: list[Callable[[], list[PaletteEntry]]] = []
         self._install_commands()
         self._connect()
 
@@ -160,6 +164,10 @@ class MainWindow(QMainWindow):
     def add_instance_action(self, name: str, run: Callable[[str], object]) -> None:
         """An action on one instance (by id): in the table's context menu."""
         self.table.instance_actions.append((name, run))
+
+    def add_palette_source(self, source: Callable[[], list[PaletteEntry]]) -> None:
+        """More palette entries, asked for each time the palette opens (e.g. actions)."""
+        self.palette_sources.append(source)
 
     def add_node_action(self, name: str, run: Callable[[tuple], object]) -> None:
         """An action on a tree node (a group, region, scope or standalone instance key)."""
@@ -200,6 +208,8 @@ class MainWindow(QMainWindow):
                 entries.append(PaletteEntry(str(name or iid), "instance",
                                             lambda i=str(iid): self.select_instance(i),
                                             detail=f"{iid} · {version} · {group or 'standalone'}"))
+        for source in self.palette_sources:
+            entries.extend(source())
         return entries
 
     def open_palette(self) -> None:
@@ -513,15 +523,27 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         self._closing = True
+        gc_guard.release()
         self._clock.stop()
         self._poll_timer.stop()
         self._refresh_timer.stop()
         self._retry_timer.stop()
+        if getattr(self, "action_controller", None) is not None:
+            self.action_controller.shutdown()
         if self.collector is not None:
             self.collector.stop()
         self.tasks.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        actions = getattr(self, "action_controller", None)
+        if actions is not None and actions.running():
+            answer = QMessageBox.question(
+                self, "An action is running",
+                "An action is still running. If you close FleetView, its remaining steps do "
+                "not run; it shows as interrupted next time, to resume or abandon. Close?")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
         self.save_settings()
         self.shutdown()
         super().closeEvent(event)

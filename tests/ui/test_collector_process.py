@@ -92,7 +92,7 @@ def test_command_runs_this_interpreter_with_the_config(tmp_path):
     config_path.write_text('[[aws]]\nname = "prod"\nregions = ["us-east-1"]\n')
     program, args = collector_command(load_config(config_path))
     assert program == sys.executable
-    assert args == ["-m", "fleetview", "collect", "--config", str(config_path)]
+    assert args == ["-m", "fleetview", "collect", "--stop-on-eof", "--config", str(config_path)]
 
 
 @pytest.fixture
