@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ from fleetview.providers.gcp_clients import Compute, NotFoundError, TransientErr
 from fleetview.providers.gcp_inventory import (
     UNUSABLE_IMAGE_STATES,
     Poller,
+    Template,
     image_from_pb,
     last,
     template_from_pb,
@@ -36,6 +39,18 @@ def request_id(action_id: str, step_key: str) -> str:
 def action_id(scope: str, kind: str, target: str, polled_at: datetime) -> str:
     """A plan's identity: the same plan from the same poll is the same action."""
     return str(uuid.uuid5(REQUEST_NAMESPACE, f"{scope}|{kind}|{target}|{polled_at.isoformat()}"))
+
+
+def rollback_template_name(source: str, version: str) -> str:
+    """The template a rollback creates: "<source>-rb-<version>", at most 63 characters, the
+    same every time, so a resumed step finds the one it made."""
+    slug = re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-") or "version"
+    name = f"{source}-rb-{slug}"
+    if len(name) <= 63:
+        return name
+    # Cut, with a digest of the whole name so two long versions do not share one template.
+    digest = hashlib.sha1(name.encode()).hexdigest()[:6]
+    return f"{name[:56].rstrip('-')}-{digest}"
 
 
 def _now() -> datetime:
@@ -183,11 +198,9 @@ class Actions:
                                 f"version {version} (the ones seen were deleted or made "
                                 "obsolete); restore or rebuild that image first")
         template = self._template_for(group, images)
+        source = None  # the template a new one is copied from, when none boots the image
         if template is None:
-            names = ", ".join(sorted(i.name for i in images.values()))
-            raise ActionRefused(f"no instance template boots from the image of version {version} "
-                                f"({names}); create one from group {group.name}'s current "
-                                "template with that image, then roll back")
+            template, source = self._planned_template(group, images, version)
 
         zones = 1 if group.zone else max(len(group.extra.get("zones") or ()), 1)
         surge = max(zones, math.ceil(group.target_size * SURGE_SHARE))
@@ -200,13 +213,21 @@ class Actions:
                         f"{group.zone or group.region}/{group.name}/{template.path}",
                         inventory.polled_at)
         size = group.target_size
+        first: tuple[PlanStep, ...] = ()
+        notes: tuple[str, ...] = (f"uses template {template.path}",)
+        if source is not None:
+            first = (PlanStep("template", f"create instance template {template.name}: a copy "
+                              f"of {source.name} booting image {image.name} "
+                              "(instanceTemplates.insert)"),)
+            notes = (f"no template boots image {image.name}: creates {template.path}, a copy "
+                     f"of {source.path} with that image; FleetView does not delete it later",)
         return ActionPlan(
             kind="rollback", provider="gcp", scope=self.config.name, region=group.region,
             group=group.name,
             instances=tuple(i.id for i in members if i.version != version),
             from_versions=tuple(sorted(from_versions, key=version_key)),
             to_version=version, to_image_id=image.id,
-            steps=(
+            steps=first + (
                 PlanStep("patch", f"set {group.name}'s versions to template {template.name} "
                          f"(image {image.name}), update policy PROACTIVE, REPLACE, maxSurge "
                          f"{surge}, maxUnavailable 0"),
@@ -219,14 +240,42 @@ class Actions:
             irreversible=("each replaced instance's boot disk and local data are deleted",
                           f"the group's current versions ({', '.join(last(p) for p in current)}) "
                           "are replaced; going forward again needs another update"),
-            notes=(f"uses template {template.path}",) + (
+            notes=notes + (
                 (f"image {image.name} is deprecated; it still boots",) if image.deprecated
                 else ()),
             params={"action_id": aid, "project": self.project, **self._mig_location(group),
                     "template": template.path, "template_name": template.name,
                     "image_id": image.id, "max_surge": surge, "max_unavailable": 0,
-                    "previous_templates": current},
+                    "previous_templates": current,
+                    **({"template_source": source.path} if source is not None else {})},
         )
+
+    def _planned_template(self, group: Group, images: Mapping[str, Image],
+                          version: str) -> tuple[Template, Template]:
+        """(the template to create, the group template it copies) when no template boots an
+        image of `version`: a copy of the group's main template with that image."""
+        names = ", ".join(sorted(i.name for i in images.values()))
+        current = [v["template"] for v in group.extra.get("versions", [])]
+        source = self.poller.template(current[0]) if current else None
+        if source is None:
+            raise ActionRefused(f"no instance template boots the image of version {version} "
+                                f"({names}) and group {group.name}'s own template cannot be "
+                                "read to copy; create a template with that image, then roll "
+                                "back")
+        # Newest usable image first: several images may carry one version label.
+        image = max(images.values(), key=lambda i: (
+            not i.deprecated, i.created_at.timestamp() if i.created_at else 0, i.id))
+        name = rollback_template_name(source.name, version)
+        path = f"{source.path.rsplit('/', 1)[0]}/{name}"
+        existing = self._template_pb(path, f"looking for instance template {path}")
+        if existing is not None:
+            found = template_from_pb(existing, self.project)
+            if found.image_id != image.id:
+                raise ActionRefused(f"instance template {path} exists but boots "
+                                    f"{found.source_image}, not {image.name}; delete or rename "
+                                    "it, then roll back")
+        planned = Template(path=path, name=name, image_id=image.id, source_image=image.id)
+        return planned, source
 
     def _images_of_version(self, inventory: Inventory, version: str,
                            known: Mapping[str, Image] | None) -> dict[str, Image]:
@@ -297,6 +346,7 @@ class Actions:
 
     def _run(self, plan: ActionPlan, done: set[str]) -> Iterator[ProgressEvent]:
         runners = {("replace", "recreate"): self._recreate, ("replace", "track"): self._track_replace,
+                   ("rollback", "template"): self._create_template,
                    ("rollback", "patch"): self._patch, ("rollback", "track"): self._track_rollback}
         for step in plan.steps:
             if step.key in done:
@@ -395,6 +445,83 @@ class Actions:
                                     f"{waited:.0f} s; check group {p['mig']} in the console")
             self.sleep(self.poll_interval_s)
             waited += self.poll_interval_s
+
+    def _template_pb(self, path: str, what: str):
+        """A template as a raw message, read now (not from the poll cache); None if absent."""
+        parts = path.split("/")
+        try:
+            if parts[2] == "regions":
+                reply = self.compute.call("region_templates", "get",
+                                          "compute.instanceTemplates.get", what,
+                                          project=parts[1], region=parts[3],
+                                          instance_template=parts[-1])
+            else:
+                reply = self.compute.call("templates", "get", "compute.instanceTemplates.get",
+                                          what, project=parts[1], instance_template=parts[-1])
+        except NotFoundError:
+            return None
+        return type(reply).pb(reply)
+
+    def _existing_template(self, plan: ActionPlan, what: str) -> bool:
+        """Whether the planned template exists already (a resumed step); a template of that
+        name with another image is an error, not something to use."""
+        p = plan.params
+        existing = self._template_pb(p["template"], what)
+        if existing is None:
+            return False
+        found = template_from_pb(existing, self.project)
+        if found.image_id != p["image_id"]:
+            raise ProviderError(f"instance template {p['template']} exists but boots "
+                                f"{found.source_image}, not {last(p['image_id'])}; delete or "
+                                "rename it, then plan the rollback again")
+        return True
+
+    def _create_template(self, plan: ActionPlan, step: PlanStep):
+        p = plan.params
+        what = f"creating instance template {p['template_name']}"
+        if self._existing_template(plan, what):
+            return f"template {p['template_name']} exists already; it is used as it is"
+        source = self._template_pb(p["template_source"], what)
+        if source is None:
+            raise ProviderError(f"group {p['mig']}'s template {p['template_source']} was "
+                                "deleted since the plan was made; plan the rollback again")
+        # A copy of the group's template in every respect but the boot disk's image.
+        properties = compute_v1.InstanceProperties.pb(compute_v1.InstanceProperties())
+        properties.CopyFrom(source.properties)
+        disks = properties.disks
+        boot = next((d for d in disks if d.boot), disks[0] if len(disks) == 1 else None)
+        if boot is None:
+            raise ProviderError(f"template {p['template_source']} has no boot disk to give "
+                                f"image {last(p['image_id'])}; create a template for it by "
+                                "hand, then roll back")
+        boot.initialize_params.source_image = p["image_id"]
+        body = compute_v1.InstanceTemplate(
+            name=p["template_name"],
+            description=(f"FleetView rollback of group {p['mig']} to image "
+                         f"{last(p['image_id'])}: a copy of {last(p['template_source'])}"),
+            properties=compute_v1.InstanceProperties.wrap(properties))
+        parts = p["template"].split("/")
+        request = {"project": parts[1], "instance_template_resource": body,
+                   "request_id": request_id(p["action_id"], step.key)}
+        try:
+            if parts[2] == "regions":
+                op = self.compute.call("region_templates", "insert_unary",
+                                       "compute.instanceTemplates.create", what,
+                                       request={**request, "region": parts[3]})
+            else:
+                op = self.compute.call("templates", "insert_unary",
+                                       "compute.instanceTemplates.create", what,
+                                       request=request)
+        except ProviderError:
+            # Made meanwhile (by a run of this step that died before noting it): use it.
+            if self._existing_template(plan, what):
+                return f"template {p['template_name']} exists already; it is used as it is"
+            raise
+        self._wait_operation(op, what)
+        # The poll cache may have noted this name as missing; it exists now.
+        self.poller.state.missing_templates.discard(p["template"])
+        return f"template {p['template_name']} boots image {last(p['image_id'])}"
+        yield  # a generator, like every step runner
 
     def _patch(self, plan: ActionPlan, step: PlanStep):
         p = plan.params

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
 from fleetview.domain.actions import ActionRefused
 from fleetview.domain.model import Image
-from fleetview.providers.gcp_actions import request_id
+from fleetview.providers.gcp_actions import request_id, rollback_template_name
 from tests.providers.test_gcp import IMG, PROJECT, make, seed_fleet
 from tests.sim import gce_fixtures
 
@@ -225,9 +226,11 @@ def test_a_version_no_instance_runs_is_found_in_history_or_the_project(fleet, pr
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.7.0")
     assert plan.to_image_id == f"{IMG}/app-1-7-0"
     assert fleet.state.calls["compute.images.list"] == 1
+    # An image no template boots: the plan makes one first.
     fleet.state.create_image("app-1-6-0", labels={"version": "1-6-0"})
-    with pytest.raises(ActionRefused, match="no instance template"):
-        provider.plan_rollback(inv, "web", "us-central1", "1.6.0")
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.6.0")
+    assert [s.key for s in plan.steps] == ["template", "patch", "track"]
+    assert plan.params["template_name"] == "app-1-9-0-tmpl-rb-1-6-0"
 
 
 def test_a_group_already_on_the_version_or_protected_is_refused(fleet):
@@ -248,3 +251,98 @@ def test_tracking_rides_out_throttling(fleet):
     events = list(p.execute(plan))
     assert statuses(events)[-1] == (None, "finished")
     assert any("not checked" in e.message for e in events if e.status == "progress")
+
+
+# -- rollback through a new template ----------------------------------------------------------
+
+def test_rollback_to_a_version_whose_template_was_deleted_makes_one_and_converges(
+        fleet, provider):
+    fleet.state.delete_instance_template("app-1-8-0-tmpl")
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    assert [s.key for s in plan.steps] == ["template", "patch", "track"]
+    path = f"projects/{PROJECT}/global/instanceTemplates/app-1-9-0-tmpl-rb-1-8-0"
+    assert plan.params["template"] == path and plan.to_image_id == f"{IMG}/app-1-8-0"
+    assert plan.params["template_source"].endswith("/global/instanceTemplates/app-1-9-0-tmpl")
+    assert "app-1-9-0-tmpl-rb-1-8-0" in plan.steps[0].description
+    assert fleet.state.calls["compute.instanceTemplates.insert"] == 0  # planning makes nothing
+
+    events = list(provider.execute(plan))
+    assert statuses(events) == [("template", "started"), ("template", "done"),
+                                ("patch", "started"), ("patch", "done"), ("track", "started"),
+                                ("track", "done"), (None, "finished")]
+    assert fleet.state.calls["compute.instanceTemplates.insert"] == 1
+    assert fleet.state.calls["compute.globalOperations.get"] >= 1  # waited for the insert
+    made = fleet.state.template(PROJECT, "app-1-9-0-tmpl-rb-1-8-0").to_json()
+    copied = fleet.state.template(PROJECT, "app-1-9-0-tmpl").to_json()
+    disk = made["properties"]["disks"][0]
+    assert disk["initializeParams"]["sourceImage"].endswith("/global/images/app-1-8-0")
+    # Everything else is the group's template's.
+    disk["initializeParams"]["sourceImage"] = copied["properties"]["disks"][0][
+        "initializeParams"]["sourceImage"]
+    assert made["properties"] == copied["properties"]
+
+    after = provider.poll()
+    web = after.group("web")
+    assert not web.updating and web.desired_version == "1.8.0"
+    assert {i.version for i in after.instances if i.group == "web"} == {"1.8.0"}
+    assert len([i for i in after.instances if i.group == "web"]) == 3
+
+    # Run again (a resumed action): the step finds its template and inserts nothing.
+    again = list(provider.execute(plan, done={"patch", "track"}))
+    assert statuses(again)[:2] == [("template", "started"), ("template", "done")]
+    assert "exists already" in again[1].message
+    assert fleet.state.calls["compute.instanceTemplates.insert"] == 1
+
+
+def test_a_regional_template_is_copied_into_its_region(fleet, provider):
+    state = fleet.state
+    state.create_instance_template("edge-1-9-0", "app-1-9-0", region="europe-west1",
+                                   labels={"team": "edge"})
+    state.create_mig("edge", "regions/europe-west1/instanceTemplates/edge-1-9-0",
+                     region="europe-west1", target_size=3)
+    state.delete_instance_template("app-1-8-0-tmpl")
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "edge", "europe-west1", "1.8.0")
+    assert plan.params["template"] == (
+        f"projects/{PROJECT}/regions/europe-west1/instanceTemplates/edge-1-9-0-rb-1-8-0")
+    events = list(provider.execute(plan))
+    assert statuses(events)[-1] == (None, "finished")
+    assert fleet.state.calls["compute.regionInstanceTemplates.insert"] == 1
+    after = provider.poll()
+    assert {i.version for i in after.instances if i.group == "edge"} == {"1.8.0"}
+    assert {i.tags.get("team") for i in after.instances if i.group == "edge"} == {"edge"}
+
+
+def test_a_taken_rollback_template_name_with_another_image_is_not_used(fleet, provider):
+    fleet.state.delete_instance_template("app-1-8-0-tmpl")
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    # Someone takes the name, with another image, between the plan and its execution.
+    fleet.state.create_instance_template("app-1-9-0-tmpl-rb-1-8-0", "app-1-10-0")
+    events = list(provider.execute(plan))
+    assert statuses(events) == [("template", "started"), ("template", "failed"),
+                                (None, "failed")]
+    assert "exists but boots" in events[-1].message
+    assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 0
+    with pytest.raises(ActionRefused, match="exists but boots"):
+        provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+
+
+def test_a_denied_template_insert_names_the_permission(fleet, provider):
+    fleet.state.delete_instance_template("app-1-8-0-tmpl")
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    fleet.faults.deny("compute.instanceTemplates.insert", "compute.instanceTemplates.create")
+    events = list(provider.execute(plan))
+    assert statuses(events)[-1] == (None, "failed")
+    assert "compute.instanceTemplates.create" in events[-1].message
+
+
+def test_rollback_template_names_fit_and_are_stable():
+    assert rollback_template_name("web-tmpl", "1.8.0") == "web-tmpl-rb-1-8-0"
+    assert rollback_template_name("web", "V2.0_RC+1") == "web-rb-v2-0-rc-1"
+    long = rollback_template_name("t" * 60, "1.8.0")
+    assert len(long) == 63 and long == rollback_template_name("t" * 60, "1.8.0")
+    assert long != rollback_template_name("t" * 60, "1.8.1")
+    assert re.fullmatch(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?", long)
