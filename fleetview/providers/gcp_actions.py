@@ -57,14 +57,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def protected_by(selectors: Iterable[str], labels: Mapping[str, str]) -> str | None:
-    for selector in selectors:
-        key, _, value = selector.partition("=")
-        if labels.get(key.strip()) == value.strip():
-            return selector
-    return None
-
-
 def group_of(inventory: Inventory, instance: Instance) -> Group | None:
     matches = [g for g in inventory.groups
                if g.name == instance.group and g.region == instance.region
@@ -102,19 +94,6 @@ class Actions:
             raise ActionRefused(f"scope {self.config.name} is read-only; set actions = true in "
                                 "its [[gcp]] section of the config to allow replace and rollback")
 
-    def _refuse_protected(self, group: Group, instances: Iterable[Instance]) -> None:
-        selector = protected_by(self.config.protect, group.tags)
-        if selector:
-            raise ActionRefused(f"group {group.name} is protected by {selector!r} in the "
-                                f"`protect` list of scope {self.config.name}; remove it there "
-                                "to act on this group")
-        for inst in instances:
-            selector = protected_by(self.config.protect, inst.tags)
-            if selector:
-                raise ActionRefused(f"instance {inst.name} is protected by {selector!r} in the "
-                                    f"`protect` list of scope {self.config.name}; remove it "
-                                    "there to act on it")
-
     def _mig_location(self, group: Group) -> dict[str, str | None]:
         return {"mig": group.name, "mig_zone": group.zone,
                 "mig_region": None if group.zone else group.region}
@@ -136,7 +115,6 @@ class Actions:
         if group.updating:
             raise ActionRefused(f"group {group.name} has an update under way; wait until it is "
                                 "stable, then replace the instance")
-        self._refuse_protected(group, [inst])
         image = inventory.images.get(group.desired_image_id or "")
         if image is not None and image.gone:
             raise ActionRefused(f"group {group.name}'s template boots from image {image.name}, "
@@ -187,7 +165,6 @@ class Actions:
             raise ActionRefused(f"group {group.name} has an update under way; wait until it is "
                                 "stable (or stop that update) before rolling back")
         members = group_instances(inventory, group)
-        self._refuse_protected(group, members)
         if group.desired_version == version and not group.canary_image_id and all(
                 i.version == version for i in members):
             raise ActionRefused(f"group {group.name} already runs version {version}")
