@@ -1,0 +1,81 @@
+"""`fleetview --demo` in a real window: both clouds' groups appear, a rollback of the bad
+group converges on screen, and closing leaves no child process behind."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from fleetview.sim import demo_story
+from fleetview.sim.demo import start_demo
+from fleetview.ui.app import open_window
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes only once reaped; /proc tells which.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_demo_window_shows_both_clouds_rolls_back_and_cleans_up(qtbot, tmp_path):
+    demo = start_demo("small", tmp_path)
+    children = list(demo.pids)
+    try:
+        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+        window = open_window(demo.config, collect=True, settings=settings)
+        qtbot.addWidget(window)
+        window.show()
+        window.start()
+        controller = window.action_controller
+
+        def groups_of(scope: str) -> set[str]:
+            return {k[3] for k in window.tree.node_keys() if k[0] == "group" and k[1] == scope}
+
+        qtbot.waitUntil(lambda: bool(groups_of(demo_story.AWS_SCOPE)
+                                     and groups_of(demo_story.GCP_SCOPE)), timeout=30000)
+        assert {"api", "web", "worker"} <= groups_of(demo_story.AWS_SCOPE)
+        assert {"api", "batch", "frontend"} <= groups_of(demo_story.GCP_SCOPE)
+        collector_pid = window.collector.pid
+        assert collector_pid and alive(collector_pid)
+
+        qtbot.waitUntil(lambda: any(k[0] == demo_story.AWS_SCOPE and k[2] == "api"
+                                    for k in controller.readiness), timeout=30000)
+        key = next(k for k in controller.readiness if k[0] == demo_story.AWS_SCOPE
+                   and k[2] == "api")
+        ready = controller.readiness[key]
+        assert ready.ready, ready.why
+        target = ready.target.version
+        controller.rollback(*key)
+        qtbot.waitUntil(lambda: controller.dialog is not None and controller.dialog.isVisible(),
+                        timeout=30000)
+        dialog = controller.dialog
+        assert dialog.prepared.ok, dialog.prepared.refusal
+        qtbot.keyClicks(dialog.reason, "2.4.0 is bad")
+        with qtbot.waitSignal(controller.action_finished, timeout=180000) as finished:
+            dialog.run_button.click()
+        assert finished.args[1].status == "finished", finished.args[1].message
+
+        def api_versions() -> set[str]:
+            fleet = window.fleet
+            rows = fleet[(fleet["scope"] == key[0]) & (fleet["region"] == key[1])
+                         & (fleet["group"] == "api")]
+            return set(rows["version"])
+
+        window.poll_now()
+        qtbot.waitUntil(lambda: api_versions() == {target}, timeout=60000)
+        window.close()
+        qtbot.waitUntil(lambda: not alive(collector_pid), timeout=20000)
+    finally:
+        demo.stop()
+    assert not [pid for pid in children if alive(pid)]
+    assert not demo.workdir.exists()
