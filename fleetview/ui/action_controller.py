@@ -90,6 +90,8 @@ class ActionController(QObject):
         self.audit_dock = self._dock("Audit log", self.audit_view, "auditDock")
         window.tabifyDockWidget(self.actions_dock, self.audit_dock)
         self.actions_dock.raise_()
+        # A strip, not half the window: the fleet is what the window is for.
+        window.resizeDocks([self.actions_dock], [150], Qt.Orientation.Vertical)
 
         window.add_node_action("Roll back…", self._rollback_node)
         window.add_node_action("Rollback readiness", self._show_readiness_node)

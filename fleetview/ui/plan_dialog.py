@@ -82,9 +82,7 @@ class PlanDialog(QDialog):
 
         self.form = QFormLayout()
         self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        self.steps = QListWidget()
-        self.steps.setObjectName("steps")
-        self.steps.setMaximumHeight(120)
+        self.steps = _steps_list()
         self.instances = QLabel()
         self.instances.setWordWrap(True)
         self.instances.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -129,9 +127,7 @@ class PlanDialog(QDialog):
         plan = prepared.plan
         while self.form.rowCount():
             self.form.removeRow(0)
-        self.steps = QListWidget()
-        self.steps.setObjectName("steps")
-        self.steps.setMaximumHeight(120)
+        self.steps = _steps_list()
         self.instances = QLabel()
         self.instances.setWordWrap(True)
         self.irreversible = QLabel()
@@ -180,6 +176,8 @@ class PlanDialog(QDialog):
                 self.steps.addItem(f"{n}. {step.description}")
             self.form.addRow("Steps", self.steps)
             cannot = list(plan.irreversible) or ["nothing beyond the replaced instances"]
+            if len(cannot) > 4:  # one line per instance would push the reason off screen
+                cannot = cannot[:3] + [f"and {len(cannot) - 3} more like these"]
             self.irreversible.setText("<br>".join(f"• {html.escape(c)}" for c in cannot))
             self.form.addRow("Cannot be undone", self.irreversible)
             for note in plan.notes:
@@ -217,6 +215,16 @@ class PlanDialog(QDialog):
             return
         self.confirmed.emit(self.reason.text().strip(), self.typed.text().strip())
         self.accept()
+
+
+def _steps_list() -> QListWidget:
+    steps = QListWidget()
+    steps.setObjectName("steps")
+    steps.setWordWrap(True)
+    steps.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    steps.setMinimumHeight(110)
+    steps.setMaximumHeight(170)
+    return steps
 
 
 def _wrapped(text: str) -> QLabel:

@@ -211,6 +211,10 @@ class TimelinePlot(pg.PlotWidget):
         if selected is not None:
             self.select_instance(selected)
         self.refresh()
+        # The axis caches its labels by row number; new data can put other instances on the
+        # same rows (a rollout adds rows on top), so the labels must be drawn again.
+        self._row_axis.picture = None
+        self._row_axis.update()
 
     def set_now(self, now: float) -> None:
         self.now = now

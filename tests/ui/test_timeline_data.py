@@ -73,3 +73,29 @@ def test_segment_lookup_and_visible_slice(qtbot):
     assert plot.visible_rects == 3
     plot.getViewBox().setRange(yRange=(0, 7), padding=0)
     assert plot.visible_rects == 4
+
+
+def test_row_labels_follow_new_data_in_the_same_view(qtbot):
+    """A rollout puts new instances on top: the labels drawn must move with the bars."""
+    plot = TimelinePlot(VersionColors())
+    qtbot.addWidget(plot)
+    plot.resize(800, 400)
+    plot.show()
+    now = (T + pd.Timedelta(hours=6)).timestamp()
+    plot.set_data(TimelineData.from_spans(spans()), now)
+    plot.getViewBox().setRange(yRange=(0, 7), padding=0)
+    axis = plot.getAxis("left")
+    drawn: list[str] = []
+    original = axis.tickStrings
+    axis.tickStrings = lambda *a: drawn.extend(original(*a)) or original(*a)
+    plot.grab()
+    drawn_names = lambda: [d.strip() for d in drawn]  # noqa: E731
+    assert "w2-name" in drawn_names() and "new-name" not in drawn_names()
+
+    newer = spans()
+    newer.loc[len(newer)] = ["s", "r1", "web", "new", "new-name", "1.1", "img-1.1", "app-1.1",
+                             "running", T + pd.Timedelta(hours=5), pd.NaT]
+    drawn.clear()
+    plot.set_data(TimelineData.from_spans(newer), now)
+    plot.grab()
+    assert "new-name" in drawn_names(), drawn
