@@ -66,24 +66,37 @@ def _refused(store, prepared: Prepared, actor: str, why: str) -> Prepared:
     return prepared
 
 
-def prepare_rollback(config: Config, store, scope: str, region: str, group: str,
-                     version: str | None = None, provider=None) -> Prepared:
-    prepared = Prepared("rollback", scope, region, group)
+def _scope_config(config: Config, store, prepared: Prepared):
+    """The scope's config, or None with the refusal set (unknown scope, read-only store)."""
     try:
-        scope_config = config.scope(scope)
+        scope_config = config.scope(prepared.scope)
     except KeyError:
-        prepared.refusal = f"scope {scope} is not in the config"
-        return prepared
+        prepared.refusal = f"scope {prepared.scope} is not in the config"
+        return None
     if store.readonly:
         prepared.refusal = ("this window opened the store read-only (--no-collect): actions "
                             "need to write the journal and audit log")
+        return None
+    return scope_config
+
+
+def _connect(config: Config, scope_config, prepared: Prepared, provider):
+    """The provider (the operator's own credentials), who it acts as, and a fresh poll."""
+    provider = provider or make_provider(scope_config, config.versions)
+    prepared.provider = provider
+    prepared.identity = provider.identity()
+    prepared.inventory = provider.poll()
+    return provider, prepared.inventory
+
+
+def prepare_rollback(config: Config, store, scope: str, region: str, group: str,
+                     version: str | None = None, provider=None) -> Prepared:
+    prepared = Prepared("rollback", scope, region, group)
+    scope_config = _scope_config(config, store, prepared)
+    if scope_config is None:
         return prepared
     try:
-        provider = provider or make_provider(scope_config, config.versions)
-        prepared.provider = provider
-        prepared.identity = provider.identity()
-        inventory = provider.poll()
-        prepared.inventory = inventory
+        provider, inventory = _connect(config, scope_config, prepared, provider)
         info = inventory.group(group, region)
         prepared.group_info = info
         prepared.current_version = info.desired_version if info else None
@@ -123,21 +136,11 @@ def prepare_rollback(config: Config, store, scope: str, region: str, group: str,
 def prepare_replace(config: Config, store, scope: str, instance_id: str,
                     provider=None) -> Prepared:
     prepared = Prepared("replace", scope, "", None)
-    try:
-        scope_config = config.scope(scope)
-    except KeyError:
-        prepared.refusal = f"scope {scope} is not in the config"
-        return prepared
-    if store.readonly:
-        prepared.refusal = ("this window opened the store read-only (--no-collect): actions "
-                            "need to write the journal and audit log")
+    scope_config = _scope_config(config, store, prepared)
+    if scope_config is None:
         return prepared
     try:
-        provider = provider or make_provider(scope_config, config.versions)
-        prepared.provider = provider
-        prepared.identity = provider.identity()
-        inventory = provider.poll()
-        prepared.inventory = inventory
+        provider, inventory = _connect(config, scope_config, prepared, provider)
         instance = inventory.instance(instance_id)
         if instance is not None:
             prepared.region, prepared.group = instance.region, instance.group

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from fleetview.actions.prepare import Prepared
+from fleetview.ui.actions_panel import short_duration
 
 _MECHANISMS = {
     "instance-refresh": "AWS instance refresh (the Auto Scaling group replaces instances, "
@@ -38,12 +39,7 @@ _MECHANISMS = {
 def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return "unknown: no past rollout of this group to estimate from"
-    seconds = int(seconds)
-    if seconds < 120:
-        return f"about {seconds} s (from this group's past rollouts)"
-    if seconds < 7200:
-        return f"about {round(seconds / 60)} min (from this group's past rollouts)"
-    return f"about {seconds / 3600:.1f} h (from this group's past rollouts)"
+    return f"about {short_duration(seconds)} (from this group's past rollouts)"
 
 
 class PlanDialog(QDialog):
