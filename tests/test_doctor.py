@@ -312,6 +312,7 @@ def test_gcp_against_the_compute_emulator():
         report = doctor.check_scope(gcp_scope(emulator.endpoint, actions=True))
     assert {c.need.permission for c in report.unknown()} == {
         "compute.instanceGroupManagers.update", "compute.instanceTemplates.useReadOnly",
+        "compute.instanceTemplates.create", "compute.images.useReadOnly",
         "iam.serviceAccounts.actAs"}
     assert not report.missing()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,15 @@ import pytest
 from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
 
 UI_DIR = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_here():
+    """Collect each test's Qt garbage on this, the GUI thread. Left for later, a collection
+    that starts in some worker thread (a demo seeding thread, a store query) would free Qt
+    objects off their thread, which crashes the process."""
+    yield
+    gc.collect()
 
 
 def pytest_collection_modifyitems(config, items):
