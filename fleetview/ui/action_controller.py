@@ -3,6 +3,7 @@ a worker runs it while the Actions panel shows progress; audit log and readiness
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -49,6 +50,25 @@ class _ActionJob(threading.Thread):
         except Exception as exc:  # shown to the user; the journal already says failed
             log.exception("action %s", self.action_id)
             self.signals.failed.emit(self.action_id, str(exc))
+
+
+_MARKED = {"plan_confirmed": "▶", "finished": "✔", "failed": "✘", "abandoned": "■"}
+
+
+def audit_markers(store) -> pd.DataFrame:
+    """Timeline marks for actions from the audit log: when each was confirmed and ended."""
+    log = audit.frame(store)
+    log = log[log["event"].isin(list(_MARKED))]
+    if log.empty:
+        return pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"), "label": []})
+    labels = []
+    for row in log.itertuples(index=False):
+        detail = json.loads(row.detail or "{}")
+        what = detail.get("kind", "action")
+        target = detail.get("to_version")
+        text = f"{_MARKED[row.event]} {what} {row.group or ''}"
+        labels.append(f"{text} → {target}" if target else text)
+    return pd.DataFrame({"time": log["at"].to_numpy(), "label": labels})
 
 
 def _readiness_table(store, config, groups: pd.DataFrame) -> dict[tuple, history.Readiness]:
@@ -321,6 +341,10 @@ class ActionController(QObject):
                                 on_done=self.panel.set_records, on_error=self._on_error)
 
     def _on_window_loaded(self, what: str) -> None:
+        if what == "history":
+            self.window.tasks.start("markers", audit_markers, self.store,
+                                    on_done=self.window.timeline.set_markers,
+                                    on_error=self._on_error)
         groups = getattr(self.window, "groups", None)
         if what == "fleet" and groups is not None and len(groups):
             self.window.tasks.start("readiness", _readiness_table, self.store, self.config,

@@ -139,6 +139,10 @@ def test_keyboard_only_rollback_in_four_interactions_converges_and_shows(
                     == {OLD}, timeout=60000)
     events = [e.event for e in audit.entries(window.store)]
     assert events[0] == "plan_confirmed" and events[-1] == "finished"
+    # The timeline marks when the action was confirmed and when it finished.
+    qtbot.waitUntil(lambda: len(window.timeline.plot._marker_items) == 2, timeout=15000)
+    labels = [m.label.format for m in window.timeline.plot._marker_items]
+    assert any("rollback api → 1.3.0" in text for text in labels), labels
     assert audit.verify(window.store).ok
     qtbot.waitUntil(lambda: controller.panel.tree.topLevelItemCount() == 1, timeout=10000)
     assert controller.panel.tree.topLevelItem(0).text(2) == "finished"
