@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pkgutil
 import sys
 import time
 from pathlib import Path
 
 import tests.benchmarks as package
+
+# The benchmarks run against local clouds (moto, the GCE emulator) and Qt offscreen, as the
+# tests do: dummy credentials, never the user's.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+for _key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    os.environ[_key] = "testing"
+os.environ.pop("AWS_PROFILE", None)
+os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
 
 def available() -> list[str]:
