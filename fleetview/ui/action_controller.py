@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -52,6 +53,8 @@ class _ActionJob(threading.Thread):
             self.signals.failed.emit(self.action_id, str(exc))
 
 
+READINESS_DELAY_MS = 2500
+READINESS_EVERY_S = 60.0
 _MARKED = {"plan_confirmed": "▶", "finished": "✔", "failed": "✘", "abandoned": "■"}
 
 
@@ -99,6 +102,7 @@ class ActionController(QObject):
         # scope name -> provider, for tests; None: a fresh provider per action from config.
         self._providers = providers
         self._jobs: dict[str, _ActionJob] = {}
+        self._closed = False
         self.readiness: dict[tuple, history.Readiness] = {}
         self.dialog: PlanDialog | None = None
 
@@ -123,6 +127,11 @@ class ActionController(QObject):
         if hasattr(window, "details") and hasattr(window.details, "replace_requested"):
             window.details.replace_requested.connect(self.replace)
         window.loaded.connect(self._on_window_loaded)
+        self._readiness_at = -READINESS_EVERY_S
+        self._readiness_timer = QTimer(self)
+        self._readiness_timer.setSingleShot(True)
+        self._readiness_timer.setInterval(READINESS_DELAY_MS)
+        self._readiness_timer.timeout.connect(self._check_readiness)
 
         self._timer = QTimer(self)
         self._timer.setInterval(2000)
@@ -307,6 +316,9 @@ class ActionController(QObject):
 
     def _on_finished(self, action_id: str, record) -> None:
         self._jobs.pop(action_id, None)
+        if self._closed:
+            return
+        self._readiness_at = -READINESS_EVERY_S  # the group's history just changed
         self.refresh()
         self.window.refresh()
         text = f"{describe(record)}: {record.status}"
@@ -337,19 +349,34 @@ class ActionController(QObject):
 
     # -- refreshing ---------------------------------------------------------------------------
     def refresh(self) -> None:
+        if self._closed:
+            return
         self.window.tasks.start("actions", lambda: Journal(self.store).recent(50),
                                 on_done=self.panel.set_records, on_error=self._on_error)
 
     def _on_window_loaded(self, what: str) -> None:
+        if self._closed:
+            return
         if what == "history":
             self.window.tasks.start("markers", audit_markers, self.store,
                                     on_done=self.window.timeline.set_markers,
                                     on_error=self._on_error)
+        # Readiness reads each group's history: worth having before anyone needs it, not
+        # worth slowing the first paint or every poll for. A few seconds after the fleet
+        # shows, and again at most once a minute.
+        stale = time.monotonic() - self._readiness_at > READINESS_EVERY_S
+        if what == "fleet" and stale and not self._readiness_timer.isActive():
+            self._readiness_timer.start()
+
+    def _check_readiness(self) -> None:
+        if self._closed:
+            return
         groups = getattr(self.window, "groups", None)
-        if what == "fleet" and groups is not None and len(groups):
-            self.window.tasks.start("readiness", _readiness_table, self.store, self.config,
-                                    groups, on_done=self._on_readiness,
-                                    on_error=self._on_error)
+        if groups is None or not len(groups):
+            return
+        self._readiness_at = time.monotonic()
+        self.window.tasks.start("readiness", _readiness_table, self.store, self.config,
+                                groups, on_done=self._on_readiness, on_error=self._on_error)
 
     def _on_readiness(self, table: dict) -> None:
         """Rollback readiness on every group, before anyone needs it: in its tooltip."""
@@ -368,7 +395,9 @@ class ActionController(QObject):
         return bool(self._jobs)
 
     def shutdown(self) -> None:
+        self._closed = True
         self._timer.stop()
+        self._readiness_timer.stop()
 
     def _on_error(self, exc: BaseException) -> None:
         log.warning("action view: %s", exc)

@@ -13,7 +13,10 @@ import gc
 from PySide6.QtCore import QObject, QTimer
 
 _INTERVAL_MS = 1000
-_FULL_EVERY = 30  # ticks: young generations each second, everything every half minute
+# Young objects each second; a full pass walks every live object with the GIL held (tens of
+# milliseconds with a fleet loaded), so it runs only every few minutes.
+_MIDDLE_EVERY = 15
+_FULL_EVERY = 300
 
 
 class _Collector(QObject):
@@ -28,7 +31,12 @@ class _Collector(QObject):
 
     def _tick(self) -> None:
         self.ticks += 1
-        gc.collect(2 if self.ticks % _FULL_EVERY == 0 else 0)
+        if self.ticks % _FULL_EVERY == 0:
+            gc.collect(2)
+        elif self.ticks % _MIDDLE_EVERY == 0:
+            gc.collect(1)
+        else:
+            gc.collect(0)
 
 
 _collector: _Collector | None = None
