@@ -56,14 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _entry(module: str, function: str, what: str) -> Callable[..., int] | None:
-    """A command's implementation, or None while that part of FleetView is not built yet."""
+def _entry(module: str, function: str, what: str, hint: str = "") -> Callable[..., int] | None:
+    """A command's implementation, or None (said on stderr) where this installation lacks it,
+    as a PyInstaller bundle lacks the demo's local clouds."""
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
-            print(f"fleetview: {what} is not ready yet in this version of FleetView.",
-                  file=sys.stderr)
+            print(f"fleetview: {what} is not part of this installation of FleetView"
+                  f"{'; ' + hint if hint else '.'}", file=sys.stderr)
             return None
         raise
     return getattr(mod, function)
@@ -75,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         if args.demo:
-            run = _entry("fleetview.sim.demo", "run_demo", "the demo (--demo)")
+            run = _entry("fleetview.sim.demo", "run_demo", "the demo (--demo)",
+                         'install FleetView with pip install "fleetview[demo]" to run it')
             return EXIT_ERROR if run is None else run(size=args.size)
         if args.command == "selfcheck":
             run = _entry("fleetview.selfcheck", "main", "the self-check")

@@ -22,3 +22,20 @@ def test_help_lists_the_commands(capsys):
     out = capsys.readouterr().out
     for command in ("snapshot", "collect", "audit", "doctor", "--demo", "--no-collect"):
         assert command in out
+
+
+def test_a_missing_demo_says_how_to_install_it(monkeypatch, capsys):
+    """A bundle leaves out the demo's local clouds: say so, and how to get them."""
+    import importlib
+
+    real = importlib.import_module
+
+    def without_sim(name, *args):
+        if name.startswith("fleetview.sim"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name="fleetview.sim")
+        return real(name, *args)
+
+    monkeypatch.setattr("fleetview.cli.importlib.import_module", without_sim)
+    assert main(["--demo"]) == 1
+    err = capsys.readouterr().err
+    assert "not part of this installation" in err and 'pip install "fleetview[demo]"' in err

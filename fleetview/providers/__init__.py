@@ -27,8 +27,8 @@ def provider_class(name: str) -> type[Provider]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
-            raise ProviderError(f"the {name} provider is not ready yet in this version of "
-                                "FleetView") from None
+            raise ProviderError(f"the {name} provider is not part of this installation of "
+                                "FleetView; reinstall it (pip install fleetview)") from None
         raise ProviderError(f"the {name} provider needs the Python package {exc.name!r}; "
                             "reinstall FleetView (pip install fleetview)") from None
     return getattr(module, class_name)
