@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          'install FleetView with pip install "fleetview[demo]" to run it')
             return EXIT_ERROR if run is None else run(size=args.size)
         if args.command == "selfcheck":
-            run = _entry("fleetview.selfcheck", "main", "the self-check")
+            run = _entry("fleetview.ui.selfcheck", "main", "the self-check")
             return EXIT_ERROR if run is None else run()
         config = load_config(getattr(args, "config", None))
         return _dispatch(args, config)

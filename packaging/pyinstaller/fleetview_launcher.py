@@ -9,7 +9,7 @@ if __name__ == "__main__":
     if sys.argv[1:3] == ["-m", "fleetview"]:
         del sys.argv[1:3]
     if os.environ.get("FLEETVIEW_SELFCHECK") == "1":
-        from fleetview.selfcheck import main
+        from fleetview.ui.selfcheck import main
     else:
         from fleetview.cli import main
     sys.exit(main())

@@ -4,13 +4,13 @@ import os
 import subprocess
 import sys
 
-from fleetview import selfcheck
+from fleetview.ui import selfcheck
 
 
 def test_selfcheck_opens_the_main_window_on_an_empty_store(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path),
                XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
-    result = subprocess.run([sys.executable, "-m", "fleetview.selfcheck"], env=env,
+    result = subprocess.run([sys.executable, "-m", "fleetview.ui.selfcheck"], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "self-check passed" in result.stdout

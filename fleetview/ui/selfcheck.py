@@ -1,6 +1,6 @@
 """Offscreen self-check: can this install (or bundle) open its main window and reach its data files?
 
-`python -m fleetview.selfcheck`, or the bundle's `FLEETVIEW_SELFCHECK=1 fleetview`. Exits 0, or 1
+`python -m fleetview.ui.selfcheck`, or the bundle's `FLEETVIEW_SELFCHECK=1 fleetview`. Exits 0, or 1
 naming what is broken, so a missing Qt plugin, image format or SDK data file fails CI instead of
 a user's first start. Qt is imported only inside the window check, like cli.py does for the GUI.
 """
