@@ -482,7 +482,8 @@ def run_demo(size: str = "small") -> int:
             from fleetview.ui import app as ui_app
 
             signals.quit = lambda: ui_app.application().quit()
-            return ui_app.run_gui(demo.config, collect=True)
+            return ui_app.run_gui(demo.config, collect=True,
+                                  settings_path=str(demo.workdir / "window.ini"))
         finally:
             signals.quit = None
             demo.stop()

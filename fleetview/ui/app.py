@@ -73,9 +73,13 @@ def launch(config: Config, collect: bool = True, collector: CollectorProcess | N
     return window
 
 
-def run_gui(config: Config, collect: bool = True) -> int:
+def run_gui(config: Config, collect: bool = True, settings_path: str | None = None) -> int:
+    """The application until its window closes. `settings_path`: keep window geometry in this
+    INI file instead of the user's settings (the demo, so it never moves the user's window)."""
     app = application()
-    window = launch(config, collect)
+    settings = (QSettings(settings_path, QSettings.Format.IniFormat)
+                if settings_path else None)
+    window = launch(config, collect, settings=settings)
     try:
         return app.exec()
     finally:

@@ -214,8 +214,10 @@ def test_a_second_demo_does_not_collide_and_stops_when_the_window_fails(demo, tm
     window still stops it (the real window is tested with pytest-qt elsewhere)."""
     seen = {}
 
-    def window(config, collect=True):
+    def window(config, collect=True, settings_path=None):
         seen["config"] = config
+        # The demo keeps its window geometry in its own directory, not the user's settings.
+        assert settings_path and settings_path.startswith(str(started[0].workdir))
         seen["pids"] = list(started[0].pids)
         seen["workdir"] = started[0].workdir
         assert collect and config.path.exists()
