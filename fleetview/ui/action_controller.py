@@ -136,8 +136,7 @@ class ActionController(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(2000)
         self._timer.timeout.connect(self.refresh)
-        self._timer.start()
-        self.refresh()
+        self._timer.start()  # the first read waits for it: the fleet is painted first
 
     def _dock(self, title: str, widget, name: str) -> QDockWidget:
         dock = QDockWidget(title, self.window)
