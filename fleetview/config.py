@@ -190,8 +190,9 @@ def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
 
 
-def _is_loopback_url(url: str) -> bool:
-    host = urlparse(url).hostname or ""
+def is_loopback_url(url: str | None) -> bool:
+    """Whether a URL points at this machine (where anonymous credentials are allowed)."""
+    host = urlparse(url or "").hostname or ""
     if host == "localhost":
         return True
     try:
@@ -339,7 +340,7 @@ def _gcp_scope(reader: _Reader, entry: dict, where: str, nth: int) -> GcpScopeCo
         if credentials != "anonymous":
             reader.fail(f"{where}.credentials", 'the only value is "anonymous"; leave it out '
                         "to use application default credentials", "gcp", nth)
-        if endpoint is None or not _is_loopback_url(endpoint):
+        if endpoint is None or not is_loopback_url(endpoint):
             reader.fail(f"{where}.credentials", 'anonymous is allowed only with a loopback '
                         'api_endpoint such as "http://127.0.0.1:8085"; remove credentials to '
                         "use application default credentials", "gcp", nth)

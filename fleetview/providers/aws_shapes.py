@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fleetview.domain.model import Image, Instance, State
+from fleetview.domain.timestamps import parse_time
 
 ASG_TAG = "aws:autoscaling:groupName"
 
@@ -41,16 +42,6 @@ def image_of(raw: dict) -> Image:
         deprecated=bool(deprecation and (parse_time(deprecation) or datetime.max.replace(
             tzinfo=UTC)) <= datetime.now(UTC)),
     )
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def template_spec(raw: dict) -> dict | None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlparse
 
 import google.auth
 import requests
@@ -19,6 +17,7 @@ from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
+from fleetview.config import is_loopback_url
 from fleetview.domain.errors import ProviderError
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -42,21 +41,11 @@ class NotFoundError(ProviderError):
     """The resource does not exist (HTTP 404)."""
 
 
-def is_loopback(url: str | None) -> bool:
-    host = urlparse(url or "").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def load_credentials(config) -> google.auth.credentials.Credentials:
     """Anonymous for a loopback emulator, else application default credentials (maybe
     impersonating a service account)."""
     if config.credentials == "anonymous":
-        if not is_loopback(config.api_endpoint):
+        if not is_loopback_url(config.api_endpoint):
             raise ProviderError(
                 f"scope {config.name}: anonymous credentials are allowed only with a loopback "
                 "api_endpoint such as http://127.0.0.1:8085; remove `credentials` to use "

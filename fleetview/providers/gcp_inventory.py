@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
+from fleetview.domain.timestamps import parse_time
 from fleetview.providers.gcp_clients import Compute, NotFoundError
 
 PAGE_SIZE = 500  # the most Compute returns per page
@@ -54,16 +55,6 @@ def template_path(url: str, project: str) -> str:
     if len(parts) > 1 and parts[1].isdigit():
         parts[1] = project
     return "/".join(parts)
-
-
-def parse_time(text: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
