@@ -314,6 +314,16 @@ def _start_collector(tmp_path: Path, fleet_path: Path, *extra: str) -> subproces
         env=env, cwd=Path(__file__).resolve().parent.parent)
 
 
+def _reap(proc: subprocess.Popen) -> None:
+    """Kill the collector if a test left it running, and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for stream in (proc.stdout, proc.stderr, proc.stdin):
+        if stream is not None and not stream.closed:
+            stream.close()
+
+
 def _next_event(proc: subprocess.Popen, kind: str) -> dict:
     for line in proc.stdout:
         event = json.loads(line)
@@ -339,12 +349,7 @@ def test_poll_now_by_stdin_and_sigusr1_and_sigterm_exits_0(tmp_path):
         assert _next_event(proc, "collector_stopped")["reason"] == "stopped"
         assert proc.wait(20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-        proc.stdin.close()
+        _reap(proc)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
@@ -361,9 +366,7 @@ def test_signal_during_a_poll_exits_0_without_half_writes(tmp_path, signum):
             proc.kill()
             proc.wait()
         rest = events_of(proc.stdout.read())
-        proc.stdout.close()
-        proc.stderr.close()
-        proc.stdin.close()
+        _reap(proc)
     assert rest[-1]["event"] == "collector_stopped"
     with Store.open(f"sqlite:///{tmp_path / 'h.db'}", readonly=True) as store:
         # The poll in flight finished within the grace period and was written whole.
@@ -382,11 +385,7 @@ def test_a_window_owned_collector_stops_when_its_pipe_closes(tmp_path):
         assert _next_event(proc, "collector_stopped")["reason"] == "stopped"
         assert proc.wait(20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        _reap(proc)
 
 
 def test_a_collector_without_a_window_keeps_polling_after_stdin_closes(tmp_path):
@@ -401,8 +400,4 @@ def test_a_collector_without_a_window_keeps_polling_after_stdin_closes(tmp_path)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+        _reap(proc)
