@@ -89,7 +89,8 @@ class Readiness:
 
 
 def readiness(store, scope_config, scope: str, region: str, group: str,
-              now: datetime | None = None) -> Readiness:
+              now: datetime | None = None, images: pd.DataFrame | None = None) -> Readiness:
+    """`images`: store.images(), when the caller checks many groups and read it once."""
     now = now or datetime.now(UTC)
     spans = store.spans(now - LOOKBACK, now, scopes=[scope], regions=[region], groups=[group])
     gspans = store.group_spans(now - LOOKBACK, now, scopes=[scope], regions=[region],
@@ -106,7 +107,7 @@ def readiness(store, scope_config, scope: str, region: str, group: str,
     if target is None:
         reasons.append("history shows no earlier version that the group ran in full")
     else:
-        images = store.images()
+        images = store.images() if images is None else images
         mine = images[(images["scope"] == scope) & (images["image_id"] == target.image_id)]
         if not mine.empty and bool(mine["gone"].iloc[0]):
             reasons.append(f"the image of {target.version} ({target.image_id}) no longer "

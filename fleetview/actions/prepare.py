@@ -106,8 +106,8 @@ def prepare_rollback(config: Config, store, scope: str, region: str, group: str,
         now = datetime.now(UTC)
         spans = store.spans(now - history.LOOKBACK, now, scopes=[scope], regions=[region],
                             groups=[group])
-        gone = {i.version for i in _known_images(store, scope, scope_config.provider).values()
-                if i.gone}
+        known = _known_images(store, scope, scope_config.provider)
+        gone = {i.version for i in known.values() if i.gone}
         candidates = {v for v in spans["version"].dropna().unique()
                       if v != prepared.current_version}
         prepared.versions = sorted(candidates - gone, key=version_key, reverse=True)
@@ -120,7 +120,7 @@ def prepare_rollback(config: Config, store, scope: str, region: str, group: str,
         prepared.versions.insert(0, target)
         prepared.plan = provider.plan_rollback(
             inventory, group, region, target,
-            known_images=_known_images(store, scope, scope_config.provider))
+            known_images=known)
         if not ready.ready and version is None:
             # The plan is shown, but what stands in the way is said too.
             blocking = [r for r in ready.why.split("; ") if "no earlier version" not in r]

@@ -76,6 +76,7 @@ def audit_markers(store) -> pd.DataFrame:
 
 def _readiness_table(store, config, groups: pd.DataFrame) -> dict[tuple, history.Readiness]:
     out = {}
+    images = store.images()  # once for every group, not once each
     for row in groups.itertuples(index=False):
         try:
             scope_config = config.scope(row.scope)
@@ -83,7 +84,7 @@ def _readiness_table(store, config, groups: pd.DataFrame) -> dict[tuple, history
             scope_config = None
         try:
             out[(row.scope, row.region, row.group)] = history.readiness(
-                store, scope_config, row.scope, row.region, row.group)
+                store, scope_config, row.scope, row.region, row.group, images=images)
         except FleetViewError as exc:
             out[(row.scope, row.region, row.group)] = history.Readiness(False, None, str(exc))
     return out
