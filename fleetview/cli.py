@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fleetview import __version__
-from fleetview.config import Config, ConfigError, load_config
+from fleetview.config import Config, ConfigError, load_config, no_scopes_hint
 from fleetview.domain.errors import FleetViewError
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2, 3
@@ -120,8 +120,7 @@ def _snapshot(config: Config, fmt: str) -> int:
 
     if not config.scopes:
         where = config.path or "the config file"
-        raise ConfigError(where, "", "no scopes configured; add an [[aws]] or [[gcp]] table "
-                          "(see README, 'Configure')")
+        raise ConfigError(where, "", "no scopes configured; " + no_scopes_hint())
     snapshot = take_snapshot(config)
     sys.stdout.write(render(snapshot, fmt))
     for error in snapshot["errors"]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
-from fleetview.config import Config
+from fleetview.config import Config, no_scopes_hint
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.model import Inventory
 from fleetview.providers import make_provider
@@ -387,8 +387,7 @@ class CommandReader(threading.Thread):
 def _select(config: Config, scopes: list[str] | None):
     if not config.scopes:
         where = config.path or "the config file"
-        raise FleetViewError(f"{where}: no scopes configured; add an [[aws]] or [[gcp]] table "
-                             "(see README, 'Configure')")
+        raise FleetViewError(f"{where}: no scopes configured; {no_scopes_hint()}")
     if not scopes:
         return list(config.scopes)
     known = [s.name for s in config.scopes]

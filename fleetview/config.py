@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import platformdirs
 
+from fleetview import providers
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.versions import DEFAULT_RULES, VersionRule, VersionRules
+from fleetview.providers.base import BOOL, SHARED_KEYS, STR, ScopeConfig
+from fleetview.providers.base import is_loopback_url as is_loopback_url  # re-exported
 
 APP = "fleetview"
 
@@ -47,32 +48,6 @@ class PollConfig:
     jitter_s: float = 5.0
 
 
-@dataclass(frozen=True)
-class AwsScopeConfig:
-    name: str
-    regions: tuple[str, ...]
-    profile: str | None = None
-    role_arn: str | None = None
-    endpoint_url: str | None = None
-    actions: bool = False
-    protect: tuple[str, ...] = ()
-    provider: str = "aws"
-
-
-@dataclass(frozen=True)
-class GcpScopeConfig:
-    name: str
-    project: str
-    api_endpoint: str | None = None
-    credentials: str | None = None  # None: application default credentials
-    impersonate_service_account: str | None = None
-    regions: tuple[str, ...] = ()  # empty: every region the project has
-    actions: bool = False
-    protect: tuple[str, ...] = ()
-    provider: str = "gcp"
-
-
-ScopeConfig = AwsScopeConfig | GcpScopeConfig
 
 
 @dataclass(frozen=True)
@@ -92,30 +67,9 @@ class Config:
 
 
 # key -> (python type(s), hint shown when the value has the wrong type)
-_STR = (str, 'a string in quotes, e.g. "prod"')
-_BOOL = (bool, "true or false")
-_STR_LIST = (list, 'a list of strings, e.g. ["us-east-1", "eu-west-1"]')
+_STR, _BOOL = STR, BOOL
 
-_AWS_KEYS: dict[str, tuple[type, str]] = {
-    "name": _STR,
-    "regions": _STR_LIST,
-    "profile": _STR,
-    "role_arn": (str, 'an IAM role ARN, e.g. "arn:aws:iam::123456789012:role/fleetview"'),
-    "endpoint_url": (str, 'a URL, e.g. "http://127.0.0.1:5000"'),
-    "actions": _BOOL,
-    "protect": (list, 'a list of key=value selectors, e.g. ["env=prod"]'),
-}
-_GCP_KEYS: dict[str, tuple[type, str]] = {
-    "name": _STR,
-    "project": (str, 'a project id, e.g. "my-project"'),
-    "api_endpoint": (str, 'a URL with its scheme, e.g. "http://127.0.0.1:8085"'),
-    "credentials": (str, '"anonymous" (loopback endpoints only) or leave it out for ADC'),
-    "impersonate_service_account": (str, 'a service account email'),
-    "regions": _STR_LIST,
-    "actions": _BOOL,
-    "protect": (list, 'a list of key=value selectors, e.g. ["env=prod"]'),
-}
-_TOP_KEYS = {"store", "poll", "aws", "gcp", "versions", "protect"}
+_OWN_KEYS = {"store", "poll", "versions", "protect"}
 _STORE_KEYS = {"url": _STR, "keep_days": (int, "a whole number of days, e.g. 90")}
 _POLL_KEYS = {
     "interval_s": ((int, float), "a number of seconds, e.g. 60"),
@@ -124,7 +78,7 @@ _POLL_KEYS = {
 _RULE_KEYS = {
     "tag": (str, 'a tag or label key, e.g. "version"'),
     "name_regex": (str, r'a regular expression, e.g. "\\d+(\\.\\d+)+"'),
-    "provider": (str, '"aws" or "gcp"'),
+    "provider": (str, 'the name of a cloud, e.g. "aws"'),
     "dotted": _BOOL,
 }
 _SCOPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -190,15 +144,10 @@ def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
 
 
-def is_loopback_url(url: str | None) -> bool:
-    """Whether a URL points at this machine (where anonymous credentials are allowed)."""
-    host = urlparse(url or "").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def no_scopes_hint() -> str:
+    """What to add to a config without scopes, naming every cloud's table."""
+    tables = " or ".join(cloud.table for cloud in providers.clouds())
+    return f"add an {tables} table (see README, 'Configure')"
 
 
 def _check_selectors(reader: _Reader, values: list[str], where: str, table: str | None, nth: int):
@@ -241,9 +190,11 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
                           "line (strings need quotes, lists need [ ])", line) from None
     reader = _Reader(path, text)
 
+    clouds = providers.clouds()
+    top_keys = _OWN_KEYS | {cloud.name for cloud in clouds}
     for key in data:
-        if key not in _TOP_KEYS:
-            reader.fail(key, "unknown key; the top-level keys are: " + ", ".join(sorted(_TOP_KEYS)))
+        if key not in top_keys:
+            reader.fail(key, "unknown key; the top-level keys are: " + ", ".join(sorted(top_keys)))
 
     store_data = reader.table(data.get("store", {}), _STORE_KEYS, "store", "store")
     keep_days = store_data.get("keep_days")
@@ -266,30 +217,33 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
 
     scopes: list[ScopeConfig] = []
     names: set[str] = set()
-    for provider, schema in (("aws", _AWS_KEYS), ("gcp", _GCP_KEYS)):
-        entries = data.get(provider, [])
+    for cloud in clouds:
+        entries = data.get(cloud.name, [])
         if not isinstance(entries, list):
-            reader.fail(provider, f"must be an array of tables: write [[{provider}]] "
-                        f"(double brackets) above each scope", provider)
+            reader.fail(cloud.name, f"must be an array of tables: write {cloud.table} "
+                        f"(double brackets) above each scope", cloud.name)
+        schema = {**SHARED_KEYS, **cloud.keys}
         for nth, entry in enumerate(entries):
-            where = f"{provider}[{nth}]"
-            entry = reader.table(entry, schema, where, provider, nth)
+            where = f"{cloud.name}[{nth}]"
+            entry = reader.table(entry, schema, where, cloud.name, nth)
             name = entry.get("name")
             if not name:
                 reader.fail(f"{where}.name", f'is missing; every scope needs a name, e.g. '
-                            f'name = "prod-{provider}"', provider, nth)
+                            f'name = "prod-{cloud.name}"', cloud.name, nth)
             if not _SCOPE_NAME.match(name):
                 reader.fail(f"{where}.name", "may hold only letters, digits, '.', '_' and '-', "
-                            f'e.g. name = "prod-{provider}"', provider, nth)
+                            f'e.g. name = "prod-{cloud.name}"', cloud.name, nth)
             if name in names:
                 reader.fail(f"{where}.name", f"duplicate scope name {name!r}; give each "
-                            "[[aws]] and [[gcp]] scope its own name", provider, nth)
+                            "scope its own name", cloud.name, nth)
             names.add(name)
-            _check_selectors(reader, entry.get("protect", []), f"{where}.protect", provider, nth)
-            if provider == "aws":
-                scopes.append(_aws_scope(reader, entry, where, nth))
-            else:
-                scopes.append(_gcp_scope(reader, entry, where, nth))
+            _check_selectors(reader, entry.get("protect", []), f"{where}.protect", cloud.name,
+                             nth)
+
+            def fail(key: str, message: str, where=where, table=cloud.name, nth=nth) -> None:
+                reader.fail(f"{where}.{key}", message, table, nth)
+
+            scopes.append(cloud.parse_scope(entry, fail))
 
     versions = VersionRules()
     if "versions" in data:
@@ -302,56 +256,6 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
                   scopes=tuple(scopes), versions=versions, protect=tuple(protect))
 
 
-def _aws_scope(reader: _Reader, entry: dict, where: str, nth: int) -> AwsScopeConfig:
-    regions = entry.get("regions")
-    if not regions:
-        reader.fail(f"{where}.regions", 'needs at least one region, e.g. regions = ["us-east-1"]',
-                    "aws", nth)
-    for region in regions:
-        if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d+$", region):
-            reader.fail(f"{where}.regions", f"{region!r} is not an AWS region name, e.g. "
-                        '"us-east-1"', "aws", nth)
-    role_arn = entry.get("role_arn")
-    if role_arn is not None and not re.match(r"^arn:aws[\w-]*:iam::\d{12}:role/.+$", role_arn):
-        reader.fail(f"{where}.role_arn", "must be an IAM role ARN, e.g. "
-                    '"arn:aws:iam::123456789012:role/fleetview"', "aws", nth)
-    endpoint = entry.get("endpoint_url")
-    if endpoint is not None and urlparse(endpoint).scheme not in ("http", "https"):
-        reader.fail(f"{where}.endpoint_url", 'must be a URL with its scheme, e.g. '
-                    '"http://127.0.0.1:5000"', "aws", nth)
-    return AwsScopeConfig(
-        name=entry["name"], regions=tuple(dict.fromkeys(regions)), profile=entry.get("profile"),
-        role_arn=role_arn, endpoint_url=endpoint, actions=entry.get("actions", False),
-        protect=tuple(entry.get("protect", [])),
-    )
-
-
-def _gcp_scope(reader: _Reader, entry: dict, where: str, nth: int) -> GcpScopeConfig:
-    project = entry.get("project")
-    if not project:
-        reader.fail(f"{where}.project", 'is missing; name the GCP project, e.g. '
-                    'project = "my-project"', "gcp", nth)
-    endpoint = entry.get("api_endpoint")
-    if endpoint is not None and urlparse(endpoint).scheme not in ("http", "https"):
-        reader.fail(f"{where}.api_endpoint", "must include its scheme, e.g. "
-                    '"http://127.0.0.1:8085"', "gcp", nth)
-    credentials = entry.get("credentials")
-    if credentials is not None:
-        if credentials != "anonymous":
-            reader.fail(f"{where}.credentials", 'the only value is "anonymous"; leave it out '
-                        "to use application default credentials", "gcp", nth)
-        if endpoint is None or not is_loopback_url(endpoint):
-            reader.fail(f"{where}.credentials", 'anonymous is allowed only with a loopback '
-                        'api_endpoint such as "http://127.0.0.1:8085"; remove credentials to '
-                        "use application default credentials", "gcp", nth)
-    return GcpScopeConfig(
-        name=entry["name"], project=project, api_endpoint=endpoint, credentials=credentials,
-        impersonate_service_account=entry.get("impersonate_service_account"),
-        regions=tuple(entry.get("regions", [])), actions=entry.get("actions", False),
-        protect=tuple(entry.get("protect", [])),
-    )
-
-
 def _rules(reader: _Reader, entries: list) -> list[VersionRule]:
     rules = []
     for nth, entry in enumerate(entries):
@@ -361,9 +265,10 @@ def _rules(reader: _Reader, entries: list) -> list[VersionRule]:
             reader.fail(where, 'needs exactly one of tag or name_regex, e.g. { tag = "version" }',
                         "versions")
         provider = entry.get("provider")
-        if provider not in (None, "aws", "gcp"):
-            reader.fail(f"{where}.provider", 'must be "aws" or "gcp" (or left out for both)',
-                        "versions")
+        known = list(providers.REGISTRY)
+        if provider is not None and provider not in known:
+            reader.fail(f"{where}.provider", "must be one of " + ", ".join(
+                f'"{k}"' for k in known) + " (or left out for every cloud)", "versions")
         try:
             rules.append(VersionRule(tag=entry.get("tag"), name_regex=entry.get("name_regex"),
                                      provider=provider, dotted=entry.get("dotted", False)))

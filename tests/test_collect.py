@@ -20,9 +20,10 @@ import sqlalchemy as sa
 
 import fleetview.collect as collect
 import fleetview.providers as providers
-from fleetview.config import AwsScopeConfig, Config, PollConfig, StoreConfig
+from fleetview.config import Config, PollConfig, StoreConfig
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Image, Instance, Inventory, RegionError, Scope, State
+from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.providers.base import Provider
 from fleetview.store import Store
 from tests.store.pg_fixtures import pg_cluster  # noqa: F401

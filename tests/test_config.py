@@ -6,7 +6,9 @@ import sys
 import pytest
 
 from fleetview.cli import main
-from fleetview.config import AwsScopeConfig, GcpScopeConfig, load_config, parse_config
+from fleetview.config import load_config, parse_config
+from fleetview.providers.aws.scope import AwsScopeConfig
+from fleetview.providers.gcp.scope import GcpScopeConfig
 
 GOOD = """
 protect = ["env=prod"]

@@ -10,8 +10,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fleetview import doctor, permissions
-from fleetview.config import AwsScopeConfig, Config, ConfigError, GcpScopeConfig
+from fleetview import doctor
+from fleetview.config import Config, ConfigError
+from fleetview.providers.aws import doctor as aws_doctor
+from fleetview.providers.aws import needs as aws_needs
+from fleetview.providers.aws.scope import AwsScopeConfig
+from fleetview.providers.gcp import needs as gcp_needs
+from fleetview.providers.gcp.scope import GcpScopeConfig
 from tests.providers.aws_fixtures import moto_server_module  # noqa: F401
 
 REGION = "us-east-1"
@@ -47,8 +52,8 @@ def moto_iam(moto_server_module):  # noqa: F811
         return key["AccessKeyId"], key["SecretAccessKey"]
 
     keys = {
-        "ro": user("ro", permissions.aws_policy("watch")),
-        "op": user("op", permissions.aws_policy("operate")),
+        "ro": user("ro", aws_needs.policy("watch")),
+        "op": user("op", aws_needs.policy("operate")),
         "half": user("half", {"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": "*"}]}),
         "bad": ("AKIAIOSFODNN7EXAMPLE", "not-a-secret"),
@@ -94,7 +99,7 @@ def test_missing_read_permissions_are_named(moto_iam, monkeypatch):
     report = doctor.check_scope(aws_scope(url))
     assert verdicts(report)["ec2:DescribeInstances"] == "present"
     missing = {c.need.permission for c in report.missing()}
-    assert missing == {n.permission for n in permissions.aws_needs("watch")} - {
+    assert missing == {n.permission for n in aws_needs.needs("watch")} - {
         "ec2:DescribeInstances"}
     assert "MISSING ec2:DescribeImages" in out.getvalue()
     assert "grant aws-readonly.json" in out.getvalue()
@@ -121,7 +126,7 @@ def test_readonly_identity_lacks_operator_permissions(moto_iam, monkeypatch):
     missing = {c.need.permission for c in report.missing()}
     assert {"ec2:CreateLaunchTemplateVersion", "autoscaling:StartInstanceRefresh",
             "autoscaling:UpdateAutoScalingGroup"} <= missing
-    assert not missing & {n.permission for n in permissions.aws_needs("watch")}
+    assert not missing & {n.permission for n in aws_needs.needs("watch")}
     assert "grant aws-operator.json" in doctor.render(report)
 
 
@@ -151,7 +156,7 @@ class _StubSession:
 def test_policy_simulator_decides_when_allowed():
     iam = boto3.client("iam", region_name=REGION, aws_access_key_id="x",
                        aws_secret_access_key="x")
-    needs = permissions.aws_needs("operate")
+    needs = aws_needs.needs("operate")
     stub = Stubber(iam)
     decision = {"ec2:RunInstances": "implicitDeny", "iam:PassRole": "explicitDeny"}
     stub.add_response(
@@ -167,7 +172,7 @@ def test_policy_simulator_decides_when_allowed():
     )
     report = doctor.ScopeReport("prod", "aws", "operate")
     with stub:
-        assert doctor._aws_simulate(_StubSession(iam), aws_scope(None, True),
+        assert aws_doctor._aws_simulate(_StubSession(iam), aws_scope(None, True),
                                     "arn:aws:iam::123456789012:role/fleetview", needs, report)
     assert report.method.startswith("IAM policy simulator")
     assert {c.need.permission: c.detail for c in report.missing()} == {
@@ -179,10 +184,10 @@ def test_principal_of_assumed_role_and_root():
     scope = AwsScopeConfig(name="p", regions=(REGION,),
                            role_arn="arn:aws:iam::123456789012:role/ops/fleetview")
     arn = "arn:aws:sts::123456789012:assumed-role/fleetview/fleetview-doctor"
-    assert doctor._aws_principal(None, scope, arn) == scope.role_arn
+    assert aws_doctor._aws_principal(None, scope, arn) == scope.role_arn
     user = "arn:aws:iam::123456789012:user/alice"
-    assert doctor._aws_principal(None, scope, user) == user
-    assert doctor._aws_principal(None, scope, "arn:aws:iam::123456789012:root") == "root"
+    assert aws_doctor._aws_principal(None, scope, user) == user
+    assert aws_doctor._aws_principal(None, scope, "arn:aws:iam::123456789012:root") == "root"
 
 
 def test_no_scopes_is_a_config_error():
@@ -250,7 +255,7 @@ def gcp_scope(url, actions=False):
 
 def test_gcp_test_iam_permissions_all_granted(fake_google):
     handler, url = fake_google
-    handler.granted = {n.permission for n in permissions.gcp_needs("operate")}
+    handler.granted = {n.permission for n in gcp_needs.needs("operate")}
     out = io.StringIO()
     assert doctor.run(Config(scopes=(gcp_scope(url, actions=True),)), out=out) == 0
     assert "projects.testIamPermissions on demo" in out.getvalue()
@@ -259,10 +264,10 @@ def test_gcp_test_iam_permissions_all_granted(fake_google):
 
 def test_gcp_missing_permissions_are_named(fake_google):
     handler, url = fake_google
-    handler.granted = {n.permission for n in permissions.gcp_needs("watch")}
+    handler.granted = {n.permission for n in gcp_needs.needs("watch")}
     report = doctor.check_scope(gcp_scope(url, actions=True))
     assert {c.need.permission for c in report.missing()} == {
-        n.permission for n in permissions.gcp_needs("operate")} - handler.granted
+        n.permission for n in gcp_needs.needs("operate")} - handler.granted
     assert "grant gcp-operator.yaml" in doctor.render(report)
 
 
@@ -332,7 +337,7 @@ def test_probe_answers_are_read_as_verdicts(code, status, verdict):
     with Stubber(ec2) as stub:
         stub.add_client_error("describe_instances", service_error_code=code,
                               http_status_code=status)
-        assert doctor._aws_probe(ec2, "describe_instances", {"DryRun": True})[0] == verdict
+        assert aws_doctor._aws_probe(ec2, "describe_instances", {"DryRun": True})[0] == verdict
 
 
 def test_gcp_unknown_project_is_not_read_as_granted():

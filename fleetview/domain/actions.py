@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from fleetview.domain.errors import FleetViewError
+from fleetview.domain.model import Group, Instance, Inventory, State
 
 ActionKind = Literal["replace", "rollback"]
 
@@ -67,3 +69,75 @@ class ProgressEvent:
     done: int = 0
     total: int = 0
     at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step asks of the step loop besides "done": `message` for the journal, and
+    `instead`, steps that replace the rest of the plan's steps whose key starts with
+    `drop_prefix` (AWS: batches where the endpoint has no instance refresh)."""
+
+    message: str = ""
+    instead: tuple[PlanStep, ...] = ()
+    drop_prefix: str = ""
+
+
+# -- action kinds ---------------------------------------------------------------------------
+# Every kind is declared here once: its words for the panel and the dialog and the version its
+# group must reach. Code that needs a kind asks KINDS, so a new kind cannot fall into an else.
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of action: how it is named and when its group has converged."""
+
+    name: str
+    title: str  # the plan dialog's title, e.g. "Roll back group"
+    confirm: str  # the confirm button
+    describe: Callable[[ActionPlan], str]  # one line for the Actions panel
+    target_version: Callable[[ActionPlan, Group | None], str | None]
+    # Whether an instance of the group counts as done (e.g. not the instance being replaced).
+    counts: Callable[[ActionPlan, Instance], bool]
+
+
+def _first(values: Sequence[str]) -> str:
+    return values[0] if values else "?"
+
+
+KINDS: dict[str, Kind] = {
+    "rollback": Kind(
+        "rollback", "Roll back group", "Roll back",
+        describe=lambda plan: f"Roll back {plan.group} to {plan.to_version}",
+        target_version=lambda plan, group: plan.to_version,
+        counts=lambda plan, instance: True,
+    ),
+    "replace": Kind(
+        "replace", "Replace instance", "Replace",
+        describe=lambda plan: f"Replace {_first(plan.instances)} in {plan.group}",
+        # A replacement runs whatever its group launches now.
+        target_version=lambda plan, group: group.desired_version if group else None,
+        counts=lambda plan, instance: instance.id not in plan.instances,
+    ),
+}
+
+
+def kind_of(plan_or_name: ActionPlan | str) -> Kind:
+    name = plan_or_name if isinstance(plan_or_name, str) else plan_or_name.kind
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ActionRefused(f"actions of kind {name!r} are unknown to this version of "
+                            "FleetView; upgrade it, or abandon the action") from None
+
+
+def convergence(inventory: Inventory, plan: ActionPlan) -> tuple[int, int]:
+    """(members on the target version and running, members the group needs) for a plan."""
+    if plan.group is None:
+        return 0, len(plan.instances)
+    kind = kind_of(plan)
+    group = inventory.group(plan.group, plan.region)
+    members = inventory.members(group) if group else []
+    wanted = kind.target_version(plan, group)
+    total = max(group.target_size if group else 0, len(members))
+    done = sum(1 for i in members
+               if i.version == wanted and i.state == State.RUNNING and kind.counts(plan, i))
+    return done, total

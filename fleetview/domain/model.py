@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
-Provider = Literal["aws", "gcp"]
+# A cloud's registry name ("aws", "gcp", ...): the providers declare them, the domain does not.
+Provider = str
 
 
 class State(enum.StrEnum):
@@ -26,6 +26,11 @@ class State(enum.StrEnum):
             return cls(value) if value else cls.UNKNOWN
         except ValueError:
             return cls.UNKNOWN
+
+    @property
+    def live(self) -> bool:
+        """Whether an instance in this state counts as a member of its group."""
+        return self not in (State.STOPPING, State.STOPPED, State.TERMINATED)
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class Group:
     account: str
     region: str
     name: str
-    kind: Literal["asg", "mig"]
+    kind: str  # the cloud's word: "asg", "mig"
     desired_image_id: str | None
     target_size: int
     desired_version: str | None = None
@@ -142,3 +147,23 @@ class Inventory:
             if i.id == instance_id:
                 return i
         return None
+
+    def group_of(self, instance: Instance) -> Group | None:
+        """The group an instance belongs to (a zonal group only in its own zone)."""
+        if instance.group is None:
+            return None
+        for g in self.groups:
+            if g.name == instance.group and g.region == instance.region and (
+                    g.zone is None or g.zone == instance.zone):
+                return g
+        return None
+
+    def members(self, group: Group) -> list[Instance]:
+        """The group's live instances (not stopping, stopped or terminated), by id.
+
+        The one definition of a group's members: plans, convergence and drift all use it.
+        """
+        return sorted((i for i in self.instances
+                       if i.group == group.name and i.region == group.region
+                       and (group.zone is None or i.zone == group.zone) and i.state.live),
+                      key=lambda i: i.id)

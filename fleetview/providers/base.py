@@ -1,52 +1,280 @@
-"""The contract every cloud provider implements, so the collector and actions need no if-cloud."""
+"""The contract every cloud implements: its Cloud declaration, a Provider per scope, and the
+refusals and words that every cloud shares, written once."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Mapping
+import ipaddress
+import uuid
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from urllib.parse import urlparse
 
-from fleetview.domain.actions import ActionPlan, ProgressEvent
-from fleetview.domain.model import Image, Inventory
+from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, ProgressEvent, StepResult
+from fleetview.domain.errors import FleetViewError
+from fleetview.domain.model import Group, Image, Instance, Inventory
+from fleetview.domain.timing import Timing
 from fleetview.domain.versions import VersionRules
+
+Capability = Literal["watch", "operate"]
+CAPABILITIES: tuple[Capability, ...] = ("watch", "operate")
+
+
+@dataclass(frozen=True)
+class Need:
+    """One permission, the capability that needs it, and why.
+
+    `implied` marks a permission the cloud checks on the caller although FleetView never
+    calls that API itself (e.g. iam:PassRole when an Auto Scaling group launches from a
+    template with an instance profile); the recorded calls cannot show those.
+    """
+
+    permission: str
+    capability: Capability
+    why: str
+    implied: bool = False
+
+
+def needs_for(needs: tuple[Need, ...], capability: Capability) -> tuple[Need, ...]:
+    """What a capability needs: "operate" includes everything "watch" needs."""
+    wanted = ("watch",) if capability == "watch" else ("watch", "operate")
+    return tuple(n for n in needs if n.capability in wanted)
+
+
+class ScopeConfig(Protocol):
+    """What every cloud's scope table has; each cloud adds its own keys (see its `scope`)."""
+
+    name: str
+    provider: str
+    actions: bool
+    protect: tuple[str, ...]
+    regions: tuple[str, ...]
+
+
+# A config key's Python type(s) and the hint shown when a value has the wrong type.
+KeySpec = tuple[type | tuple[type, ...], str]
+STR: KeySpec = (str, 'a string in quotes, e.g. "prod"')
+BOOL: KeySpec = (bool, "true or false")
+STR_LIST: KeySpec = (list, 'a list of strings, e.g. ["us-east-1", "eu-west-1"]')
+SHARED_KEYS: dict[str, KeySpec] = {
+    "name": STR,
+    "actions": BOOL,
+    "protect": (list, 'a list of key=value selectors, e.g. ["env=prod"]'),
+}
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """Everything FleetView knows about one cloud, declared by its package's `__init__`.
+
+    The package imports no SDK: the config, the permission files and the self-check read
+    this declaration without loading boto3 or the Google libraries. `provider`, `doctor`
+    and `sdk_check` are "module:attribute" strings, imported only when needed.
+
+    - `keys`: the keys of its config table beside the shared name/actions/protect;
+      `parse_scope(entry, fail)` turns a checked table into its scope config, calling
+      `fail(key, message)` for what the user must fix.
+    - `needs`: every permission with its capability; `policy_files` maps a file name in
+      packaging/permissions/ to its capability and a renderer of the needs.
+    - `permission_of(service, operation)`: the permission one recorded API call needs
+      (None: a call that needs none), so tests can check that `needs` covers every call.
+    """
+
+    name: str
+    title: str
+    group_word: str  # "Auto Scaling group": how its console names a group
+    keys: Mapping[str, KeySpec]
+    parse_scope: Callable[[dict, Callable[[str, str], None]], Any]
+    needs: tuple[Need, ...]
+    policy_files: Mapping[str, tuple[Capability, Callable[[Capability], str]]]
+    provider: str
+    doctor: str
+    sdk_check: str = ""
+    permission_of: Callable[[str, str], str | None] | None = None
+    example: str = ""  # a config table to copy, shown by the welcome page and errors
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def table(self) -> str:
+        return f"[[{self.name}]]"
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """Whether a URL points at this machine (where anonymous credentials are allowed)."""
+    host = urlparse(url or "").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- refusals every cloud shares --------------------------------------------------------------
+
+def refuse_read_only(config) -> None:
+    if not getattr(config, "actions", False):
+        raise ActionRefused(
+            f"scope {config.name} is read-only: set actions = true in its "
+            f"[[{config.provider}]] table of the config to allow replace and rollback")
+
+
+def refuse_updating(group: Group, update: str) -> None:
+    """`update` is the cloud's words for what is under way, e.g. "an update under way"."""
+    if group.updating:
+        raise ActionRefused(f"group {group.name} has {update}: wait until it is done (or stop "
+                            "it) before acting on the group")
 
 
 class Provider(abc.ABC):
     """One configured scope of one cloud.
 
     `poll` never raises for a cloud-side failure: what fails becomes a RegionError on the
-    Inventory. Plans are pure; `execute` yields ProgressEvents and skips steps in `done`.
+    Inventory. Plans are pure: the shared refusals run here, then the cloud's half
+    (`plan_replace_of`, `plan_rollback_of`). The step loop (fleetview.actions.steps) runs a
+    plan by calling `run_step` for each step not journaled done.
     """
 
     name: str = ""
+    cloud: Cloud
 
-    def __init__(self, config, rules: VersionRules) -> None:
+    def __init__(self, config, rules: VersionRules, *, timing: Timing | None = None) -> None:
         self.config = config
         self.rules = rules
+        self.timing = timing or Timing()
 
     @abc.abstractmethod
     def poll(self) -> Inventory:
         """Everything this scope has now, versions labelled by the rules."""
 
+    @abc.abstractmethod
     def identity(self) -> str:
-        """Who acts: the AWS caller ARN or the GCP account."""
-        raise NotImplementedError(f"{type(self).__name__} does not report an identity")
+        """Who acts: the AWS caller ARN, the GCP account."""
+
+    # -- plans ---------------------------------------------------------------------------
 
     def plan_replace(self, inventory: Inventory, instance_id: str) -> ActionPlan:
-        raise NotImplementedError(f"{type(self).__name__} cannot replace instances")
+        refuse_read_only(self.config)
+        inst = inventory.instance(instance_id)
+        if inst is None:
+            raise ActionRefused(f"instance {instance_id} is not in the last poll of scope "
+                                f"{self.config.name}; poll again and pick a listed instance")
+        if inst.group is None:
+            raise ActionRefused(
+                f"{inst.name or instance_id} is a standalone instance (not in a "
+                f"{self.cloud.group_word}): nothing would launch its replacement, so "
+                "FleetView will not terminate it")
+        group = inventory.group_of(inst)
+        if group is None:
+            raise ActionRefused(f"{instance_id} names group {inst.group}, which the last poll "
+                                f"did not see in {inst.region}; poll again")
+        refuse_updating(group, self.update_under_way(group))
+        if not group.desired_image_id:
+            raise ActionRefused(f"group {group.name} names no image FleetView can read; a "
+                                "replacement's image cannot be known")
+        image = inventory.images.get(group.desired_image_id)
+        if image is not None and image.gone:
+            raise ActionRefused(
+                f"group {group.name} launches {image.name or image.id} "
+                f"({group.desired_version}), which no longer exists: a replacement would fail "
+                "to start; roll the group to an available version first")
+        return self.plan_replace_of(inventory, inst, group)
 
-    def plan_rollback(
-        self,
-        inventory: Inventory,
-        group: str,
-        region: str,
-        version: str,
-        known_images: Mapping[str, Image] | None = None,
-    ) -> ActionPlan:
+    def plan_rollback(self, inventory: Inventory, group: str, region: str, version: str,
+                      known_images: Mapping[str, Image] | None = None) -> ActionPlan:
         """Plan to roll `group` back to `version`; `known_images` are images seen in history."""
-        raise NotImplementedError(f"{type(self).__name__} cannot roll back groups")
+        refuse_read_only(self.config)
+        found = inventory.group(group, region)
+        if found is None:
+            raise ActionRefused(f"group {group} in {region} is not in the last poll of scope "
+                                f"{self.config.name}; poll again")
+        refuse_updating(found, self.update_under_way(found))
+        return self.plan_rollback_of(inventory, found, version, known_images or {})
 
-    def execute(self, plan: ActionPlan, done: Iterable[str] = ()) -> Iterator[ProgressEvent]:
-        raise NotImplementedError(f"{type(self).__name__} cannot execute plans")
+    def update_under_way(self, group: Group) -> str:
+        """The cloud's words for the rollout a group reports, e.g. "an update under way"."""
+        return "an update under way"
+
+    @abc.abstractmethod
+    def plan_replace_of(self, inventory: Inventory, instance: Instance, group: Group
+                        ) -> ActionPlan:
+        """The cloud's half of a replace, once the shared refusals have passed."""
+
+    @abc.abstractmethod
+    def plan_rollback_of(self, inventory: Inventory, group: Group, version: str,
+                         known_images: Mapping[str, Image]) -> ActionPlan:
+        """The cloud's half of a rollback, once the shared refusals have passed."""
+
+    # -- execution -----------------------------------------------------------------------
+
+    def check_before_run(self, plan: ActionPlan) -> None:  # noqa: B027 - most need nothing
+        """Called before a plan's first step runs; raise ActionRefused to change nothing."""
+
+    @abc.abstractmethod
+    def run_step(self, plan: ActionPlan, step: PlanStep
+                 ) -> Generator[ProgressEvent, None, StepResult | None]:
+        """Run one step, yielding progress while it waits (a generator, even for a step that
+        has none); return a StepResult or None. Raise to fail the step."""
+
+    def explain(self, exc: BaseException, plan: ActionPlan, step: PlanStep) -> str:
+        """What the operator reads when a step raised something other than FleetViewError."""
+        return str(exc) if isinstance(exc, FleetViewError) else f"{type(exc).__name__}: {exc}"
+
+    def what_is_left(self, plan: ActionPlan, reason: str) -> str:
+        """The action's failure message: the reason, and the state the group is left in."""
+        target = plan.group or (plan.instances[0] if plan.instances else "?")
+        return f"{plan.kind} of {target} stopped: {reason}"
 
     def close(self) -> None:  # noqa: B027 - most providers hold nothing to release
         """Release connections and threads."""
+
+
+# -- doctor: what each cloud's check fills in ---------------------------------------------------
+
+Verdict = Literal["present", "missing", "unknown"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One permission's verdict, and how it was reached (or why it could not be)."""
+
+    need: Need
+    verdict: Verdict
+    detail: str = ""
+
+
+@dataclass
+class ScopeReport:
+    """`fleetview doctor`'s findings for one scope; a cloud's `doctor.check` fills it in."""
+
+    scope: str
+    provider: str
+    capability: Capability
+    identity: str = ""
+    method: str = ""  # how the permissions were checked
+    error: str = ""  # credentials or endpoint do not work: nothing else was checked
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and all(c.verdict == "present" for c in self.checks)
+
+    def missing(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict == "missing"]
+
+    def unknown(self) -> list[Check]:
+        return [c for c in self.checks if c.verdict == "unknown"]
+
+
+def verdicts(needs: Iterable[Need], decide: Callable[[Need], tuple[Verdict, str]]) -> list[Check]:
+    return [Check(need, *decide(need)) for need in needs]
+
+
+PROBE_MARK = "-fleetview-doctor-"
+
+
+def probe_name(prefix: str) -> str:
+    """A resource name that cannot exist, for calls that must fail after authorization."""
+    return f"{prefix}{PROBE_MARK}{uuid.uuid4().hex[:12]}"

@@ -7,7 +7,6 @@ a user's first start. Qt is imported only inside the window check, like cli.py d
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import sys
@@ -34,28 +33,12 @@ def check_resources() -> str:
            f"{len(resources.images())} images"
 
 
-def check_aws_sdk() -> str:
-    """botocore's service models are data files: a bundle without them fails here."""
-    import boto3
+def sdk_checks() -> list[tuple[str, Callable[[], str]]]:
+    """One check per registered cloud: its SDK loads and builds clients without a network."""
+    from fleetview import providers
 
-    session = boto3.Session(aws_access_key_id="selfcheck", aws_secret_access_key="selfcheck",
-                            region_name="us-east-1")
-    for service in ("ec2", "autoscaling", "sts", "iam"):
-        session.client(service, endpoint_url="http://127.0.0.1:9")
-    _import_if_present("fleetview.providers.aws")
-    return "boto3 clients for ec2, autoscaling, sts, iam"
-
-
-def check_gcp_sdk() -> str:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import compute_v1
-
-    for client in (compute_v1.InstancesClient, compute_v1.ImagesClient,
-                   compute_v1.InstanceGroupManagersClient):
-        client(credentials=AnonymousCredentials(), transport="rest",
-               client_options={"api_endpoint": "http://127.0.0.1:9"})
-    _import_if_present("fleetview.providers.gcp")
-    return "google-cloud-compute REST clients"
+    return [(f"{cloud.name} sdk", lambda cloud=cloud: providers.load(cloud.name, "sdk_check")())
+            for cloud in providers.clouds() if cloud.sdk_check]
 
 
 def check_store(directory: Path) -> str:
@@ -180,11 +163,6 @@ def _empty_config(directory: Path):
     return Config(path=None, store=StoreConfig(url=f"sqlite:///{directory / 'history.db'}"))
 
 
-def _import_if_present(module: str) -> None:
-    if importlib.util.find_spec(module) is not None:
-        importlib.import_module(module)
-
-
 def main(argv: list[str] | None = None) -> int:
     from fleetview import __version__
 
@@ -193,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         directory = Path(tmp)
         checks: list[tuple[str, Callable[[], str]]] = [
             ("resources", check_resources),
-            ("aws sdk", check_aws_sdk),
-            ("gcp sdk", check_gcp_sdk),
+            *sdk_checks(),
             ("store", lambda: check_store(directory)),
             ("window", lambda: check_window(directory)),
         ]

@@ -6,10 +6,10 @@ import sqlalchemy as sa
 
 from fleetview.actions import audit, runner
 from fleetview.actions.journal import Journal
-from fleetview.config import AwsScopeConfig
 from fleetview.domain.model import State
 from fleetview.domain.versions import VersionRules
-from fleetview.providers.aws import AwsProvider
+from fleetview.providers.aws.provider import AwsProvider
+from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from fleetview.store.action_tables import actions
 from tests.providers.aws_fixtures import moto_server  # noqa: F401

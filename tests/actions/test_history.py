@@ -3,9 +3,9 @@
 from datetime import UTC, datetime, timedelta
 
 from fleetview.actions import history, locks
-from fleetview.config import AwsScopeConfig
 from fleetview.domain.model import Group, Image, Instance, Inventory, Scope, State
 from fleetview.domain.versions import VersionRules
+from fleetview.providers.aws.scope import AwsScopeConfig
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 SCOPE = AwsScopeConfig(name="prod", regions=("us-east-1",), actions=True)

@@ -10,9 +10,9 @@ import pytest
 
 from fleetview.actions import audit, locks, runner
 from fleetview.actions.journal import Journal
-from fleetview.config import AwsScopeConfig
 from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, ProgressEvent
 from fleetview.domain.model import Group, Instance, Inventory, Scope, State
+from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.providers.base import Provider
 
 SCOPE = AwsScopeConfig(name="prod", regions=("us-east-1",), actions=True)

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 from botocore.config import Config
 
-from fleetview.config import AwsScopeConfig
 from fleetview.domain.versions import VersionRules
-from fleetview.providers.aws import AwsProvider
+from fleetview.providers.aws.provider import AwsProvider
+from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from fleetview.sim.moto_server import MotoServer
 from tests.benchmarks import Figure

@@ -7,9 +7,9 @@ import time
 
 from google.cloud import compute_v1
 
-from fleetview.config import GcpScopeConfig
 from fleetview.domain.versions import VersionRules
-from fleetview.providers.gcp import GcpProvider
+from fleetview.providers.gcp.provider import GcpProvider
+from fleetview.providers.gcp.scope import GcpScopeConfig
 from fleetview.sim.gce import EmulatedClock, GceEmulator, GceState
 from tests.benchmarks import Figure
 

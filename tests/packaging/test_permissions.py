@@ -15,8 +15,10 @@ import boto3
 import pytest
 
 from fleetview import permissions
-from fleetview.config import AwsScopeConfig
 from fleetview.domain.versions import VersionRules
+from fleetview.providers.aws import needs as aws_needs
+from fleetview.providers.aws.scope import AwsScopeConfig
+from fleetview.providers.gcp import needs as gcp_needs
 from fleetview.sim.aws_fleet import seed_aws_fleet
 from tests.providers.aws_fixtures import moto_server_module  # noqa: F401
 
@@ -34,7 +36,7 @@ def role_permissions(name: str) -> set[str]:
     return {line[2:].strip() for line in lines if line.startswith("- ")}
 
 
-@pytest.mark.parametrize("filename", sorted(permissions.FILES))
+@pytest.mark.parametrize("filename", sorted(permissions.files()))
 def test_policy_files_are_rendered_from_the_permission_lists(filename):
     assert (POLICIES / filename).read_text(encoding="utf-8") == permissions.render(filename), (
         f"packaging/permissions/{filename} is stale: run "
@@ -42,14 +44,14 @@ def test_policy_files_are_rendered_from_the_permission_lists(filename):
 
 
 def test_readonly_policies_hold_no_write_permission():
-    for action in permissions.policy_actions(policy("aws-readonly.json")):
+    for action in aws_needs.policy_actions(policy("aws-readonly.json")):
         assert action.split(":")[1].startswith(("Describe", "List", "Get")), action
     for permission in role_permissions("gcp-readonly.yaml"):
         assert permission.rsplit(".", 1)[1] in ("get", "list", "getFromFamily"), permission
 
 
 def test_operator_policies_extend_the_readonly_ones():
-    assert permissions.policy_actions(policy("aws-readonly.json")) < permissions.policy_actions(
+    assert aws_needs.policy_actions(policy("aws-readonly.json")) < aws_needs.policy_actions(
         policy("aws-operator.json"))
     assert role_permissions("gcp-readonly.yaml") < role_permissions("gcp-operator.yaml")
 
@@ -64,17 +66,17 @@ class CallRecorder:
         self.calls: Counter[str] = Counter()
 
     def __call__(self, model, **_kwargs):
-        self.calls[permissions.aws_action(model.service_model.signing_name, model.name)] += 1
+        self.calls[aws_needs.aws_action(model.service_model.signing_name, model.name)] += 1
 
     def take(self) -> set[str]:
         seen, self.calls = set(self.calls), Counter()
-        return seen - permissions.AWS_UNGATED
+        return seen - aws_needs.AWS_UNGATED
 
 
 @pytest.fixture(scope="module")
 def aws_recorded(moto_server_module):  # noqa: F811
     """(calls while polling, calls while replacing and rolling back) of the AWS provider."""
-    from fleetview.providers.aws import AwsProvider
+    from fleetview.providers.aws.provider import AwsProvider
 
     seed_aws_fleet(moto_server_module.url, (REGION,))
     scope = AwsScopeConfig(name="prod", regions=(REGION,), endpoint_url=moto_server_module.url,
@@ -106,7 +108,7 @@ def test_aws_readonly_policy_covers_every_polling_call(aws_recorded):
     watch, _ = aws_recorded
     readonly = policy("aws-readonly.json")
     assert {"ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"} <= watch
-    missing = sorted(a for a in watch if not permissions.action_allowed(a, readonly))
+    missing = sorted(a for a in watch if not aws_needs.action_allowed(a, readonly))
     assert not missing, f"polling calls {missing}: add them to AWS_NEEDS as 'watch'"
 
 
@@ -114,7 +116,7 @@ def test_aws_operator_policy_covers_every_action_call(aws_recorded):
     watch, operate = aws_recorded
     operator = policy("aws-operator.json")
     assert any(":Describe" not in a for a in operate), operate  # the actions did write
-    missing = sorted(a for a in watch | operate if not permissions.action_allowed(a, operator))
+    missing = sorted(a for a in watch | operate if not aws_needs.action_allowed(a, operator))
     assert not missing, f"action calls {missing}: add them to AWS_NEEDS as 'operate'"
 
 
@@ -140,25 +142,25 @@ def _aws_calls_in_source() -> set[str]:
                 names.add(node.value)  # get_paginator("describe_instances")
     found = set()
     for signing_name, mapping in services.values():
-        found |= {permissions.aws_action(signing_name, mapping[n]) for n in names & set(mapping)}
-    return found - permissions.AWS_UNGATED
+        found |= {aws_needs.aws_action(signing_name, mapping[n]) for n in names & set(mapping)}
+    return found - aws_needs.AWS_UNGATED
 
 
 def test_aws_operator_policy_covers_every_call_in_the_code():
     calls = _aws_calls_in_source()
     assert "autoscaling:StartInstanceRefresh" in calls
     operator = policy("aws-operator.json")
-    missing = sorted(a for a in calls if not permissions.action_allowed(a, operator))
+    missing = sorted(a for a in calls if not aws_needs.action_allowed(a, operator))
     assert not missing, f"the AWS provider calls {missing}: add them to AWS_NEEDS"
 
 
 def test_aws_policies_grant_nothing_the_code_does_not_use(aws_recorded):
     watch, operate = aws_recorded
     used = watch | operate | _aws_calls_in_source()
-    implied = {n.permission for n in permissions.AWS_NEEDS if n.implied}
-    unused = sorted(permissions.policy_actions(policy("aws-operator.json")) - used - implied)
+    implied = {n.permission for n in aws_needs.AWS_NEEDS if n.implied}
+    unused = sorted(aws_needs.policy_actions(policy("aws-operator.json")) - used - implied)
     assert not unused, f"{unused} are granted but never called: remove them from AWS_NEEDS"
-    unused_ro = sorted(permissions.policy_actions(policy("aws-readonly.json")) - used)
+    unused_ro = sorted(aws_needs.policy_actions(policy("aws-readonly.json")) - used)
     assert not unused_ro, f"{unused_ro} are granted read-only but never called"
 
 
@@ -200,8 +202,8 @@ def test_gcp_readonly_role_covers_every_polling_call(gcp_recorded):
     watch, _ = gcp_recorded
     assert "compute.instances.aggregatedList" in watch
     role = role_permissions("gcp-readonly.yaml")
-    missing = sorted(f"{m} ({permissions.gcp_permission(m)})" for m in watch
-                     if permissions.gcp_permission(m) not in role)
+    missing = sorted(f"{m} ({gcp_needs.permission(m)})" for m in watch
+                     if gcp_needs.permission(m) not in role)
     assert not missing, f"polling calls {missing}: add them to GCP_NEEDS as 'watch'"
 
 
@@ -209,19 +211,19 @@ def test_gcp_operator_role_covers_every_action_call(gcp_recorded):
     watch, operate = gcp_recorded
     assert any(m.endswith((".patch", ".recreateInstances")) for m in operate), operate
     role = role_permissions("gcp-operator.yaml")
-    missing = sorted(f"{m} ({permissions.gcp_permission(m)})" for m in watch | operate
-                     if permissions.gcp_permission(m) not in role)
+    missing = sorted(f"{m} ({gcp_needs.permission(m)})" for m in watch | operate
+                     if gcp_needs.permission(m) not in role)
     assert not missing, f"action calls {missing}: add them to GCP_NEEDS as 'operate'"
 
 
 def test_gcp_roles_grant_nothing_the_code_does_not_use(gcp_recorded):
     watch, operate = gcp_recorded
-    used = {permissions.gcp_permission(m) for m in watch | operate}
+    used = {gcp_needs.permission(m) for m in watch | operate}
     used |= _gcp_permissions_in_source()
-    implied = {n.permission for n in permissions.GCP_NEEDS if n.implied}
+    implied = {n.permission for n in gcp_needs.GCP_NEEDS if n.implied}
     unused = sorted(role_permissions("gcp-operator.yaml") - used - implied)
     assert not unused, f"{unused} are granted but never called: remove them from GCP_NEEDS"
-    polling = {permissions.gcp_permission(m) for m in watch}
+    polling = {gcp_needs.permission(m) for m in watch}
     polling |= _gcp_permissions_in_source(actions=False)
     unused_ro = sorted(role_permissions("gcp-readonly.yaml") - polling)
     assert not unused_ro, f"{unused_ro} are granted read-only but polling never calls them"
@@ -238,7 +240,7 @@ def _gcp_permissions_in_source(actions: bool = True) -> set[str]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                     re.fullmatch(r"compute\.[a-zA-Z]+\.[a-zA-Z]+", node.value) and \
                     not node.value.endswith(".com"):
-                found.add(permissions.GCP_METHODS.get(node.value, node.value))
+                found.add(gcp_needs.GCP_METHODS.get(node.value, node.value))
     return found
 
 
@@ -251,5 +253,5 @@ def test_gcp_operator_role_covers_every_permission_named_in_the_code():
 
 def test_every_method_the_emulator_serves_has_a_permission():
     api = pytest.importorskip("fleetview.sim.gce.api")
-    unknown = sorted(mid for _, _, mid, _ in api.ROUTES if mid not in permissions.GCP_METHODS)
-    assert not unknown, f"add {unknown} to GCP_METHODS in fleetview/permissions.py"
+    unknown = sorted(mid for _, _, mid, _ in api.ROUTES if mid not in gcp_needs.GCP_METHODS)
+    assert not unknown, f"add {unknown} to GCP_METHODS in fleetview/providers/gcp/needs.py"

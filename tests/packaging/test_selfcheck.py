@@ -24,8 +24,7 @@ def test_a_failing_check_fails_the_selfcheck(monkeypatch, capsys):
         raise FileNotFoundError("palette.json")
 
     monkeypatch.setattr(selfcheck, "check_resources", broken)
-    for name in ("check_aws_sdk", "check_gcp_sdk"):
-        monkeypatch.setattr(selfcheck, name, lambda: "skipped here")
+    monkeypatch.setattr(selfcheck, "sdk_checks", lambda: [("sdk", lambda: "skipped here")])
     monkeypatch.setattr(selfcheck, "check_store", lambda directory: "skipped here")
     monkeypatch.setattr(selfcheck, "check_window", lambda directory: "skipped here")
     assert selfcheck.main() == 1

@@ -2,11 +2,11 @@
 
 import pytest
 
-from fleetview.config import AwsScopeConfig
 from fleetview.domain.model import State
 from fleetview.domain.versions import VersionRules
 from fleetview.providers import make_provider
-from fleetview.providers.aws import STATE_MAP, AwsProvider
+from fleetview.providers.aws.provider import STATE_MAP, AwsProvider
+from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import seed_aws_fleet
 from tests.providers.aws_fixtures import moto_server_module  # noqa: F401
 

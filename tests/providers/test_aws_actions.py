@@ -7,10 +7,10 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from fleetview.config import AwsScopeConfig
 from fleetview.domain.actions import ActionRefused
 from fleetview.domain.versions import VersionRules
-from fleetview.providers.aws import AwsProvider
+from fleetview.providers.aws.provider import AwsProvider
+from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from tests.providers.aws_fixtures import moto_server  # noqa: F401
 
@@ -98,7 +98,7 @@ def test_protected_groups_plan_and_refreshing_groups_are_refused(provider, moto_
 
 
 def test_rollback_refuses_a_deregistered_version_and_an_unknown_one(provider, fleet, moto_server):  # noqa: F811
-    import fleetview.providers.aws as aws
+    import fleetview.providers.aws.provider as aws
 
     provider.poll()
     boto3.client("ec2", region_name=REGION, endpoint_url=moto_server.url).deregister_image(

@@ -3,9 +3,9 @@
 import boto3
 import pytest
 
-from fleetview.config import AwsScopeConfig
 from fleetview.domain.versions import VersionRules
-from fleetview.providers.aws import AwsProvider
+from fleetview.providers.aws.provider import AwsProvider
+from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from tests.providers.aws_fixtures import moto_server  # noqa: F401
 
@@ -69,7 +69,7 @@ def test_pagination_across_many_reservations(moto_server):  # noqa: F811
 
 
 def test_a_deregistered_ami_keeps_its_version_and_is_marked_gone(moto_server):  # noqa: F811
-    import fleetview.providers.aws as aws
+    import fleetview.providers.aws.provider as aws
 
     fleet = seed_aws_fleet(moto_server.url, ("us-east-1",))
     p = AwsProvider(scope(moto_server.url), VersionRules())

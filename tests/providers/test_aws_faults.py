@@ -2,10 +2,10 @@
 
 import pytest
 
-from fleetview.config import AwsScopeConfig
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.versions import VersionRules
-from fleetview.providers.aws import AwsProvider
+from fleetview.providers.aws.provider import AwsProvider
+from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from tests.providers.aws_fixtures import (  # noqa: F401
     FaultProxy,

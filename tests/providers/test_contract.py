@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from fleetview.config import AwsScopeConfig, GcpScopeConfig
 from fleetview.domain.actions import ActionRefused
 from fleetview.domain.model import Inventory, State
 from fleetview.domain.versions import VersionRules
-from fleetview.providers.aws import AwsProvider
-from fleetview.providers.gcp import GcpProvider
+from fleetview.providers.aws.provider import AwsProvider
+from fleetview.providers.aws.scope import AwsScopeConfig
+from fleetview.providers.gcp.provider import GcpProvider
+from fleetview.providers.gcp.scope import GcpScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from tests.providers.aws_fixtures import moto_server  # noqa: F401
 from tests.sim import gce_fixtures

@@ -10,13 +10,13 @@ from google.api_core import exceptions as gexc
 from google.auth import credentials as ga_credentials
 from google.auth import exceptions as auth_exc
 
-from fleetview.config import GcpScopeConfig
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import State
 from fleetview.domain.versions import VersionRules
 from fleetview.providers import make_provider
-from fleetview.providers.gcp import GcpProvider
-from fleetview.providers.gcp_clients import Compute
+from fleetview.providers.gcp.clients import Compute
+from fleetview.providers.gcp.provider import GcpProvider
+from fleetview.providers.gcp.scope import GcpScopeConfig
 from tests.sim import gce_fixtures
 
 gce_emulator = gce_fixtures.gce_emulator

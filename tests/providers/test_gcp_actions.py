@@ -9,7 +9,7 @@ import pytest
 
 from fleetview.domain.actions import ActionRefused
 from fleetview.domain.model import Image
-from fleetview.providers.gcp_actions import request_id, rollback_template_name
+from fleetview.providers.gcp.actions import request_id, rollback_template_name
 from tests.providers.test_gcp import IMG, PROJECT, make, seed_fleet
 from tests.sim import gce_fixtures
 

@@ -15,9 +15,11 @@ import pytest
 from fleetview import cli
 from fleetview.actions import history, runner
 from fleetview.actions.prepare import prepare_replace, prepare_rollback
-from fleetview.config import AwsScopeConfig, GcpScopeConfig, load_config
+from fleetview.config import load_config
 from fleetview.domain.model import State
 from fleetview.providers import make_provider, provider_class
+from fleetview.providers.aws.scope import AwsScopeConfig
+from fleetview.providers.gcp.scope import GcpScopeConfig
 from fleetview.sim import demo as demo_module
 from fleetview.sim import demo_story
 from fleetview.sim.demo import INSTALL_HINT, start_demo

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from fleetview.config import GcpScopeConfig
 from fleetview.providers import make_provider
+from fleetview.providers.gcp.scope import GcpScopeConfig
 from fleetview.sim import demo_story
 
 

@@ -19,9 +19,9 @@ from fleetview.domain.actions import ActionPlan, ProgressEvent
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
 from fleetview.domain.versions import VersionRules
-from fleetview.providers import aws_actions
-from fleetview.providers.aws_errors import DENIED, error_code, explain, is_unsupported
-from fleetview.providers.aws_shapes import (  # noqa: F401 - ASG_TAG, STATE_MAP re-exported
+from fleetview.providers.aws import actions as aws_actions
+from fleetview.providers.aws.errors import DENIED, error_code, explain, is_unsupported
+from fleetview.providers.aws.shapes import (  # noqa: F401 - ASG_TAG, STATE_MAP re-exported
     ASG_TAG,
     STATE_MAP,
     image_of,

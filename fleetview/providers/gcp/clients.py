@@ -17,8 +17,8 @@ from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
-from fleetview.config import is_loopback_url
 from fleetview.domain.errors import ProviderError
+from fleetview.providers.base import is_loopback_url
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 LOGIN_HINT = "run `gcloud auth application-default login` (or point " \

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, ProgressEvent
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.model import Group, Image, Instance, Inventory, State
-from fleetview.providers.aws_errors import explain, is_unsupported
+from fleetview.providers.aws.errors import explain, is_unsupported
 
 if TYPE_CHECKING:
-    from fleetview.providers.aws import AwsProvider
+    from fleetview.providers.aws.provider import AwsProvider
 
 # Instance refresh states during which a group must not be touched by another action.
 REFRESH_ACTIVE = {"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"}

@@ -15,8 +15,8 @@ from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, Progre
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory
 from fleetview.domain.versions import VersionRules, version_key
-from fleetview.providers.gcp_clients import Compute, NotFoundError, TransientError
-from fleetview.providers.gcp_inventory import (
+from fleetview.providers.gcp.clients import Compute, NotFoundError, TransientError
+from fleetview.providers.gcp.inventory import (
     UNUSABLE_IMAGE_STATES,
     Poller,
     Template,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
 from fleetview.domain.timestamps import parse_time
-from fleetview.providers.gcp_clients import Compute, NotFoundError
+from fleetview.providers.gcp.clients import Compute, NotFoundError
 
 PAGE_SIZE = 500  # the most Compute returns per page
 IMAGE_TTL_S = 3600.0  # labels and deprecation can change; an image's content cannot

@@ -14,9 +14,9 @@ from fleetview.providers.base import Provider
 
 # The Google libraries load here, not in fleetview.providers: the registry imports this
 # module only when a GCP scope is configured.
-from fleetview.providers.gcp_actions import Actions
-from fleetview.providers.gcp_clients import Compute, account_of
-from fleetview.providers.gcp_inventory import Poller, PollState
+from fleetview.providers.gcp.actions import Actions
+from fleetview.providers.gcp.clients import Compute, account_of
+from fleetview.providers.gcp.inventory import Poller, PollState
 
 
 class GcpProvider(Provider):

@@ -1,0 +1,51 @@
+"""The step loop: runs a plan's steps through its provider's `run_step`, one way for every cloud."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+
+from fleetview.domain.actions import ActionPlan, ProgressEvent, kind_of
+from fleetview.domain.errors import FleetViewError
+
+log = logging.getLogger(__name__)
+
+
+def _event(step: str | None, status: str, message: str = "", done: int = 0,
+           total: int = 0) -> ProgressEvent:
+    return ProgressEvent(step, status, message, done, total, datetime.now(UTC))  # type: ignore[arg-type]
+
+
+def run_steps(provider, plan: ActionPlan, done: Iterable[str] = ()) -> Iterator[ProgressEvent]:
+    """Yield "started", progress and "done" for each step not in `done`, then "finished"; on
+    the first failure, the step's "failed" and the action's "failed", and stop.
+
+    A step journaled done is never run again. A step may hand back steps to run instead of
+    the rest of the plan's (AWS falls back to batches where instance refresh is missing).
+    """
+    kind_of(plan)  # an unknown kind is refused before anything runs
+    done = set(done)
+    if not done:
+        provider.check_before_run(plan)
+    queue = list(plan.steps)
+    while queue:
+        step = queue.pop(0)
+        if step.key in done:
+            continue
+        yield _event(step.key, "started", step.description)
+        try:
+            result = yield from provider.run_step(plan, step)
+        except Exception as exc:  # any failure ends the action, journaled with its reason
+            message = provider.explain(exc, plan, step)
+            if not isinstance(exc, FleetViewError):
+                log.warning("step %s of %s failed", step.key, plan.kind, exc_info=True)
+            yield _event(step.key, "failed", message)
+            yield _event(None, "failed", provider.what_is_left(plan, message))
+            return
+        if result is not None and result.instead:
+            queue = [s for s in queue if not s.key.startswith(result.drop_prefix)]
+            queue += [s for s in result.instead if s.key not in done]
+        yield _event(step.key, "done", (result.message if result else "") or step.description)
+    target = plan.group or (plan.instances[0] if plan.instances else "?")
+    yield _event(None, "finished", f"{plan.kind} of {target} done")
