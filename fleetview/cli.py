@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from fleetview import __version__
+from fleetview import __version__, logs
 from fleetview.config import Config, ConfigError, load_config, no_scopes_hint
 from fleetview.domain.errors import FleetViewError
 
@@ -30,7 +29,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --demo: the size of the demo fleet")
     parser.add_argument("--no-collect", action="store_true",
                         help="do not start a collector; open the store read-only")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more to stderr")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log FleetView's own debug messages to stderr")
+    parser.add_argument("--debug-sdk", action="store_true",
+                        help="also log the cloud SDKs' requests and answers to stderr, "
+                             "with credentials redacted (for bug reports)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     snap = sub.add_parser("snapshot", parents=[common],
@@ -46,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", parents=[common], help="check or export the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    audit_sub.add_parser("verify", parents=[common], help="report the first broken link")
+    verify = audit_sub.add_parser("verify", parents=[common],
+                                  help="check the chain and its witnesses; report what broke")
+    verify.add_argument("--witness", metavar="PATH", action="append",
+                        help="a witness file to check against (repeatable; default: "
+                             "$FLEETVIEW_AUDIT_WITNESS or audit-witness.jsonl in the user "
+                             "data dir)")
     export = audit_sub.add_parser("export", parents=[common], help="print the audit log")
     export.add_argument("--format", choices=("csv", "json"), default="json")
 
@@ -72,8 +80,7 @@ def _entry(module: str, function: str, what: str, hint: str = "") -> Callable[..
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.setup(verbose=args.verbose, debug_sdk=args.debug_sdk)
     try:
         if args.demo:
             run = _entry("fleetview.sim.demo", "run_demo", "the demo (--demo)",
@@ -107,7 +114,9 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
                      f"fleetview audit {args.audit_command}")
         if run is None:
             return EXIT_ERROR
-        return run(config, fmt=args.format) if args.audit_command == "export" else run(config)
+        if args.audit_command == "export":
+            return run(config, fmt=args.format)
+        return run(config, witnesses=args.witness)
     if args.command == "doctor":
         run = _entry("fleetview.doctor", "run", "fleetview doctor")
         return EXIT_ERROR if run is None else run(config)

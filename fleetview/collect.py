@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import os
 import random
@@ -21,29 +20,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
+from fleetview import collect_protocol as protocol
+from fleetview.collect_protocol import EventStream
 from fleetview.config import Config, no_scopes_hint
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.model import Inventory
 from fleetview.providers import make_provider
-from fleetview.store import Store, StoreError, StoreUnavailable
+from fleetview.store import Store, StoreError, StoreUnavailable, witness
 from fleetview.store.engine import display, parse_url
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2, 3
 
-# The JSON lines on stdout, by "event":
-EVENTS = (
-    "collector_started",  # scopes, store, interval_s, pid
-    "poll_started",       # scope, provider
-    "poll_finished",      # scope, provider, ok, instances, groups, api_calls, duration_s,
-                          # opened, closed, unchanged, gone, region_errors, error
-    "scope_error",        # scope, provider, region (null: the whole scope), message
-    "store_error",        # message, pending (polls waiting), retry_in_s, fatal
-    "store_ok",           # the store is writable again; pending
-    "polls_dropped",      # scope, dropped (total so far), message
-    "collector_stopped",  # reason, unwritten
-)
+# The JSON lines on stdout, by "event": their fields are declared in fleetview.collect_protocol.
+EVENTS = protocol.EVENTS
 
 BUFFER_POLLS = 1000          # polls kept while the store is down; the oldest go first
 RETRY_S = (1, 2, 5, 10, 30)  # waits between attempts to reach the store
@@ -51,6 +42,7 @@ ONCE_STORE_WAIT_S = 30.0     # with --once, how long to wait for a store that is
 STOP_GRACE_S = 5.0           # on stop, how long a poll in flight may take to finish
 DRAIN_S = 10.0               # on stop, how long to keep writing what is buffered
 PRUNE_EVERY_S = 3600.0
+WITNESS_CHECK_S = 3600.0     # how often to see whether the audit head is due a witness line
 
 
 def _now() -> datetime:
@@ -59,23 +51,6 @@ def _now() -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class EventStream:
-    """One JSON object a line; lines from several threads never interleave."""
-
-    def __init__(self, out: TextIO):
-        self._out = out
-        self._lock = threading.Lock()
-
-    def emit(self, event: str, **fields) -> None:
-        line = json.dumps({"event": event, "time": _iso(_now()), **fields}, default=str)
-        with self._lock:
-            try:
-                self._out.write(line + "\n")
-                self._out.flush()
-            except (BrokenPipeError, ValueError):
-                pass  # the reader (the GUI) is gone; keep collecting into the store
 
 
 @dataclass
@@ -100,6 +75,7 @@ class Outcome:
     fatal: str | None = None
     unwritten: int = 0
     written: int = 0
+    dropped: int = 0  # polls lost: never written to the store
     scopes_done: set[str] = field(default_factory=set)
 
 
@@ -122,6 +98,7 @@ class Writer(threading.Thread):
         self._dropped = 0
         self._down = False
         self._last_prune: float | None = None
+        self._last_witness: float | None = None
 
     def submit(self, result: PollResult) -> None:
         with self._cond:
@@ -129,12 +106,13 @@ class Writer(threading.Thread):
             if len(self._queue) > BUFFER_POLLS:
                 dropped = self._queue.popleft()
                 self._dropped += 1
+                self.outcome.dropped += 1
                 message = (f"the store has been unavailable for a while; dropped the oldest "
                            f"buffered poll (of {dropped.scope} at {_iso(dropped.started)}); "
                            f"{self._dropped} dropped so far")
                 log.warning(message)
-                self.events.emit("polls_dropped", scope=dropped.scope, dropped=self._dropped,
-                                 message=message)
+                self.events.emit(protocol.PollsDropped(scope=dropped.scope,
+                                                       dropped=self._dropped, message=message))
             self._cond.notify_all()
 
     def pending(self) -> int:
@@ -154,11 +132,12 @@ class Writer(threading.Thread):
         try:
             try:  # open (create, migrate) first, so a store FleetView cannot use fails fast
                 self._open()
+                self._maybe_witness()
             except StoreUnavailable as exc:
                 self._down = True
                 log.warning("%s", exc)
-                self.events.emit("store_error", message=str(exc), pending=self.pending(),
-                                 retry_in_s=RETRY_S[0], fatal=False)
+                self.events.emit(protocol.StoreError(message=str(exc), pending=self.pending(),
+                                                     retry_in_s=RETRY_S[0], fatal=False))
             while True:
                 with self._cond:
                     if not self._queue and not self._closing:
@@ -174,6 +153,7 @@ class Writer(threading.Thread):
                         item = self._queue[0]
                 if idle:
                     self._maybe_prune()
+                    self._maybe_witness()
                     continue
                 try:
                     self._write(item)
@@ -182,8 +162,8 @@ class Writer(threading.Thread):
                     attempt += 1
                     self._down = True
                     log.warning("%s", exc)
-                    self.events.emit("store_error", message=str(exc), pending=self.pending(),
-                                     retry_in_s=wait, fatal=False)
+                    self.events.emit(protocol.StoreError(
+                        message=str(exc), pending=self.pending(), retry_in_s=wait, fatal=False))
                     with self._cond:
                         deadline = time.monotonic() + wait
                         while not self._past_deadline() and time.monotonic() < deadline:
@@ -195,23 +175,25 @@ class Writer(threading.Thread):
                     # A bug, or a database changed under us: drop this poll, never block the
                     # ones behind it, and start from a fresh connection and schema check.
                     log.exception("writing a poll of %s failed", item.scope)
-                    self.events.emit("store_error", message=f"unexpected error writing a poll "
-                                     f"of {item.scope} ({type(exc).__name__}); the poll was "
-                                     "dropped, see the collector log", pending=self.pending(),
-                                     retry_in_s=None, fatal=False)
+                    self.events.emit(protocol.StoreError(
+                        message=f"unexpected error writing a poll of {item.scope} "
+                                f"({type(exc).__name__}); the poll was dropped, see the "
+                                "collector log", pending=self.pending(), retry_in_s=None,
+                        fatal=False))
                     self._reset()
+                    self._report_dropped(item, exc)
                 attempt = 0
                 with self._cond:
                     if self._queue and self._queue[0] is item:
                         self._queue.popleft()
                 if self._down:
                     self._down = False
-                    self.events.emit("store_ok", pending=self.pending())
+                    self.events.emit(protocol.StoreOk(pending=self.pending()))
         except StoreError as exc:
             # Not something waiting fixes (a newer schema, a bad URL): stop collecting.
             self.outcome.fatal = str(exc)
-            self.events.emit("store_error", message=str(exc), pending=self.pending(),
-                             retry_in_s=None, fatal=True)
+            self.events.emit(protocol.StoreError(message=str(exc), pending=self.pending(),
+                                                 retry_in_s=None, fatal=True))
             self.stop_event.set()
         finally:
             self.outcome.unwritten = self.pending()
@@ -243,8 +225,42 @@ class Writer(threading.Thread):
         try:
             pruned = self.store.prune(keep)
             log.info("pruned %d spans older than %d days", pruned, keep)
-        except StoreError as exc:
-            log.warning("pruning failed: %s", exc)
+        except Exception as exc:  # pruning is housekeeping: its failure is no poll's
+            log.warning("pruning history older than %s days failed (%s: %s); the polls are "
+                        "written, pruning is tried again in %d s", keep, type(exc).__name__,
+                        exc, PRUNE_EVERY_S)
+
+    def _maybe_witness(self) -> None:
+        """Copy the audit log's head to this machine's witness at least daily."""
+        if self.store is None:
+            return
+        if (self._last_witness is not None
+                and time.monotonic() - self._last_witness < WITNESS_CHECK_S):
+            return
+        self._last_witness = time.monotonic()
+        try:
+            witness.record_if_due(self.store)
+        except Exception as exc:  # the witness is a second copy; polling goes on without it
+            log.warning("could not witness the audit log's head (%s: %s)",
+                        type(exc).__name__, exc)
+
+    def _report_dropped(self, item: PollResult, exc: Exception) -> None:
+        """A poll that could not be written is a failed poll: in the scope's status (its
+        poll record and a poll_finished event) and in the exit status."""
+        self.outcome.dropped += 1
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        message = (f"the poll could not be written to the store and was dropped "
+                   f"({type(exc).__name__}: {reason[0] if reason else 'no message'}); "
+                   "see the collector log")
+        try:
+            self._open().record_failed_poll(item.scope, item.provider, None, item.started,
+                                            item.finished, message)
+        except Exception:
+            log.exception("could not record the dropped poll of %s either", item.scope)
+        self.events.emit(protocol.PollFinished(
+            scope=item.scope, provider=item.provider, ok=False, error=message, instances=0,
+            groups=0, api_calls=0, duration_s=item.duration_s, opened=0, closed=0,
+            unchanged=0, gone=0, region_errors=()))
 
     def _write(self, item: PollResult) -> None:
         store = self._open()
@@ -252,23 +268,26 @@ class Writer(threading.Thread):
             store.record_failed_poll(item.scope, item.provider, None, item.started,
                                      item.finished, item.error or "unknown error")
             self.outcome.written += 1
+            self.events.emit(protocol.PollFinished(
+                scope=item.scope, provider=item.provider, ok=False, error=item.error,
+                instances=0, groups=0, api_calls=0, duration_s=item.duration_s, opened=0,
+                closed=0, unchanged=0, gone=0, region_errors=()))
             self._maybe_prune()
-            self.events.emit("poll_finished", scope=item.scope, provider=item.provider,
-                             ok=False, error=item.error, instances=0, groups=0, api_calls=0,
-                             duration_s=item.duration_s, opened=0, closed=0, unchanged=0,
-                             gone=0, region_errors=[])
             return
         inv = item.inventory
         summary = store.record_poll(inv, item.started, item.finished)
         self.outcome.written += 1
-        self._maybe_prune()
-        self.events.emit(
-            "poll_finished", scope=item.scope, provider=item.provider, ok=inv.ok,
-            error=None, instances=len(inv.instances), groups=len(inv.groups),
+        if summary.clock_skew:  # written, but recorded as an error of the scope
+            self.outcome.partial = True
+        self.events.emit(protocol.PollFinished(
+            scope=item.scope, provider=item.provider, ok=inv.ok and not summary.clock_skew,
+            error=summary.clock_skew, instances=len(inv.instances), groups=len(inv.groups),
             api_calls=inv.api_calls, duration_s=item.duration_s, opened=summary.opened,
             closed=summary.closed, unchanged=summary.unchanged, gone=summary.gone,
-            region_errors=[{"region": e.region, "message": e.message} for e in inv.errors],
-        )
+            region_errors=tuple(protocol.RegionFailure(e.region, e.message)
+                                for e in inv.errors),
+        ))
+        self._maybe_prune()
 
 
 class ScopeWorker(threading.Thread):
@@ -313,7 +332,7 @@ class ScopeWorker(threading.Thread):
 
     def poll_once(self) -> None:
         provider_name = self.scope_config.provider
-        self.events.emit("poll_started", scope=self.scope, provider=provider_name)
+        self.events.emit(protocol.PollStarted(scope=self.scope, provider=provider_name))
         started = _now()
         inventory, error = None, None
         try:
@@ -329,13 +348,14 @@ class ScopeWorker(threading.Thread):
         if error is not None:
             self.outcome.partial = True
             log.warning("%s: %s", self.scope, error)
-            self.events.emit("scope_error", scope=self.scope, provider=provider_name,
-                             region=None, message=error)
+            self.events.emit(protocol.ScopeError(scope=self.scope, provider=provider_name,
+                                                 region=None, message=error))
         else:
             for region_error in inventory.errors:
                 self.outcome.partial = True
-                self.events.emit("scope_error", scope=self.scope, provider=provider_name,
-                                 region=region_error.region, message=region_error.message)
+                self.events.emit(protocol.ScopeError(
+                    scope=self.scope, provider=provider_name, region=region_error.region,
+                    message=region_error.message))
         self.writer.submit(PollResult(self.scope, provider_name, started, finished,
                                       inventory, error))
 
@@ -433,9 +453,9 @@ def serve(config: Config, selected, once: bool, out: TextIO, commands_fd: int | 
     previous = _install_signals(stop, workers) if install_signals else {}
     reason = "done"
     try:
-        events.emit("collector_started", scopes=list(workers), pid=os.getpid(),
-                    store=_display_url(config.store.url), interval_s=config.poll.interval_s,
-                    once=once)
+        events.emit(protocol.CollectorStarted(
+            scopes=tuple(workers), pid=os.getpid(), store=_display_url(config.store.url),
+            interval_s=config.poll.interval_s, once=once))
         writer.start()
         for worker in workers.values():
             worker.start()
@@ -458,9 +478,14 @@ def serve(config: Config, selected, once: bool, out: TextIO, commands_fd: int | 
         stop.set()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        events.emit("collector_stopped", reason=reason, unwritten=outcome.unwritten)
+        events.emit(protocol.CollectorStopped(reason=reason, unwritten=outcome.unwritten))
     if outcome.fatal:
         print(f"fleetview: {outcome.fatal}", file=sys.stderr)
+        return EXIT_ERROR
+    if outcome.dropped:
+        print(f"fleetview: {outcome.dropped} poll(s) were dropped: they could not be written "
+              f"to the store {_display_url(config.store.url)}; see the log above",
+              file=sys.stderr)
         return EXIT_ERROR
     if once and outcome.unwritten:
         print(f"fleetview: {outcome.unwritten} poll(s) could not be written to the store "

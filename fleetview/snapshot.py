@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from fleetview.config import Config
+from fleetview.domain.csv_cells import safe_rows
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.model import Inventory
 from fleetview.providers import make_provider
@@ -77,5 +78,5 @@ def render(snapshot: dict, fmt: str) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(snapshot["instances"])
+    writer.writerows(safe_rows(snapshot["instances"]))
     return buffer.getvalue()

@@ -20,10 +20,10 @@ from PySide6.QtGui import QColor, QGuiApplication, QPalette  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from fleetview.config import Config, PollConfig, StoreConfig  # noqa: E402
+from fleetview.sim.sample_fleet import demo_fleet  # noqa: E402
 from fleetview.store import Store  # noqa: E402
 from fleetview.ui.app import application  # noqa: E402
 from fleetview.ui.main_window import MainWindow  # noqa: E402
-from tests.ui.fleet_seed import demo_fleet  # noqa: E402
 
 
 def wait_loaded(window: MainWindow, app: QApplication, keys: set[str]) -> None:

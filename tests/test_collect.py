@@ -26,7 +26,7 @@ from fleetview.domain.model import Image, Instance, Inventory, RegionError, Scop
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.providers.base import Provider
 from fleetview.store import Store
-from tests.store.pg_fixtures import pg_cluster  # noqa: F401
+from tests.helpers.pg import pg_cluster  # noqa: F401
 
 FLEET_ENV = "FLEETVIEW_TEST_FAKE_FLEET"
 FAKE = "tests.test_collect:FakeProvider"
@@ -157,7 +157,7 @@ def test_scopes_option_limits_and_unknown_scope_is_exit_2(fake, tmp_path, capsys
 def test_keep_days_prunes_old_closed_spans(fake, tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'h.db'}"
     with Store.open(url) as store:  # history from long ago: one instance came and went
-        from tests.store.builders import at, instance, inventory, scope
+        from tests.helpers.builders import at, instance, inventory, scope
 
         sc = scope("a", ("us-east-1",))
         store.record_poll(inventory(at(0), [instance("i-old", scope_name="a")], sc=sc),

@@ -17,7 +17,7 @@ from fleetview.providers.aws import needs as aws_needs
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.providers.gcp import needs as gcp_needs
 from fleetview.providers.gcp.scope import GcpScopeConfig
-from tests.providers.aws_fixtures import moto_server_module  # noqa: F401
+from tests.helpers.aws import moto_server_module  # noqa: F401
 
 REGION = "us-east-1"
 
@@ -304,6 +304,15 @@ def test_gcp_without_credentials_says_how_to_log_in(monkeypatch, tmp_path):
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "none.json"))
     report = doctor.check_scope(GcpScopeConfig(name="g", project="demo"))
     assert "gcloud auth application-default login" in report.error
+
+
+def test_gcp_doctor_refuses_the_credentials_the_poll_refuses():
+    """Doctor loads credentials with the provider's own code: no pass for a scope that
+    cannot poll."""
+    scope = GcpScopeConfig(name="g", project="demo", credentials="anonymous",
+                           api_endpoint="https://compute.example.com")
+    report = doctor.check_scope(scope)
+    assert "loopback" in report.error and not report.ok and not report.checks
 
 
 def test_gcp_against_the_compute_emulator():

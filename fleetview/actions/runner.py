@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleetview.actions import audit, locks
 from fleetview.actions.journal import ActionRecord, Journal
-from fleetview.domain.actions import ActionPlan, ActionRefused, ProgressEvent
+from fleetview.actions.steps import run_steps
+from fleetview.domain.actions import ActionPlan, ActionRefused, ProgressEvent, convergence
 from fleetview.domain.errors import FleetViewError
-from fleetview.domain.model import Group, Inventory, State
+from fleetview.domain.model import Group
+from fleetview.domain.timing import TimedOut, Timing, wait_until
+from fleetview.providers.base import refuse_read_only
 from fleetview.store.times import now_us
 
 log = logging.getLogger(__name__)
@@ -51,10 +53,7 @@ def _refuse(store, actor: str, plan: ActionPlan, reason: str, why: str) -> Actio
 def check_allowed(scope_config, plan: ActionPlan, selectors: tuple[str, ...],
                   group: Group | None, confirmation: Confirmation) -> None:
     """Refuse what must not run: read-only scope, no reason, a protected group not named."""
-    if not getattr(scope_config, "actions", False):
-        table = "[[aws]]" if plan.provider == "aws" else "[[gcp]]"
-        raise ActionRefused(f"scope {plan.scope} is read-only: set actions = true in its "
-                            f"{table} table of the config to allow replace and rollback")
+    refuse_read_only(scope_config)
     if not confirmation.reason.strip():
         raise ActionRefused("give a reason: it is written to the audit log with the action")
     selector = protected_by(selectors, group)
@@ -89,25 +88,14 @@ def confirm(store, scope_config, plan: ActionPlan, confirmation: Confirmation, a
     return action_id
 
 
-def converged(inventory: Inventory, plan: ActionPlan) -> tuple[int, int]:
-    """(instances on target and running, instances the target needs) for the plan's group."""
-    if plan.group is None:
-        return 0, len(plan.instances)
-    group = inventory.group(plan.group, plan.region)
-    members = [i for i in inventory.instances
-               if i.group == plan.group and i.region == plan.region
-               and i.state not in (State.TERMINATED, State.STOPPING, State.STOPPED)]
-    wanted = plan.to_version if plan.kind == "rollback" else (
-        group.desired_version if group else None)
-    total = max(group.target_size if group else 0, len(members))
-    done = sum(1 for i in members if i.version == wanted and i.state == State.RUNNING
-               and not (plan.kind == "replace" and i.id in plan.instances))
-    return done, total
+# How long `execute` watches a fresh poll for the group to converge after the last step.
+RECOVERY = Timing(interval_s=2.0, timeout_s=60.0)
+# ... and `resume` in "track" mode, which has nothing else to do.
+TRACKING = Timing(interval_s=2.0, timeout_s=600.0)
 
 
 def execute(store, provider, action_id: str, *, on_event: EventSink | None = None,
-            verify_timeout_s: float = 60.0, sleep: Callable[[float], None] = time.sleep
-            ) -> ActionRecord:
+            timing: Timing = RECOVERY) -> ActionRecord:
     """Run the journaled plan's remaining steps; a step journaled done is never run again."""
     journal = Journal(store)
     record = journal.get(action_id)
@@ -115,7 +103,7 @@ def execute(store, provider, action_id: str, *, on_event: EventSink | None = Non
     actor = record.actor
     failed: str | None = None
     try:
-        for event in provider.execute(plan, record.done_steps):
+        for event in run_steps(provider, plan, record.done_steps):
             if event.step is not None and event.status in ("started", "done", "failed"):
                 status = {"started": "running", "done": "done", "failed": "failed"}[event.status]
                 journal.step(action_id, event.step, status, event.message)
@@ -137,24 +125,25 @@ def execute(store, provider, action_id: str, *, on_event: EventSink | None = Non
     except Exception as exc:  # a bug or an SDK surprise: journal it, never leave it "running"
         log.exception("action %s failed", action_id)
         failed = f"{type(exc).__name__}: {exc}"
-    recovered = None if failed else _await_recovery(provider, plan, verify_timeout_s, sleep)
+    recovered = None if failed else _await_recovery(provider, plan, timing)
     return _finish(store, journal, record, failed, recovered)
 
 
-def _await_recovery(provider, plan: ActionPlan, timeout_s: float,
-                    sleep: Callable[[float], None]) -> int | None:
-    """The moment every target instance runs the target version, read from a fresh poll."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+def _await_recovery(provider, plan: ActionPlan, timing: Timing) -> int | None:
+    """The moment every target instance runs the target version, read from a fresh poll;
+    None if the group has not converged by the deadline."""
+
+    def check() -> int | None:
         try:
-            done, total = converged(provider.poll(), plan)
+            done, total = convergence(provider.poll(), plan)
         except FleetViewError:
-            done, total = 0, 1
-        if total and done >= total:
-            return now_us()
-        if time.monotonic() >= deadline:
             return None
-        sleep(2.0)
+        return now_us() if total and done >= total else None
+
+    try:
+        return wait_until(check, timing, f"waiting for {plan.group} to converge")
+    except TimedOut:
+        return None
 
 
 def _finish(store, journal: Journal, record: ActionRecord, failed: str | None,
@@ -178,8 +167,8 @@ def _finish(store, journal: Journal, record: ActionRecord, failed: str | None,
 
 
 def resume(store, provider, action_id: str, mode: str, actor: str, *,
-           on_event: EventSink | None = None, verify_timeout_s: float = 600.0,
-           sleep: Callable[[float], None] = time.sleep) -> ActionRecord:
+           on_event: EventSink | None = None,
+           timing: Timing = TRACKING) -> ActionRecord:
     """Pick up an interrupted action: "next" runs the steps not journaled done, "track" only
     watches until the group converges, "abandon" closes it and frees the group."""
     journal = Journal(store)
@@ -208,8 +197,7 @@ def resume(store, provider, action_id: str, mode: str, actor: str, *,
                  region=plan.region, group=plan.group,
                  detail={"mode": mode, "steps_done": sorted(record.done_steps)})
     if mode == "next":
-        return execute(store, provider, action_id, on_event=on_event,
-                       verify_timeout_s=verify_timeout_s, sleep=sleep)
-    recovered = _await_recovery(provider, plan, verify_timeout_s, sleep)
+        return execute(store, provider, action_id, on_event=on_event, timing=timing)
+    recovered = _await_recovery(provider, plan, timing)
     failed = None if recovered else "tracking timed out before every instance ran the target"
     return _finish(store, journal, journal.get(action_id), failed, recovered)

@@ -138,6 +138,9 @@ class Provider(abc.ABC):
 
     name: str = ""
     cloud: Cloud
+    # Whether a replace is refused when the group's image cannot be read. A MIG whose
+    # template names an image family has none to read, and recreates from the family's newest.
+    replace_needs_image: bool = True
 
     def __init__(self, config, rules: VersionRules, *, timing: Timing | None = None) -> None:
         self.config = config
@@ -170,7 +173,7 @@ class Provider(abc.ABC):
             raise ActionRefused(f"{instance_id} names group {inst.group}, which the last poll "
                                 f"did not see in {inst.region}; poll again")
         refuse_updating(group, self.update_under_way(group))
-        if not group.desired_image_id:
+        if not group.desired_image_id and self.replace_needs_image:
             raise ActionRefused(f"group {group.name} names no image FleetView can read; a "
                                 "replacement's image cannot be known")
         image = inventory.images.get(group.desired_image_id)
@@ -182,15 +185,18 @@ class Provider(abc.ABC):
         return self.plan_replace_of(inventory, inst, group)
 
     def plan_rollback(self, inventory: Inventory, group: str, region: str, version: str,
-                      known_images: Mapping[str, Image] | None = None) -> ActionPlan:
-        """Plan to roll `group` back to `version`; `known_images` are images seen in history."""
+                      known_images: Mapping[str, Image] | None = None, **options: Any
+                      ) -> ActionPlan:
+        """Plan to roll `group` back to `version`; `known_images` are images seen in history;
+        `options` are a cloud's own keywords, handed to its `plan_rollback_of` (AWS:
+        min_healthy_percent)."""
         refuse_read_only(self.config)
         found = inventory.group(group, region)
         if found is None:
             raise ActionRefused(f"group {group} in {region} is not in the last poll of scope "
                                 f"{self.config.name}; poll again")
         refuse_updating(found, self.update_under_way(found))
-        return self.plan_rollback_of(inventory, found, version, known_images or {})
+        return self.plan_rollback_of(inventory, found, version, known_images or {}, **options)
 
     def update_under_way(self, group: Group) -> str:
         """The cloud's words for the rollout a group reports, e.g. "an update under way"."""

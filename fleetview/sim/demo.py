@@ -306,7 +306,7 @@ def _aws_images(config: Config, seeded: demo_story.AwsSeeded) -> dict[str, Image
 def _gcp_images(config: Config) -> dict[str, Image]:
     """Every image of the demo project, as the GCP provider describes it."""
     from fleetview.providers import make_provider
-    from fleetview.providers.gcp.inventory import image_from_pb
+    from fleetview.providers.gcp.shapes import image_from_pb
 
     scope_config = config.scope(demo_story.GCP_SCOPE)
     provider = make_provider(scope_config, config.versions)

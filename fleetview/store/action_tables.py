@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from fleetview.store.schema import _ID, _TIME, metadata
+from fleetview.store.schema import _ID, _TEXT, _TIME, metadata
 
 # One row per action, written before anything runs; `plan` is the journaled ActionPlan as JSON.
 actions = sa.Table(
@@ -12,14 +12,14 @@ actions = sa.Table(
     sa.Column("action_id", sa.String(36), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("provider", sa.String(8), nullable=False),
-    sa.Column("scope", sa.String(128), nullable=False),
-    sa.Column("region", sa.String(64), nullable=False),
-    sa.Column("group_name", sa.String(256)),
-    sa.Column("to_version", sa.String(256)),
+    sa.Column("scope", _TEXT, nullable=False),
+    sa.Column("region", _TEXT, nullable=False),
+    sa.Column("group_name", _TEXT),
+    sa.Column("to_version", _TEXT),
     sa.Column("plan", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("actor", sa.String(512), nullable=False),
-    sa.Column("owner", sa.String(256), nullable=False),
+    sa.Column("actor", _TEXT, nullable=False),
+    sa.Column("owner", _TEXT, nullable=False),
     # planned -> running -> finished | failed | abandoned; "interrupted" is derived on read
     # from a running action whose owner stopped beating.
     sa.Column("status", sa.String(16), nullable=False),
@@ -36,7 +36,7 @@ actions = sa.Table(
 action_steps = sa.Table(
     "action_steps", metadata,
     sa.Column("action_id", sa.String(36), sa.ForeignKey("actions.action_id"), primary_key=True),
-    sa.Column("key", sa.String(256), primary_key=True),
+    sa.Column("key", _TEXT, primary_key=True),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),  # pending, running, done, failed
@@ -48,11 +48,11 @@ action_steps = sa.Table(
 # At most one action per group: the primary key makes a second insert fail, across GUIs.
 group_locks = sa.Table(
     "group_locks", metadata,
-    sa.Column("scope", sa.String(128), primary_key=True),
-    sa.Column("region", sa.String(64), primary_key=True),
-    sa.Column("group_name", sa.String(256), primary_key=True),
+    sa.Column("scope", _TEXT, primary_key=True),
+    sa.Column("region", _TEXT, primary_key=True),
+    sa.Column("group_name", _TEXT, primary_key=True),
     sa.Column("action_id", sa.String(36), nullable=False),
-    sa.Column("owner", sa.String(256), nullable=False),
+    sa.Column("owner", _TEXT, nullable=False),
     sa.Column("acquired_us", _TIME, nullable=False),
     sa.Column("heartbeat_us", _TIME, nullable=False),
 )
@@ -63,11 +63,11 @@ audit_log = sa.Table(
     sa.Column("seq", _ID, primary_key=True, autoincrement=False),
     sa.Column("at_us", _TIME, nullable=False),
     sa.Column("event", sa.String(32), nullable=False),
-    sa.Column("actor", sa.String(512), nullable=False),
+    sa.Column("actor", _TEXT, nullable=False),
     sa.Column("action_id", sa.String(36)),
-    sa.Column("scope", sa.String(128)),
-    sa.Column("region", sa.String(64)),
-    sa.Column("group_name", sa.String(256)),
+    sa.Column("scope", _TEXT),
+    sa.Column("region", _TEXT),
+    sa.Column("group_name", _TEXT),
     sa.Column("reason", sa.Text),
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),

@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from fleetview.store import files
 from fleetview.store.errors import StoreError
 
 # A write waits this long for another writer (the collector) before it reports "busy".
@@ -70,10 +71,15 @@ def _sqlite(url: URL, readonly: bool) -> Engine:
             )
         else:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                files.private_dir(path.parent)
             except OSError as exc:
                 raise StoreError(f"cannot create the folder for the history database {path} "
                                  f"({exc}); check store.url and the folder's permissions") from None
+            try:
+                files.create_private_file(path)
+            except OSError as exc:
+                raise StoreError(f"cannot create the history database {path} ({exc}); check "
+                                 "store.url and the folder's permissions") from None
             engine = sa.create_engine(f"sqlite:///{path}",
                                       connect_args={"check_same_thread": False})
 

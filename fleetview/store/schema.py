@@ -1,11 +1,14 @@
 """The tables (SQLAlchemy Core, one schema for SQLite and PostgreSQL), its version, migrations.
 
 Instants are integer microseconds since the epoch (UTC): compact, exact, and compared the
-same way on both databases. An open span has `end_us` NULL.
+same way on both databases. An open span has `end_us` NULL. Every value that comes from a
+cloud or a config (names, ids, versions) is unbounded text: PostgreSQL refuses a value longer
+than a VARCHAR(n), which would drop a whole poll over one long tag.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -13,11 +16,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from fleetview.store.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # SQLite only makes an INTEGER PRIMARY KEY the rowid alias (fast, autoincrementing).
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _TIME = sa.BigInteger
+_TEXT = sa.Text
 
 metadata = sa.MetaData()
 
@@ -32,15 +36,15 @@ spans = sa.Table(
     "spans", metadata,
     sa.Column("span_id", _ID, primary_key=True, autoincrement=True),
     sa.Column("provider", sa.String(8), nullable=False),
-    sa.Column("scope", sa.String(128), nullable=False),
-    sa.Column("account", sa.String(128)),
-    sa.Column("region", sa.String(64), nullable=False),
-    sa.Column("zone", sa.String(64)),
-    sa.Column("group_name", sa.String(256)),
-    sa.Column("instance_id", sa.String(128), nullable=False),
-    sa.Column("name", sa.String(256)),
-    sa.Column("image_id", sa.String(256)),
-    sa.Column("version", sa.String(256)),
+    sa.Column("scope", _TEXT, nullable=False),
+    sa.Column("account", _TEXT),
+    sa.Column("region", _TEXT, nullable=False),
+    sa.Column("zone", _TEXT),
+    sa.Column("group_name", _TEXT),
+    sa.Column("instance_id", _TEXT, nullable=False),
+    sa.Column("name", _TEXT),
+    sa.Column("image_id", _TEXT),
+    sa.Column("version", _TEXT),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("start_us", _TIME, nullable=False),
     sa.Column("end_us", _TIME),
@@ -56,16 +60,16 @@ group_spans = sa.Table(
     "group_spans", metadata,
     sa.Column("span_id", _ID, primary_key=True, autoincrement=True),
     sa.Column("provider", sa.String(8), nullable=False),
-    sa.Column("scope", sa.String(128), nullable=False),
-    sa.Column("account", sa.String(128)),
-    sa.Column("region", sa.String(64), nullable=False),
-    sa.Column("zone", sa.String(64)),
-    sa.Column("group_name", sa.String(256), nullable=False),
+    sa.Column("scope", _TEXT, nullable=False),
+    sa.Column("account", _TEXT),
+    sa.Column("region", _TEXT, nullable=False),
+    sa.Column("zone", _TEXT),
+    sa.Column("group_name", _TEXT, nullable=False),
     sa.Column("kind", sa.String(8), nullable=False),
-    sa.Column("desired_image_id", sa.String(256)),
-    sa.Column("desired_version", sa.String(256)),
-    sa.Column("canary_image_id", sa.String(256)),
-    sa.Column("canary_version", sa.String(256)),
+    sa.Column("desired_image_id", _TEXT),
+    sa.Column("desired_version", _TEXT),
+    sa.Column("canary_image_id", _TEXT),
+    sa.Column("canary_version", _TEXT),
     sa.Column("target_size", sa.Integer, nullable=False),
     sa.Column("updating", sa.Boolean, nullable=False),
     sa.Column("start_us", _TIME, nullable=False),
@@ -76,11 +80,11 @@ group_spans = sa.Table(
 
 images = sa.Table(
     "images", metadata,
-    sa.Column("scope", sa.String(128), primary_key=True),
-    sa.Column("image_id", sa.String(256), primary_key=True),
+    sa.Column("scope", _TEXT, primary_key=True),
+    sa.Column("image_id", _TEXT, primary_key=True),
     sa.Column("provider", sa.String(8), nullable=False),
-    sa.Column("name", sa.String(512)),
-    sa.Column("version", sa.String(256)),
+    sa.Column("name", _TEXT),
+    sa.Column("version", _TEXT),
     sa.Column("created_us", _TIME),
     sa.Column("deprecated", sa.Boolean, nullable=False),
     sa.Column("gone", sa.Boolean, nullable=False),
@@ -92,7 +96,7 @@ images = sa.Table(
 polls = sa.Table(
     "polls", metadata,
     sa.Column("poll_id", _ID, primary_key=True, autoincrement=True),
-    sa.Column("scope", sa.String(128), nullable=False),
+    sa.Column("scope", _TEXT, nullable=False),
     sa.Column("provider", sa.String(8), nullable=False),
     sa.Column("started_us", _TIME, nullable=False),
     sa.Column("finished_us", _TIME, nullable=False),
@@ -109,8 +113,8 @@ poll_regions = sa.Table(
     sa.Column("poll_id", _ID, sa.ForeignKey("polls.poll_id", ondelete="CASCADE"),
               primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True),
-    sa.Column("scope", sa.String(128), nullable=False),
-    sa.Column("region", sa.String(64)),
+    sa.Column("scope", _TEXT, nullable=False),
+    sa.Column("region", _TEXT),
     sa.Column("finished_us", _TIME, nullable=False),
     sa.Column("ok", sa.Boolean, nullable=False),
     sa.Column("error", sa.Text),
@@ -122,13 +126,60 @@ poll_regions = sa.Table(
 # serialises writers of one scope and tells a cached copy of the open spans it is current.
 scope_state = sa.Table(
     "scope_state", metadata,
-    sa.Column("scope", sa.String(128), primary_key=True),
+    sa.Column("scope", _TEXT, primary_key=True),
     sa.Column("generation", sa.BigInteger, nullable=False),
     sa.Column("last_seen_us", _TIME, nullable=False),
 )
 
+# Schema 1 held provider and config values in VARCHAR(n) columns of these lengths; schema 2
+# makes them TEXT (table -> column -> length in schema 1).
+V1_BOUNDED: dict[str, dict[str, int]] = {
+    "spans": {"scope": 128, "account": 128, "region": 64, "zone": 64, "group_name": 256,
+              "instance_id": 128, "name": 256, "image_id": 256, "version": 256},
+    "group_spans": {"scope": 128, "account": 128, "region": 64, "zone": 64,
+                    "group_name": 256, "desired_image_id": 256, "desired_version": 256,
+                    "canary_image_id": 256, "canary_version": 256},
+    "images": {"scope": 128, "image_id": 256, "name": 512, "version": 256},
+    "polls": {"scope": 128},
+    "poll_regions": {"scope": 128, "region": 64},
+    "scope_state": {"scope": 128},
+    "actions": {"scope": 128, "region": 64, "group_name": 256, "to_version": 256,
+                "actor": 512, "owner": 256},
+    "action_steps": {"key": 256},
+    "group_locks": {"scope": 128, "region": 64, "group_name": 256, "owner": 256},
+    "audit_log": {"actor": 512, "scope": 128, "region": 64, "group_name": 256},
+}
+
+
+def _to_2(conn: Connection) -> None:
+    """Unbounded text for provider and config values (widening only: no row changes), and
+    an id for the store that audit witnesses name."""
+    if conn.dialect.name == "postgresql":
+        for table, columns in V1_BOUNDED.items():
+            alters = ", ".join(f"ALTER COLUMN {column} TYPE TEXT" for column in columns)
+            conn.execute(sa.text(f"ALTER TABLE {table} {alters}"))
+    # SQLite never enforced the lengths: its VARCHAR(n) columns already hold any text.
+    _ensure_store_id(conn)
+
+
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _to_2}
+
+
+def _ensure_store_id(conn: Connection) -> str:
+    found = read_store_id(conn)
+    if found is None:
+        found = str(uuid.uuid4())
+        conn.execute(sa.insert(meta), [{"key": "store_id", "value": found}])
+    return found
+
+
+def read_store_id(conn: Connection) -> str | None:
+    """The id this database got when it was created (or migrated to schema 2): witnesses of
+    the audit log name their store by it."""
+    return conn.execute(
+        sa.select(meta.c.value).where(meta.c.key == "store_id")
+    ).scalar_one_or_none()
 
 
 def read_version(conn: Connection) -> int | None:
@@ -196,6 +247,7 @@ def ensure_schema(engine: Engine, where: str, readonly: bool, writer: Engine | N
             conn.execute(sa.insert(meta), [
                 {"key": "schema_version", "value": str(SCHEMA_VERSION)},
             ])
+            _ensure_store_id(conn)
             return SCHEMA_VERSION
         while found < SCHEMA_VERSION:
             MIGRATIONS[found](conn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ from fleetview.store.schema import (
     images,
     poll_regions,
     polls,
+    read_store_id,
     scope_state,
     spans,
 )
@@ -35,7 +37,7 @@ from fleetview.store.spans import (
     diff_groups,
     diff_instances,
 )
-from fleetview.store.times import now_us, to_us
+from fleetview.store.times import from_us, now_us, to_us
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PollSummary:
     """What one recorded poll changed. `stale` is set when the poll was older than what the
-    store already had for its scope, so only its poll record was written."""
+    store already had for its scope, so only its poll record was written. `clock_skew` says
+    why a poll was recorded as an error although its changes were written: the writer's
+    clock was behind the store's last poll of the scope."""
 
     scope: str
     opened: int = 0
@@ -55,6 +59,7 @@ class PollSummary:
     images_written: int = 0
     poll_id: int | None = None
     stale: bool = False
+    clock_skew: str | None = None
 
 
 @dataclass
@@ -70,6 +75,9 @@ class _ScopeCache:
 
 
 _IMAGE_FIELDS = ("provider", "name", "version", "created_us", "deprecated", "gone")
+_DAY_US = 86_400_000_000
+# Pruning never reaches further back than this: a larger keep_days keeps everything.
+_MAX_KEEP_DAYS = 1_000_000
 
 
 class Store:
@@ -85,6 +93,7 @@ class Store:
         self.path_or_url = engines.display(url)
         self._cache: dict[str, _ScopeCache] = {}
         self._lock = threading.Lock()
+        self._store_id: str | None = None
 
     @classmethod
     def open(cls, url: str, readonly: bool = False) -> Store:
@@ -111,6 +120,14 @@ class Store:
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name
+
+    @property
+    def store_id(self) -> str | None:
+        """The database's own id (kept in it since schema 2), for audit witnesses."""
+        if self._store_id is None:
+            with self._read() as conn:
+                self._store_id = read_store_id(conn)
+        return self._store_id
 
     # -- errors and connections -------------------------------------------------------------
 
@@ -150,26 +167,43 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def record_poll(self, inventory: Inventory, started: datetime, finished: datetime
-                    ) -> PollSummary:
+    def record_poll(self, inventory: Inventory, started: datetime, finished: datetime,
+                    *, now: datetime | None = None) -> PollSummary:
         """Write one poll of one scope in one transaction: only what changed, plus the poll
-        records (one per region)."""
+        records (one per region).
+
+        A poll older than the scope's last one is late (another collector wrote a newer
+        poll meanwhile): only its record is written. But when the writer's clock (`now`,
+        default: this machine's) is itself behind that last poll, the poll is not old: the
+        clocks disagree. Its changes are then written after the last poll, at the database
+        server's time where it has one, and the poll is recorded as an error naming both
+        clocks, so the scope's status shows it."""
         scope = inventory.scope.name
         at = to_us(inventory.polled_at)
+        clock = now_us() if now is None else to_us(now)
+        skew = None
         try:
             with self._write("write a poll to") as conn:
                 generation, last_seen = self._claim(conn, scope, at)
-                if at < last_seen:
+                if at < last_seen and clock >= last_seen:
                     log.warning("poll of %s at %s is older than what the store has; only its "
                                 "poll record is written", scope, inventory.polled_at)
                     poll_id = self._insert_poll(conn, inventory, started, finished)
                     summary = PollSummary(scope, poll_id=poll_id, stale=True)
                     cache = None
                 else:
+                    if at < last_seen:
+                        server = self._server_clock(conn)
+                        moved = max(last_seen + 1, server or 0)
+                        skew = _skew_message(scope, clock, last_seen, moved,
+                                             by_server=server is not None and server > last_seen)
+                        log.warning("%s", skew)
+                        shift = timedelta(microseconds=moved - at)
+                        at, started, finished = moved, started + shift, finished + shift
                     cache = self._open_state(conn, scope, generation)
                     summary, cache = self._write_changes(conn, inventory, at, cache)
-                    poll_id = self._insert_poll(conn, inventory, started, finished)
-                    summary = dataclasses.replace(summary, poll_id=poll_id)
+                    poll_id = self._insert_poll(conn, inventory, started, finished, skew)
+                    summary = dataclasses.replace(summary, poll_id=poll_id, clock_skew=skew)
         except BaseException:
             with self._lock:
                 self._cache.pop(scope, None)
@@ -193,17 +227,30 @@ class Store:
         return poll_id
 
     def _claim(self, conn: Connection, scope: str, at: int) -> tuple[int, int]:
-        """Bump the scope's generation first thing: it locks the scope for this writer."""
-        updated = conn.execute(
-            sa.update(scope_state).where(scope_state.c.scope == scope)
-            .values(generation=scope_state.c.generation + 1)
-        ).rowcount
-        if not updated:
-            conn.execute(sa.insert(scope_state).values(scope=scope, generation=1,
-                                                       last_seen_us=at))
-        row = conn.execute(sa.select(scope_state.c.generation, scope_state.c.last_seen_us)
-                           .where(scope_state.c.scope == scope)).one()
+        """Bump the scope's generation first thing: it locks the scope for this writer.
+
+        One upsert: with an UPDATE and then an INSERT, two first polls of a new scope would
+        both insert, and PostgreSQL would refuse the second with a duplicate key."""
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        claim = insert(scope_state).values(scope=scope, generation=1, last_seen_us=at)
+        claim = claim.on_conflict_do_update(
+            index_elements=[scope_state.c.scope],
+            set_={"generation": scope_state.c.generation + 1},
+        ).returning(scope_state.c.generation, scope_state.c.last_seen_us)
+        row = conn.execute(claim).one()
         return int(row.generation), int(row.last_seen_us)
+
+    @staticmethod
+    def _server_clock(conn: Connection) -> int | None:
+        """The database server's clock (PostgreSQL), None where the store has no clock of
+        its own (SQLite runs on the writer's machine)."""
+        if conn.dialect.name != "postgresql":
+            return None
+        return int(conn.exec_driver_sql(
+            "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint").scalar_one())
 
     def _open_state(self, conn: Connection, scope: str, generation: int) -> _ScopeCache:
         with self._lock:
@@ -293,16 +340,19 @@ class Store:
 
     @staticmethod
     def _insert_poll(conn: Connection, inventory: Inventory, started: datetime,
-                     finished: datetime) -> int:
+                     finished: datetime, skew: str | None = None) -> int:
+        """The poll's record and one per place; `skew` marks every place failed with it."""
         scope = inventory.scope.name
         errors = {}
         for err in inventory.errors:
             errors.setdefault(err.region, err.message)
         message = "; ".join(f"{r}: {m}" for r, m in errors.items()) or None
+        if skew:
+            message = f"{skew}; {message}" if message else skew
         finished_us = to_us(finished)
         poll_id = conn.execute(sa.insert(polls).values(
             scope=scope, provider=inventory.scope.provider, started_us=to_us(started),
-            finished_us=finished_us, ok=not errors, error=message,
+            finished_us=finished_us, ok=not errors and not skew, error=message,
             instances=len(inventory.instances), api_calls=int(inventory.api_calls),
         ).returning(polls.c.poll_id)).scalar_one()
         counts = Counter(i.region for i in inventory.instances)
@@ -311,19 +361,27 @@ class Store:
         places = list(dict.fromkeys([*inventory.regions_ok, *errors]))
         rows = [
             {"poll_id": poll_id, "seq": n, "scope": scope, "region": place,
-             "finished_us": finished_us, "ok": place not in errors,
-             "error": errors.get(place), "instances": counts.get(place, 0)}
+             "finished_us": finished_us, "ok": place not in errors and not skew,
+             "error": errors.get(place) or skew, "instances": counts.get(place, 0)}
             for n, place in enumerate(places)
         ] or [{"poll_id": poll_id, "seq": 0, "scope": scope, "region": None,
-               "finished_us": finished_us, "ok": not errors, "error": message,
+               "finished_us": finished_us, "ok": not errors and not skew, "error": message,
                "instances": len(inventory.instances)}]
         conn.execute(sa.insert(poll_regions), rows)
         return poll_id
 
-    def prune(self, keep_days: int) -> int:
+    def prune(self, keep_days: float) -> int:
         """Delete closed spans (and old poll records) that ended before now - keep_days;
-        the latest poll and latest good poll of each scope and region are kept."""
-        cutoff = now_us() - int(timedelta(days=keep_days) / timedelta(microseconds=1))
+        the latest poll and latest good poll of each scope and region are kept. Any number
+        of days works: one reaching back before 1970 (or infinite) keeps everything."""
+        if isinstance(keep_days, float) and math.isnan(keep_days):
+            raise ValueError("keep_days must be a number of days, not NaN")
+        if keep_days < 1:
+            raise ValueError(f"keep_days must be at least 1, not {keep_days}")
+        days = keep_days if keep_days < _MAX_KEEP_DAYS else _MAX_KEEP_DAYS
+        cutoff = now_us() - int(days * _DAY_US)
+        if cutoff <= 0:
+            return 0
         with self._write("prune") as conn:
             deleted = 0
             for table in (spans, group_spans):
@@ -399,6 +457,17 @@ class Store:
         with self._read() as conn:
             return queries.polls(conn, None if t0 is None else to_us(t0),
                                  None if t1 is None else to_us(t1), scopes)
+
+
+def _skew_message(scope: str, clock: int, last_seen: int, moved: int, by_server: bool) -> str:
+    def iso(value: int) -> str:
+        return from_us(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"  # type: ignore[union-attr]
+
+    where = "the database server's time" if by_server else "just after the last poll"
+    return (f"clock skew: this collector's clock says {iso(clock)}, behind the store's last "
+            f"poll of {scope} at {iso(last_seen)} (by {(last_seen - clock) / 1e6:.1f} s); "
+            f"its changes were recorded at {iso(moved)} ({where}). Set this machine's clock "
+            "right (NTP), and check the clocks of the other collectors of this scope")
 
 
 # Bulk writes go straight to the driver's executemany with row tuples: SQLAlchemy's

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -22,35 +21,21 @@ from fleetview.ui.actions_panel import ActionsPanel, describe
 from fleetview.ui.audit_view import AuditView
 from fleetview.ui.palette import PaletteEntry
 from fleetview.ui.plan_dialog import PlanDialog
+from fleetview.ui.state import FleetFrame, WindowState
+from fleetview.ui.tasks import TaskState
 
 log = logging.getLogger(__name__)
 
 
-class _Signals(QObject):
-    progress = Signal(str, object)   # action_id, ProgressEvent
-    finished = Signal(str, object)   # action_id, ActionRecord
-    failed = Signal(str, str)        # action_id, message
+def run_action(state: TaskState, work: Callable[[Callable[[ProgressEvent], None]], object]):
+    """An action to its end, on the task runner's long-task thread: each ProgressEvent goes to
+    the window as progress; the journal is written as it goes.
 
-
-class _ActionJob(threading.Thread):
-    """Runs one action to its end on a worker thread; the journal is written as it goes.
-
-    A daemon thread: closing the window must not wait an hour for a rollout. An action cut
-    short that way is journaled as running and shows as interrupted on the next start.
+    An interruption (the window closes) does not cut a step short: the runner has no safe
+    point to stop at, so the thread, a daemon one, ends with the process. An action cut short
+    that way is journaled as running and shows as interrupted on the next start.
     """
-
-    def __init__(self, action_id: str, work: Callable[[Callable[[ProgressEvent], None]], object]):
-        super().__init__(name=f"fleetview-action-{action_id[:8]}", daemon=True)
-        self.signals = _Signals()
-        self.action_id, self.work = action_id, work
-
-    def run(self) -> None:
-        try:
-            record = self.work(lambda event: self.signals.progress.emit(self.action_id, event))
-            self.signals.finished.emit(self.action_id, record)
-        except Exception as exc:  # shown to the user; the journal already says failed
-            log.exception("action %s", self.action_id)
-            self.signals.failed.emit(self.action_id, str(exc))
+    return work(state.report)
 
 
 READINESS_DELAY_MS = 2500
@@ -91,21 +76,29 @@ def _readiness_table(store, config, groups: pd.DataFrame) -> dict[tuple, history
 
 
 class ActionController(QObject):
-    """Owns the Actions and Audit docks of a MainWindow and every action started from it."""
+    """Owns the Actions and Audit docks of a MainWindow and every action started from it.
+
+    It reads what the window shows from the window's state (fleet, groups) and puts what it
+    learns there (rollback readiness, the timeline's action markers, status messages); of the
+    window it uses only its extension points (commands, menus, palette, docks) and its task
+    runner, on which each action runs as a long task.
+    """
 
     action_finished = Signal(str, object)
     dialog_opened = Signal(object)  # the PlanDialog, for tests and screenshots
 
     def __init__(self, window, providers: Callable | None = None):
         super().__init__(window)
-        self.window = window
+        self.window = window  # the docks' and dialogs' parent
+        self.state: WindowState = window.state
+        self.tasks = window.tasks
         self.store, self.config = window.store, window.config
         # scope name -> provider, for tests; None: a fresh provider per action from config.
         self._providers = providers
-        self._jobs: dict[str, _ActionJob] = {}
+        self._running: set[str] = set()
         self._closed = False
-        self.readiness: dict[tuple, history.Readiness] = {}
         self.dialog: PlanDialog | None = None
+        self._tray: QSystemTrayIcon | None = None
 
         self.panel = ActionsPanel()
         self.panel.resume_requested.connect(self.resume)
@@ -125,9 +118,8 @@ class ActionController(QObject):
         window.add_command("Show actions", self.show_actions)
         window.add_command("Show audit log", self.show_audit)
         window.add_command("Verify audit log", self.verify_audit)
-        if hasattr(window, "details") and hasattr(window.details, "replace_requested"):
-            window.details.replace_requested.connect(self.replace)
-        window.loaded.connect(self._on_window_loaded)
+        self.state.history_changed.connect(self._on_history_changed)
+        self.state.fleet_changed.connect(self._on_fleet_changed)
         self._readiness_at = -READINESS_EVERY_S
         self._readiness_timer = QTimer(self)
         self._readiness_timer.setSingleShot(True)
@@ -148,29 +140,28 @@ class ActionController(QObject):
         self.window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
         return dock
 
+    @property
+    def readiness(self) -> dict[tuple, history.Readiness]:
+        """Rollback readiness by (scope, region, group), as last checked."""
+        return self.state.readiness
+
     # -- what the window offers ---------------------------------------------------------------
     def palette_entries(self) -> list[PaletteEntry]:
         entries = []
-        groups = getattr(self.window, "groups", None)
-        if groups is not None and len(groups):
-            for row in groups.itertuples(index=False):
-                ready = self.readiness.get((row.scope, row.region, row.group))
-                detail = f"{row.scope} / {row.region}"
-                if ready is not None:
-                    detail += (f" · ready: back to {ready.target.version}" if ready.ready
-                               else f" · not ready: {ready.why}")
-                entries.append(PaletteEntry(
-                    f"Roll back {row.group}", "command",
-                    lambda s=row.scope, r=row.region, g=row.group: self.rollback(s, r, g),
-                    detail=detail))
-        fleet = getattr(self.window, "fleet", None)
-        if fleet is not None and len(fleet):
-            grouped = fleet[fleet["group"].notna()]
-            for row in grouped.itertuples(index=False):
-                entries.append(PaletteEntry(
-                    f"Replace {row.name or row.instance_id}", "command",
-                    lambda i=row.instance_id: self.replace(i),
-                    detail=f"{row.instance_id} · {row.group} · {row.scope}"))
+        for scope, region, group in self.state.group_keys():
+            ready = self.readiness.get((scope, region, group))
+            detail = f"{scope} / {region}"
+            if ready is not None:
+                detail += (f" · ready: back to {ready.target.version}" if ready.ready
+                           else f" · not ready: {ready.why}")
+            entries.append(PaletteEntry(
+                f"Roll back {group}", "command",
+                lambda s=scope, r=region, g=group: self.rollback(s, r, g), detail=detail))
+        for row in self.state.grouped_instances().itertuples(index=False):
+            entries.append(PaletteEntry(
+                f"Replace {row.name or row.instance_id}", "command",
+                lambda i=row.instance_id: self.replace(i),
+                detail=f"{row.instance_id} · {row.group} · {row.scope}"))
         return entries
 
     def _rollback_node(self, key) -> None:
@@ -199,52 +190,49 @@ class ActionController(QObject):
     def show_audit(self) -> None:
         self.audit_dock.show()
         self.audit_dock.raise_()
-        self.window.tasks.start("audit", audit.frame, self.store,
-                                on_done=self.audit_view.set_log,
-                                on_error=self._on_error)
+        self.tasks.start("audit", audit.frame, self.store,
+                         on_done=self.audit_view.set_log, on_error=self._on_error)
 
     def verify_audit(self) -> None:
         self.show_audit()
-        self.window.tasks.start("audit-verify", audit.verify, self.store,
-                                on_done=self.audit_view.set_chain, on_error=self._on_error)
+        self.tasks.start("audit-verify", audit.verify, self.store,
+                         on_done=self.audit_view.set_chain, on_error=self._on_error)
 
     # -- planning -----------------------------------------------------------------------------
     def _provider(self, scope: str):
         return self._providers(scope) if self._providers else None
 
     def rollback(self, scope: str, region: str, group: str, version: str | None = None) -> None:
-        self.window.statusBar().showMessage(f"Planning the rollback of {group}…")
-        self.window.tasks.start("plan", prepare_rollback, self.config, self.store, scope,
-                                region, group, version, self._provider(scope),
-                                on_done=self._show_plan, on_error=self._on_error)
+        self.state.say(f"Planning the rollback of {group}…")
+
+        def replan(to_version: str) -> None:  # the operator chose another target
+            self.rollback(scope, region, group, to_version)
+
+        self.tasks.start("plan", prepare_rollback, self.config, self.store, scope, region,
+                         group, version, self._provider(scope),
+                         on_done=lambda prepared: self._show_plan(prepared, replan),
+                         on_error=self._on_error)
 
     def replace(self, instance_id: str) -> None:
-        fleet = getattr(self.window, "fleet", None)
-        scope = None
-        if fleet is not None and len(fleet):
-            match = fleet[fleet["instance_id"] == instance_id]
-            if len(match):
-                scope = match["scope"].iloc[0]
+        scope = self.state.scope_of(instance_id)
         if scope is None:
             self._tell("Replace", f"{instance_id} is not in the fleet shown now.")
             return
-        self.window.statusBar().showMessage(f"Planning the replacement of {instance_id}…")
-        self.window.tasks.start("plan", prepare_replace, self.config, self.store, scope,
-                                instance_id, self._provider(scope),
-                                on_done=self._show_plan, on_error=self._on_error)
+        self.state.say(f"Planning the replacement of {instance_id}…")
+        self.tasks.start("plan", prepare_replace, self.config, self.store, scope,
+                         instance_id, self._provider(scope),
+                         on_done=self._show_plan, on_error=self._on_error)
 
-    def _show_plan(self, prepared: Prepared) -> None:
-        self.window.statusBar().clearMessage()
+    def _show_plan(self, prepared: Prepared,
+                   replan: Callable[[str], None] | None = None) -> None:
+        """The plan preview; `replan(version)` plans again for another target version."""
+        self.state.say("")
         if self.dialog is not None and self.dialog.isVisible():
             if self.dialog.prepared.kind == prepared.kind \
                     and self.dialog.prepared.group == prepared.group:
                 self.dialog.show_prepared(prepared)
                 return
             self.dialog.reject()
-        replan = None
-        if prepared.kind == "rollback":
-            def replan(version: str, p=prepared) -> None:
-                self.rollback(p.scope, p.region, p.group or "", version)
         self.dialog = PlanDialog(prepared, self.window, replan=replan)
         self.dialog.confirmed.connect(
             lambda reason, typed, d=self.dialog: self._confirm(d.prepared, reason, typed))
@@ -298,12 +286,12 @@ class ActionController(QObject):
         self._start(action_id, work)
 
     def _start(self, action_id: str, work) -> None:
-        job = _ActionJob(action_id, work)
-        job.signals.progress.connect(self._on_progress)
-        job.signals.finished.connect(self._on_finished)
-        job.signals.failed.connect(self._on_failed)
-        self._jobs[action_id] = job
-        job.start()
+        self._running.add(action_id)
+        self.tasks.start_long(
+            f"action:{action_id}", run_action, work,
+            on_done=lambda record, a=action_id: self._on_finished(a, record),
+            on_error=lambda exc, a=action_id: self._on_failed(a, exc),
+            on_progress=lambda event, a=action_id: self._on_progress(a, event))
         self.show_actions()
         self.refresh()
         self.panel.select(action_id)
@@ -312,10 +300,10 @@ class ActionController(QObject):
         if event.total:
             self.panel.set_live_progress(action_id, event.done, event.total)
         if event.message:
-            self.window.statusBar().showMessage(event.message, 5000)
+            self.state.say(event.message, 5000)
 
     def _on_finished(self, action_id: str, record) -> None:
-        self._jobs.pop(action_id, None)
+        self._running.discard(action_id)
         if self._closed:
             return
         self._readiness_at = -READINESS_EVERY_S  # the group's history just changed
@@ -327,18 +315,20 @@ class ActionController(QObject):
         self._notify(text, failed=record.status != "finished")
         self.action_finished.emit(action_id, record)
 
-    def _on_failed(self, action_id: str, message: str) -> None:
-        self._jobs.pop(action_id, None)
+    def _on_failed(self, action_id: str, exc: BaseException) -> None:
+        # Shown to the user; the journal already says failed.
+        log.error("action %s", action_id, exc_info=exc)
+        self._running.discard(action_id)
         self.refresh()
-        self._notify(f"Action failed: {message}", failed=True)
+        self._notify(f"Action failed: {exc}", failed=True)
 
     def _notify(self, text: str, failed: bool) -> None:
         """A desktop notification when the window is not in front; the status bar always."""
-        self.window.statusBar().showMessage(text, 15000)
+        self.state.say(text, 15000)
         if self.window.isActiveWindow():
             return
         if QSystemTrayIcon.isSystemTrayAvailable():
-            tray = getattr(self, "_tray", None)
+            tray = self._tray
             if tray is None:
                 tray = self._tray = QSystemTrayIcon(self.window.windowIcon(), self)
                 tray.show()
@@ -351,48 +341,37 @@ class ActionController(QObject):
     def refresh(self) -> None:
         if self._closed:
             return
-        self.window.tasks.start("actions", lambda: Journal(self.store).recent(50),
-                                on_done=self.panel.set_records, on_error=self._on_error)
+        self.tasks.start("actions", lambda: Journal(self.store).recent(50),
+                         on_done=self.panel.set_records, on_error=self._on_error)
 
-    def _on_window_loaded(self, what: str) -> None:
+    def _on_history_changed(self, _history, _first: bool) -> None:
         if self._closed:
             return
-        if what == "history":
-            self.window.tasks.start("markers", audit_markers, self.store,
-                                    on_done=self.window.timeline.set_markers,
-                                    on_error=self._on_error)
+        self.tasks.start("markers", audit_markers, self.store,
+                         on_done=self.state.set_markers, on_error=self._on_error)
+
+    def _on_fleet_changed(self, _frame: FleetFrame) -> None:
         # Readiness reads each group's history: worth having before anyone needs it, not
         # worth slowing the first paint or every poll for. A few seconds after the fleet
         # shows, and again at most once a minute.
+        if self._closed:
+            return
         stale = time.monotonic() - self._readiness_at > READINESS_EVERY_S
-        if what == "fleet" and stale and not self._readiness_timer.isActive():
+        if stale and not self._readiness_timer.isActive():
             self._readiness_timer.start()
 
     def _check_readiness(self) -> None:
         if self._closed:
             return
-        groups = getattr(self.window, "groups", None)
-        if groups is None or not len(groups):
+        groups = self.state.groups
+        if not len(groups):
             return
         self._readiness_at = time.monotonic()
-        self.window.tasks.start("readiness", _readiness_table, self.store, self.config,
-                                groups, on_done=self._on_readiness, on_error=self._on_error)
-
-    def _on_readiness(self, table: dict) -> None:
-        """Rollback readiness on every group, before anyone needs it: in its tooltip."""
-        self.readiness = table
-        for (scope, region, group), ready in table.items():
-            item = self.window.tree.item_for(("group", scope, region, group))
-            if item is None:
-                continue
-            if ready.ready:
-                text = f"Rollback: ready, back to {ready.target.version}"
-            else:
-                text = f"Rollback: not ready: {ready.why}"
-            item.setToolTip(0, text)
+        self.tasks.start("readiness", _readiness_table, self.store, self.config, groups,
+                         on_done=self.state.set_readiness, on_error=self._on_error)
 
     def running(self) -> bool:
-        return bool(self._jobs)
+        return bool(self._running)
 
     def shutdown(self) -> None:
         self._closed = True
@@ -401,7 +380,7 @@ class ActionController(QObject):
 
     def _on_error(self, exc: BaseException) -> None:
         log.warning("action view: %s", exc)
-        self.window.statusBar().showMessage(str(exc), 10000)
+        self.state.say(str(exc), 10000)
 
     def _tell(self, title: str, text: str, warn: bool = False) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning if warn else QMessageBox.Icon.Information,

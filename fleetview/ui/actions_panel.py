@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from fleetview.actions.journal import ActionRecord
+from fleetview.domain.actions import ActionRefused, kind_of
 
 
 def short_duration(seconds: float | None) -> str:
@@ -30,10 +31,13 @@ def short_duration(seconds: float | None) -> str:
 
 
 def describe(record: ActionRecord) -> str:
+    """One line for an action, in its kind's words (fleetview.domain.actions.KINDS)."""
     plan = record.plan
-    if plan.kind == "rollback":
-        return f"Roll back {plan.group} to {plan.to_version}"
-    return f"Replace {plan.instances[0] if plan.instances else '?'} in {plan.group}"
+    try:
+        kind = kind_of(plan)
+    except ActionRefused:  # journaled by a newer FleetView: say so rather than guess
+        return f"{plan.kind} {plan.group or ''} (a kind this FleetView does not know)"
+    return kind.describe(plan)
 
 
 class ActionsPanel(QWidget):

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from fleetview import resources
 from fleetview.config import Config
+from fleetview.ui import tasks
 from fleetview.ui.collector_process import CollectorProcess, collector_command
 from fleetview.ui.main_window import MainWindow
 
@@ -62,6 +63,9 @@ def launch(config: Config, collect: bool = True, collector: CollectorProcess | N
            settings: QSettings | None = None) -> MainWindow:
     """Open the window and set it going: the first reads start before the first paint, so
     the store works while Qt lays out and paints the empty window."""
+    # Process-wide, so here and not in a widget: the window's reader threads share the GIL
+    # with the GUI thread (see tasks.GIL_SWITCH_INTERVAL_S).
+    tasks.share_the_gil_finely()
     window = open_window(config, collect, collector=collector, settings=settings)
     # What is alive now (modules, widgets) lives as long as the app: keep it out of the
     # garbage collector's full passes, which walk it all while holding the GIL, a pause of

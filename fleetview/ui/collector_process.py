@@ -9,6 +9,7 @@ from collections import deque
 
 from PySide6.QtCore import QObject, QProcess, Signal
 
+from fleetview import collect_protocol as protocol
 from fleetview.config import Config
 
 log = logging.getLogger(__name__)
@@ -24,13 +25,17 @@ def collector_command(config: Config) -> tuple[str, list[str]]:
 
 
 class CollectorProcess(QObject):
-    """Runs the collector command and turns each stdout line into an `event` dict.
+    """Runs the collector command and reads its stdout lines (fleetview.collect_protocol).
 
-    The command is injectable so tests and benchmarks can run a tiny stand-in that prints the
-    same lines.
+    Each line that is a collector event comes out twice: as the typed event (`received`, what
+    the window reads) and as its JSON object (`event`). A line that is not JSON is logged as
+    the collector's own words; one that is JSON but not an event is logged as refused, with
+    why. The command is injectable so tests and benchmarks can run a tiny stand-in that prints
+    the same lines.
     """
 
     event = Signal(dict)
+    received = Signal(object)  # a collect_protocol.CollectorEvent
     started = Signal()
     exited = Signal(int, str)  # exit code, the last lines of stderr
 
@@ -111,12 +116,17 @@ class CollectorProcess(QObject):
             if not line:
                 continue
             try:
-                event = json.loads(line)
+                data = json.loads(line)
             except ValueError:
                 log.info("collector: %s", line.decode(errors="replace"))
                 continue
-            if isinstance(event, dict):
-                self.event.emit(event)
+            try:
+                event = protocol.from_dict(data)
+            except protocol.ProtocolError as exc:
+                log.warning("collector line refused: %s", exc)
+                continue
+            self.event.emit(data)
+            self.received.emit(event)
 
     def _on_stderr(self) -> None:
         process = self.sender()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from fleetview.domain.versions import version_key
 from fleetview.ui.colors import AMBER, DRIFT, VersionColors
 from fleetview.ui.fleet_filter import FleetFilter, filter_mask, parse_filter
+from fleetview.ui.state import FleetFrame, WindowState
 
 # (header, fleet_at column)
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -209,11 +210,15 @@ def _descending(keys: np.ndarray) -> np.ndarray:
 
 
 class FleetTable(QWidget):
-    """Filter box, table and CSV export; says how many rows it shows of how many."""
+    """Filter box, table and CSV export; says how many rows it shows of how many.
+
+    Given a WindowState it shows its fleet frame and follows its selected instance;
+    `instance_selected` says which row the user chose.
+    """
 
     instance_selected = Signal(str)
 
-    def __init__(self, colors: VersionColors, parent=None):
+    def __init__(self, colors: VersionColors, parent=None, state: WindowState | None = None):
         super().__init__(parent)
         self.model = FleetTableModel(colors, self)
         self.filter_box = QLineEdit(self)
@@ -261,6 +266,21 @@ class FleetTable(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.view, 1)
         self._update_count()
+        if state is not None:
+            state.fleet_changed.connect(self._on_fleet_changed)
+            state.instance_selected.connect(self._on_instance_selected)
+
+    def _on_fleet_changed(self, frame: FleetFrame) -> None:
+        if frame.rows is not None:
+            self.set_rows(frame.rows)
+        else:
+            self.set_frame(frame.fleet)
+
+    def _on_instance_selected(self, instance_id: str | None, source: str = "") -> None:
+        if instance_id is None:
+            self.view.clearSelection()
+        else:
+            self.select_instance(instance_id, emit=False)
 
     def set_frame(self, df: pd.DataFrame) -> None:
         self.set_rows(prepare_rows(df, self.model.filter))

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from fleetview.ui.colors import DRIFT, VersionColors
+from fleetview.ui.state import FleetFrame, WindowState
 from fleetview.ui.timeline_data import TimelineData
 
 
@@ -22,9 +23,12 @@ def _when(t: float) -> str:
 
 
 class InstanceDetails(QWidget):
-    def __init__(self, colors: VersionColors, parent=None):
+    """One instance's details; given a WindowState, the selected instance's, kept current."""
+
+    def __init__(self, colors: VersionColors, parent=None, state: WindowState | None = None):
         super().__init__(parent)
         self.colors = colors
+        self._state = state
         self.label = QLabel("Click an instance in the timeline or the table.", self)
         self.label.setObjectName("instanceDetails")
         self.label.setTextFormat(Qt.TextFormat.RichText)
@@ -39,6 +43,26 @@ class InstanceDetails(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(scroll)
         self.instance_id: str | None = None
+        if state is not None:
+            state.instance_selected.connect(self._on_instance_selected)
+            state.fleet_changed.connect(self._on_fleet_changed)
+
+    def _on_instance_selected(self, instance_id: str | None, source: str = "") -> None:
+        if instance_id is None:
+            self.clear()
+        else:
+            self.show_selected(instance_id)
+
+    def _on_fleet_changed(self, frame: FleetFrame) -> None:
+        if self.instance_id:  # the same instance, as of the new frame
+            self.show_selected(self.instance_id)
+
+    def show_selected(self, instance_id: str) -> None:
+        state = self._state
+        if state is None:
+            self.show_instance(instance_id, None, None)
+        else:
+            self.show_instance(instance_id, state.instance_row(instance_id), state.history)
 
     def show_instance(self, instance_id: str, row: pd.Series | None,
                       timeline: TimelineData | None) -> None:

@@ -12,20 +12,13 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from fleetview.ui.fleet_filter import FleetFilter
-from fleetview.ui.fleet_table import FleetRows, prepare_rows
+from fleetview.ui.fleet_table import prepare_rows
 from fleetview.ui.scope_tree import build_nodes
+from fleetview.ui.state import FleetFrame
 from fleetview.ui.timeline_data import TimelineData
 
-
-@dataclass(frozen=True)
-class FleetSnapshot:
-    """The fleet as of a time, with what the tree and the table show already worked out."""
-
-    fleet: pd.DataFrame
-    groups: pd.DataFrame
-    nodes: dict
-    rows: FleetRows
-    version_counts: dict
+# The fleet as of a time, with what the tree and the table show already worked out.
+FleetSnapshot = FleetFrame
 
 
 def load_fleet(store, at: datetime | None, flt: FleetFilter) -> FleetSnapshot:

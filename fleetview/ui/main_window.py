@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fleetview import collect_protocol as protocol
 from fleetview.config import Config
 from fleetview.ui import gc_guard
 from fleetview.ui.collector_process import CollectorProcess
@@ -38,6 +39,7 @@ from fleetview.ui.loads import (
 from fleetview.ui.palette import CommandPalette, PaletteEntry
 from fleetview.ui.rollout import RolloutView
 from fleetview.ui.scope_tree import ScopeTree
+from fleetview.ui.state import GroupKey, WindowState
 from fleetview.ui.status_bar import ScopeStatus
 from fleetview.ui.tasks import TaskRunner
 from fleetview.ui.timeline import DAY, HOUR, WEEK, TimelineWidget
@@ -57,7 +59,12 @@ class Command:
 
 
 class MainWindow(QMainWindow):
-    """The window over one store; `collector` (optional) is started and stopped with it."""
+    """The window over one store; `collector` (optional) is started and stopped with it.
+
+    What it shows lives in `state` (a WindowState, no Qt): the window puts into it what its
+    loads and the collector bring, and turns what the user does in one widget into a change
+    of the state; the widgets follow the state, not each other.
+    """
 
     loaded = Signal(str)  # "fleet", "history", "freshness", "rollout": after each is shown
 
@@ -73,20 +80,18 @@ class MainWindow(QMainWindow):
         self.history_days = history_days
         self.tasks = TaskRunner(self)
         self.colors = VersionColors()
-        self.fleet = pd.DataFrame()
-        self.groups = pd.DataFrame()
-        self.freshness = pd.DataFrame()
-        self.selected_group: tuple[str, str, str] | None = None
-        self._history_loaded = False
+        self.state = WindowState()
+        self.action_controller = None  # set by app.open_window
         self._closing = False
         self._shown_once = False
 
         self.setWindowTitle(f"FleetView — {getattr(store, 'path_or_url', '')}")
-        self.tree = ScopeTree(self.colors, self.config.poll.interval_s, self)
-        self.timeline = TimelineWidget(self.colors, self)
-        self.table = FleetTable(self.colors, self)
+        state = self.state
+        self.tree = ScopeTree(self.colors, self.config.poll.interval_s, self, state=state)
+        self.timeline = TimelineWidget(self.colors, self, state=state)
+        self.table = FleetTable(self.colors, self, state=state)
         self.rollout = RolloutView(self.colors, self)
-        self.details = InstanceDetails(self.colors, self)
+        self.details = InstanceDetails(self.colors, self, state=state)
         self.side_tabs = QTabWidget(self)
         self.side_tabs.addTab(self.rollout, "Rollout")
         self.side_tabs.addTab(self.details, "Instance")
@@ -121,8 +126,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.store_label)
         self.statusBar().addWidget(self.collector_label)
         self.scope_status: dict[str, ScopeStatus] = {}
-        for scope in self.config.scopes:
-            self._scope_status(scope.name)
+        state.scope_added.connect(self._on_scope_added)
+        state.message.connect(self._on_message)
+        state.add_scopes(scope.name for scope in self.config.scopes)
 
         self.palette_popup = CommandPalette(self)
         gc_guard.acquire()
@@ -201,12 +207,13 @@ class MainWindow(QMainWindow):
                 entries.append(PaletteEntry(str(group), "group",
                                             lambda k=key: self.tree.select(k),
                                             detail=f"{scope} / {region}"))
-        if len(self.fleet):
+        fleet = self.state.fleet
+        if len(fleet):
             for iid, name, version, group in zip(
-                    self.fleet["instance_id"], self.fleet["name"], self.fleet["version"],
-                    self.fleet["group"], strict=True):
+                    fleet["instance_id"], fleet["name"], fleet["version"],
+                    fleet["group"], strict=True):
                 entries.append(PaletteEntry(str(name or iid), "instance",
-                                            lambda i=str(iid): self.select_instance(i),
+                                            lambda i=str(iid): self.select_instance(i, "palette"),
                                             detail=f"{iid} · {version} · {group or 'standalone'}"))
         for source in self.palette_sources:
             entries.extend(source())
@@ -224,9 +231,7 @@ class MainWindow(QMainWindow):
             self.palette_popup.close_palette()
             return
         self.table.set_filter_text("")
-        self.table.view.clearSelection()
-        self.timeline.plot.select_instance(None)
-        self.details.clear()
+        self.state.select_instance(None, "window")
         self.timeline.scrub_to_now()
 
     def poll_now(self) -> None:
@@ -242,9 +247,12 @@ class MainWindow(QMainWindow):
         self.timeline.instance_selected.connect(self._on_timeline_instance)
         self.timeline.scrubbed.connect(self._on_scrubbed)
         self.timeline.plot.hovered.connect(self._on_hover)
-        self.table.instance_selected.connect(self.select_instance)
+        self.table.instance_selected.connect(
+            lambda instance_id: self.select_instance(instance_id, "table"))
+        self.state.group_selected.connect(self._on_group_selected)
+        self.state.instance_selected.connect(self._on_instance_selected)
         if self.collector is not None:
-            self.collector.event.connect(self.on_collector_event)
+            self.collector.received.connect(self.on_collector_event)
             self.collector.started.connect(lambda: self.collector_label.setText("Collector: running"))
             self.collector.exited.connect(self._on_collector_exited)
 
@@ -266,7 +274,7 @@ class MainWindow(QMainWindow):
         now = datetime.now(UTC)
         # The first load reads the last two days (what the timeline shows first), then the
         # whole history follows: a month of spans takes a second to read.
-        days = min(FIRST_HISTORY_DAYS, self.history_days) if not self._history_loaded \
+        days = min(FIRST_HISTORY_DAYS, self.history_days) if not self.state.history_loads \
             else self.history_days
         self.tasks.start("history", load_history, self.store, now, days,
                          on_done=lambda h, d=days: self._on_history(h, d),
@@ -274,7 +282,7 @@ class MainWindow(QMainWindow):
         self.tasks.start("freshness", load_freshness, self.store,
                          on_done=self._on_freshness, on_error=self._on_query_error)
         self._load_fleet()
-        if self.selected_group is not None:
+        if self.state.selected_group is not None:
             self._load_rollout()
 
     def _load_fleet(self) -> None:
@@ -283,29 +291,32 @@ class MainWindow(QMainWindow):
                          on_done=self._on_fleet, on_error=self._on_query_error)
 
     def _load_rollout(self) -> None:
-        if self.selected_group is None:
+        if self.state.selected_group is None:
             return
-        scope, region, group = self.selected_group
+        scope, region, group = self.state.selected_group
         self.tasks.start("rollout", load_share, self.store, scope, region, group,
-                         self._desired_version(scope, region, group), datetime.now(UTC),
+                         self.state.desired_version(scope, region, group), datetime.now(UTC),
                          self.history_days,
                          on_done=self._on_share, on_error=self._on_query_error)
 
     # -- results ------------------------------------------------------------------------------
+    @property
+    def fleet(self) -> pd.DataFrame:
+        """The fleet shown (as of the scrubber's time)."""
+        return self.state.fleet
+
+    @property
+    def groups(self) -> pd.DataFrame:
+        return self.state.groups
+
     def _on_fleet(self, snapshot: FleetSnapshot) -> None:
-        self.fleet, self.groups = snapshot.fleet, snapshot.groups
-        self.colors.update(snapshot.version_counts)
-        self.tree.set_nodes(snapshot.nodes)
-        self.table.set_rows(snapshot.rows)
-        self.timeline.legend.set_counts(snapshot.version_counts)
-        if self.details.instance_id:
-            self._show_details(self.details.instance_id)
+        self.colors.update(snapshot.version_counts)  # before anything paints a version
+        self.state.set_frame(snapshot)
         self.loaded.emit("fleet")
 
     def _on_history(self, history: History, days: int) -> None:
         self.colors.update(history.versions)
-        self.timeline.set_data(history.timeline, time.time(), first=not self._history_loaded)
-        self._history_loaded = True
+        self.state.set_history(history.timeline)
         self.loaded.emit("history")
         if days < self.history_days:
             self.tasks.start("history", load_history, self.store, datetime.now(UTC),
@@ -314,35 +325,19 @@ class MainWindow(QMainWindow):
                              on_error=self._on_query_error)
 
     def _on_freshness(self, df: pd.DataFrame) -> None:
-        self.freshness = df
-        self.tree.set_freshness(df)
-        # The store's word on the last poll of each region, for scopes the collector has not
-        # (yet) reported on in this session.
-        for scope, rows in df.groupby("scope") if len(df) else []:
-            status = self._scope_status(str(scope))
-            for row in rows.itertuples(index=False):
-                region = str(row.region) if row.region is not None else None
-                status.set_error(region, None if row.ok else str(row.error or "poll failed"))
+        self.state.set_freshness(df)
         self.loaded.emit("freshness")
 
     def _on_share(self, share: pd.DataFrame) -> None:
-        if self.selected_group is None:
+        if self.state.selected_group is None:
             return
-        scope, region, group = self.selected_group
-        desired = self._desired_version(scope, region, group)
+        scope, region, group = self.state.selected_group
+        desired = self.state.desired_version(scope, region, group)
         if share is not None and len(share):
             self.colors.update(share.columns)
         self.rollout.set_share(f"<b>{group}</b> — {scope} / {region}", share, desired,
                                datetime.now(UTC))
         self.loaded.emit("rollout")
-
-    def _desired_version(self, scope: str, region: str, group: str) -> str | None:
-        if not len(self.groups):
-            return None
-        hit = self.groups[(self.groups["scope"] == scope) & (self.groups["region"] == region)
-                          & (self.groups["group"] == group)]
-        return None if not len(hit) or pd.isna(hit["desired_version"].iat[0]) \
-            else str(hit["desired_version"].iat[0])
 
     def _on_query_error(self, exc: BaseException) -> None:
         log.warning("store query failed: %s", exc)
@@ -354,37 +349,25 @@ class MainWindow(QMainWindow):
     def _on_node_selected(self, key: tuple) -> None:
         if key[0] == "group":
             _, scope, region, group = key
-            self.selected_group = (scope, region, group)
-            self.side_tabs.setCurrentWidget(self.rollout)
-            self._load_rollout()
-            plot = self.timeline.plot
-            for g, gkey in enumerate(plot.data.groups):
-                if gkey == (scope, region, group):
-                    row = plot.row_of_group(g)
-                    if row is not None:
-                        plot.scroll_to_row(row, top=True)
+            self.state.select_group((scope, region, group))
         elif key[0] == "instance":
-            self.select_instance(str(key[3]))
+            self.select_instance(str(key[3]), "tree")
 
     def _on_timeline_instance(self, key: str) -> None:
-        instance_id = key.split("\x1f", 1)[-1]
-        self.table.select_instance(instance_id, emit=False)
-        self._show_details(instance_id)
+        self.select_instance(key.split("\x1f", 1)[-1], "timeline")
 
-    def select_instance(self, instance_id: str) -> None:
+    def select_instance(self, instance_id: str, source: str = "window") -> None:
         """Select an instance everywhere: timeline row, table row, details tab."""
-        self.timeline.plot.select_instance(instance_id, scroll=True)
-        self.table.select_instance(instance_id, emit=False)
-        self._show_details(instance_id)
+        self.state.select_instance(instance_id, source)
 
-    def _show_details(self, instance_id: str) -> None:
-        row = None
-        if len(self.fleet):
-            hit = self.fleet[self.fleet["instance_id"] == instance_id]
-            if len(hit):
-                row = hit.iloc[0]
-        self.details.show_instance(instance_id, row, self.timeline.plot.data)
-        self.side_tabs.setCurrentWidget(self.details)
+    def _on_group_selected(self, key: GroupKey | None) -> None:
+        if key is not None:
+            self.side_tabs.setCurrentWidget(self.rollout)
+            self._load_rollout()
+
+    def _on_instance_selected(self, instance_id: str | None, source: str) -> None:
+        if instance_id is not None:
+            self.side_tabs.setCurrentWidget(self.details)
 
     def _on_scrubbed(self, when: datetime | None) -> None:
         self._load_fleet()
@@ -394,66 +377,68 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(text.replace("\n", "  ·  "), 4000)
 
     # -- collector ----------------------------------------------------------------------------
-    def _scope_status(self, scope: str) -> ScopeStatus:
-        status = self.scope_status.get(scope)
-        if status is None:
-            status = ScopeStatus(scope, self)
-            self.scope_status[scope] = status
-            self.statusBar().addPermanentWidget(status)
-        return status
+    def _on_scope_added(self, scope: str) -> None:
+        status = ScopeStatus(scope, self.state, self)
+        self.scope_status[scope] = status
+        self.statusBar().addPermanentWidget(status)
 
-    def on_collector_event(self, event: dict) -> None:
-        """One line of the collector (see fleetview.collect.EVENTS)."""
-        kind = event.get("event")
-        scope = event.get("scope")
-        message = event.get("message") or event.get("error")
-        if kind == "collector_started":
-            for name in event.get("scopes") or []:
-                self._scope_status(str(name))
-            self.collector_label.setText("Collector: running")
-            return
-        if kind == "store_error":
-            fatal = bool(event.get("fatal"))
-            self.collector_label.setText("Collector: stopped, cannot write the store" if fatal
-                                         else "Collector: waiting for the store")
-            self.collector_label.setToolTip(str(message or ""))
-            self.statusBar().showMessage(f"The collector cannot write the store: {message}",
-                                         30000)
-            return
-        if kind == "store_ok":
-            self.collector_label.setText("Collector: running")
-            self.collector_label.setToolTip("")
-            self._refresh_timer.start()
-            return
-        if kind == "collector_stopped":
-            self.collector_label.setText(f"Collector: stopped ({event.get('reason', '')})")
-            return
-        if not scope:
-            return
-        status = self._scope_status(str(scope))
-        if kind == "poll_started":
-            status.poll_started()
-            self.collector_label.setText("Collector: polling")
-        elif kind == "poll_finished":
-            ok = bool(event.get("ok", True))
-            instances = event.get("instances")
-            summary = f"{instances} instances" if instances is not None else "polled"
-            if event.get("duration_s") is not None:
-                summary += f" in {float(event['duration_s']):.1f} s"
-            status.poll_finished(summary if ok else summary + " (with errors)")
-            status.clear_errors()
-            if event.get("error"):
-                status.set_error(None, str(event["error"]))
-            for err in event.get("region_errors") or []:
-                if isinstance(err, dict):
-                    status.set_error(err.get("region"), str(err.get("message") or "failed"))
-            if not any(s.polling for s in self.scope_status.values()):
+    def _scope_status(self, scope: str) -> ScopeStatus:
+        self.state.scope(scope)
+        return self.scope_status[scope]
+
+    def _on_message(self, text: str, timeout_ms: int) -> None:
+        if text:
+            self.statusBar().showMessage(text, timeout_ms)
+        else:
+            self.statusBar().clearMessage()
+
+    def on_collector_event(self, event: protocol.CollectorEvent | dict) -> None:
+        """One line of the collector (fleetview.collect_protocol), typed or as its JSON."""
+        if isinstance(event, dict):
+            try:
+                event = protocol.from_dict(event)
+            except protocol.ProtocolError as exc:
+                log.warning("collector line refused: %s", exc)
+                return
+        state = self.state
+        match event:
+            case protocol.CollectorStarted():
+                state.add_scopes(event.scopes)
                 self.collector_label.setText("Collector: running")
-            self._refresh_timer.start()
-        elif kind == "scope_error":
-            status.set_error(event.get("region"), str(message or "poll failed"))
-        elif kind == "polls_dropped":
-            self.statusBar().showMessage(str(message or "the collector dropped polls"), 30000)
+            case protocol.StoreError():
+                self.collector_label.setText("Collector: stopped, cannot write the store"
+                                             if event.fatal
+                                             else "Collector: waiting for the store")
+                self.collector_label.setToolTip(event.message)
+                self.statusBar().showMessage(
+                    f"The collector cannot write the store: {event.message}", 30000)
+            case protocol.StoreOk():
+                self.collector_label.setText("Collector: running")
+                self.collector_label.setToolTip("")
+                self._refresh_timer.start()
+            case protocol.CollectorStopped():
+                self.collector_label.setText(f"Collector: stopped ({event.reason})")
+            case protocol.PollStarted():
+                state.poll_started(event.scope)
+                self.collector_label.setText("Collector: polling")
+            case protocol.PollFinished():
+                errors: dict[str | None, str] = {}
+                if event.error:
+                    errors[None] = event.error
+                for failure in event.region_errors:
+                    errors[failure.region] = failure.message or "failed"
+                summary = event.summary if event.ok else event.summary + " (with errors)"
+                state.poll_finished(event.scope, summary, errors)
+                if not state.polling():
+                    self.collector_label.setText("Collector: running")
+                self._refresh_timer.start()
+            case protocol.ScopeError():
+                state.scope_failed(event.scope, event.region, event.message or "poll failed")
+            case protocol.PollsDropped():
+                if event.scope:
+                    state.scope(event.scope)
+                self.statusBar().showMessage(event.message or "the collector dropped polls",
+                                             30000)
 
     def _on_collector_exited(self, code: int, stderr: str) -> None:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
@@ -528,14 +513,14 @@ class MainWindow(QMainWindow):
         self._poll_timer.stop()
         self._refresh_timer.stop()
         self._retry_timer.stop()
-        if getattr(self, "action_controller", None) is not None:
+        if self.action_controller is not None:
             self.action_controller.shutdown()
         if self.collector is not None:
             self.collector.stop()
         self.tasks.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        actions = getattr(self, "action_controller", None)
+        actions = self.action_controller
         if actions is not None and actions.running():
             answer = QMessageBox.question(
                 self, "An action is running",

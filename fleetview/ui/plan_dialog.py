@@ -20,20 +20,36 @@ from PySide6.QtWidgets import (
 )
 
 from fleetview.actions.prepare import Prepared
+from fleetview.domain.actions import ActionPlan, kind_of
+from fleetview.domain.errors import ProviderError
+from fleetview.providers import cloud
 from fleetview.ui.actions_panel import short_duration
 
+# How each mechanism works, in the words of the plan's cloud: {cloud} is its title ("AWS"),
+# {group} what its console calls a group ("Auto Scaling group").
 _MECHANISMS = {
-    "instance-refresh": "AWS instance refresh (the Auto Scaling group replaces instances, "
-                        "keeping the minimum healthy percentage)",
+    "instance-refresh": "{cloud} instance refresh (the {group} replaces instances, keeping "
+                        "the minimum healthy percentage)",
     "rolling-replacement": "Rolling replacement by FleetView in batches (each batch must run "
                            "the target before the next starts)",
-    "mig-update": "GCP managed instance group update (PROACTIVE, REPLACE; bounded by max "
-                  "surge and max unavailable)",
-    "terminate-in-asg": "Terminate in the Auto Scaling group; it launches a replacement from "
-                        "its launch template (capacity is not decremented)",
-    "recreate-instances": "GCP recreateInstances: the managed group recreates the instance "
-                          "from its template under the same name",
+    "mig-update": "{cloud} {group} update (PROACTIVE, REPLACE; bounded by max surge and max "
+                  "unavailable)",
+    "terminate-in-asg": "Terminate in the {group}; it launches a replacement from its launch "
+                        "template (capacity is not decremented)",
+    "recreate-instances": "{cloud} recreateInstances: the {group} recreates the instance from "
+                          "its template under the same name",
 }
+
+
+def mechanism_text(plan: ActionPlan) -> str:
+    """How the plan's mechanism works, named as the plan's cloud names things."""
+    try:
+        declared = cloud(plan.provider)
+        words = {"cloud": declared.title, "group": declared.group_word}
+    except ProviderError:  # a cloud this installation lacks: its own name will do
+        words = {"cloud": plan.provider, "group": "group"}
+    text = _MECHANISMS.get(plan.mechanism)
+    return text.format(**words) if text else plan.mechanism
 
 
 def duration_text(seconds: float | None) -> str:
@@ -132,36 +148,36 @@ class PlanDialog(QDialog):
         self.target.setObjectName("targetVersion")
         self.target.activated.connect(self._on_target)
 
+        kind = kind_of(prepared.kind)
         where = f"{prepared.scope} · {prepared.region}" if prepared.region else prepared.scope
-        if prepared.kind == "rollback":
-            self.setWindowTitle(f"Roll back {prepared.group}")
-            to = plan.to_version if plan else (prepared.versions[0] if prepared.versions else "?")
-            self.title.setText(f"Roll back {prepared.group} ({where}) from "
-                               f"{prepared.current_version or '?'} to {to}")
-            self.run_button.setText("Roll back")
+        if plan is not None:
+            self.setWindowTitle(kind.describe(plan))
+            self.title.setText(f"{kind.describe(plan)} ({where})")
+        else:
+            self.setWindowTitle(kind.title)
+            self.title.setText(" ".join(t for t in (kind.title, prepared.group) if t)
+                               + f" ({where})")
+        self.run_button.setText(kind.confirm)
+        if prepared.current_version:
+            self.form.addRow("Runs now", QLabel(prepared.current_version))
+        if prepared.versions:  # targets the operator may choose from
             self.target.addItems(prepared.versions)
             if plan and plan.to_version in prepared.versions:
                 self.target.setCurrentIndex(prepared.versions.index(plan.to_version))
             self.form.addRow("Target version", self.target)
-        else:
-            instance = plan.instances[0] if plan and plan.instances else "instance"
-            self.setWindowTitle(f"Replace {instance}")
-            self.title.setText(f"Replace {instance} in {prepared.group or 'no group'} ({where})")
-            self.run_button.setText("Replace")
+        elif plan is not None:
+            self.form.addRow("Comes back with", QLabel(
+                f"{plan.to_version or '?'} ({plan.to_image_id or 'the group image'})"))
         self.form.addRow("Acting as", _selectable(prepared.identity or "unknown"))
         self.refusal.setVisible(bool(prepared.refusal))
         self.refusal.setText(f"Cannot run: {prepared.refusal}" if prepared.refusal else "")
         if plan is not None:
-            self.form.addRow("Mechanism", _wrapped(_MECHANISMS.get(plan.mechanism,
-                                                                    plan.mechanism)))
-            if plan.kind == "rollback":
+            self.form.addRow("Mechanism", _wrapped(mechanism_text(plan)))
+            if len(plan.instances) > 1:  # batches and a duration: a change to many
                 self.form.addRow("Batch size", QLabel(
                     f"{plan.batch_size} at a time, minimum healthy {plan.min_healthy_percent}%"))
                 self.form.addRow("Estimated duration", QLabel(duration_text(
                     prepared.estimate_s)))
-            else:
-                self.form.addRow("Comes back with", QLabel(
-                    f"{plan.to_version or '?'} ({plan.to_image_id or 'the group image'})"))
             if plan.capacity_kept:
                 self.form.addRow("Capacity", _wrapped(plan.capacity_kept))
             shown = ", ".join(plan.instances[:12])

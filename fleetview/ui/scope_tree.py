@@ -23,9 +23,13 @@ from PySide6.QtWidgets import (
 
 from fleetview.domain.versions import version_key
 from fleetview.ui.colors import AMBER, DRIFT, RED, VersionColors
+from fleetview.ui.state import FleetFrame, Freshness, WindowState, freshness_by_region
+
+__all__ = ["Freshness", "ScopeTree", "build_nodes", "format_age", "freshness_by_region"]
 
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 MIX_ROLE = Qt.ItemDataRole.UserRole + 2
+TIP_ROLE = Qt.ItemDataRole.UserRole + 3  # the node's own tooltip, before any note
 COL_NAME, COL_COUNT, COL_MIX, COL_DRIFT, COL_AGE = range(5)
 HEADERS = ("Scope / region / group", "Instances", "Versions", "Drift", "Data")
 
@@ -44,49 +48,6 @@ def format_age(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds // 3600} h ago"
     return f"{seconds // 86400} d ago"
-
-
-@dataclass
-class Freshness:
-    """How fresh one scope/region's data is: the last poll, the last good one, its error."""
-
-    last_poll: float = math.nan
-    last_ok: float = math.nan
-    ok: bool = True
-    error: str | None = None
-
-    def status(self, now: float, interval_s: float) -> str:
-        """"ok", "stale" (no good poll for 3 intervals) or "error" (the last poll failed)."""
-        if not self.ok:
-            return "error"
-        if not math.isfinite(self.last_ok) or now - self.last_ok > 3 * interval_s:
-            return "stale"
-        return "ok"
-
-    @staticmethod
-    def worst(items: list[Freshness]) -> Freshness:
-        if not items:
-            return Freshness()
-        failing = [f for f in items if not f.ok]
-        if failing:
-            return failing[0]
-        return min(items, key=lambda f: f.last_ok if math.isfinite(f.last_ok) else -math.inf)
-
-
-def freshness_by_region(df: pd.DataFrame | None) -> dict[tuple[str, str], Freshness]:
-    out: dict[tuple[str, str], Freshness] = {}
-    if df is None or not len(df):
-        return out
-    for row in df.itertuples(index=False):
-        last_poll = pd.Timestamp(row.last_poll)
-        last_ok = pd.Timestamp(row.last_ok)
-        out[(str(row.scope), str(row.region or ""))] = Freshness(
-            last_poll=last_poll.timestamp() if not pd.isna(last_poll) else math.nan,
-            last_ok=last_ok.timestamp() if not pd.isna(last_ok) else math.nan,
-            ok=bool(row.ok),
-            error=None if row.error is None or pd.isna(row.error) else str(row.error),
-        )
-    return out
 
 
 @dataclass
@@ -261,11 +222,15 @@ class VersionMixDelegate(QStyledItemDelegate):
 
 
 class ScopeTree(QTreeWidget):
-    """Left pane. Emits the selected node's key: ("group", scope, region, group) etc."""
+    """Left pane. Emits the selected node's key: ("group", scope, region, group) etc.
+
+    Given a WindowState it follows it: the fleet's nodes, freshness and rollback readiness.
+    """
 
     node_selected = Signal(tuple)
 
-    def __init__(self, colors: VersionColors, interval_s: float = 60.0, parent=None):
+    def __init__(self, colors: VersionColors, interval_s: float = 60.0, parent=None,
+                 state: WindowState | None = None):
         super().__init__(parent)
         self.colors = colors
         self.interval_s = interval_s
@@ -293,7 +258,40 @@ class ScopeTree(QTreeWidget):
         self.node_actions: list[tuple[str, object]] = []
         self._items: dict[NodeKey, QTreeWidgetItem] = {}
         self._fresh: dict[tuple[str, str], Freshness] = {}
+        self._notes: dict[NodeKey, str] = {}  # more to say in a node's tooltip (readiness)
         self._first = True
+        if state is not None:
+            state.fleet_changed.connect(self._on_fleet_changed)
+            state.freshness_changed.connect(self._on_freshness_changed)
+            state.readiness_changed.connect(self._on_readiness_changed)
+
+    # -- the window's state
+    def _on_fleet_changed(self, frame: FleetFrame) -> None:
+        self.set_nodes(frame.nodes)
+
+    def _on_freshness_changed(self, freshness: dict[tuple[str, str], Freshness]) -> None:
+        self._fresh = dict(freshness)
+        self.update_ages()
+
+    def _on_readiness_changed(self, readiness: dict) -> None:
+        notes = {}
+        for (scope, region, group), ready in readiness.items():
+            notes[("group", scope, region, group)] = (
+                f"Rollback: ready, back to {ready.target.version}" if ready.ready
+                else f"Rollback: not ready: {ready.why}")
+        self.set_notes(notes)
+
+    def set_notes(self, notes: dict[NodeKey, str]) -> None:
+        """A line more for some nodes' tooltips (e.g. whether a group can roll back)."""
+        old, self._notes = self._notes, dict(notes)
+        for key in old.keys() | self._notes.keys():
+            item = self._items.get(key)
+            if item is not None:
+                item.setToolTip(COL_NAME, self._tooltip(key, item.data(COL_NAME, TIP_ROLE)))
+
+    def _tooltip(self, key: NodeKey, tooltip: str | None) -> str:
+        note = self._notes.get(key)
+        return "\n".join(t for t in (tooltip, note) if t)
 
     # -- data in
     def set_fleet(self, fleet: pd.DataFrame, groups: pd.DataFrame | None = None) -> None:
@@ -367,8 +365,9 @@ class ScopeTree(QTreeWidget):
         item = QTreeWidgetItem(parent, texts) if parent is not None else QTreeWidgetItem(texts)
         item.setData(COL_NAME, KEY_ROLE, n.key)
         item.setData(COL_MIX, MIX_ROLE, n.mix)
-        if n.tooltip:
-            item.setToolTip(COL_NAME, n.tooltip)
+        if n.tooltip or n.key in self._notes:
+            item.setData(COL_NAME, TIP_ROLE, n.tooltip)
+            item.setToolTip(COL_NAME, self._tooltip(n.key, n.tooltip))
         if n.key[0] == "scope":
             font = item.font(COL_NAME)
             font.setBold(True)
@@ -376,8 +375,7 @@ class ScopeTree(QTreeWidget):
         self._items[n.key] = item
         return item
 
-    @staticmethod
-    def _fill(item: QTreeWidgetItem, n: _Node) -> None:
+    def _fill(self, item: QTreeWidgetItem, n: _Node) -> None:
         """Set what changes from poll to poll; Qt repaints only what differs."""
         for col, text in ((COL_NAME, n.label), (COL_COUNT, f"{n.count:,}"),
                           (COL_DRIFT, _drift_text(n))):
@@ -385,8 +383,9 @@ class ScopeTree(QTreeWidget):
                 item.setText(col, text)
         if item.data(COL_MIX, MIX_ROLE) != n.mix:
             item.setData(COL_MIX, MIX_ROLE, n.mix)
-        if item.toolTip(COL_NAME) != n.tooltip:
-            item.setToolTip(COL_NAME, n.tooltip)
+        if (item.data(COL_NAME, TIP_ROLE) or "") != n.tooltip:
+            item.setData(COL_NAME, TIP_ROLE, n.tooltip)
+            item.setToolTip(COL_NAME, self._tooltip(n.key, n.tooltip))
 
     # -- ages (cheap: no query, run every second)
     def freshness_of(self, key: NodeKey) -> Freshness:

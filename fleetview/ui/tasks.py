@@ -1,11 +1,14 @@
-"""The one task runner: pure functions on worker threads, results back on the GUI thread."""
+"""The one task runner: pure functions on worker threads, results back on the GUI thread;
+long work (an action) reports progress and can be asked to stop through a TaskState."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +23,45 @@ log = logging.getLogger(__name__)
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
+def share_the_gil_finely() -> None:
+    """Shorten the interpreter's switch interval to GIL_SWITCH_INTERVAL_S: a process-wide
+    setting, so the application sets it once at launch (app.launch), never a widget."""
+    if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
+class TaskState:
+    """What long work sees of its runner (as Orange's TaskState): `report(value)` hands a
+    progress value to the widget's `on_progress` on the GUI thread, and
+    `is_interruption_requested()` says that the widget asked it to stop (it is closing, or
+    started the task again). Work that cannot stop mid-way may go on; its result is dropped.
+
+    Plain Python: a function taking a TaskState is tested without Qt, with `TaskState()`.
+    """
+
+    def __init__(self, report: Callable[[object], None] | None = None):
+        self._report = report
+        self._interrupt = threading.Event()
+
+    def report(self, value: object) -> None:
+        if self._report is not None:
+            self._report(value)
+
+    def request_interruption(self) -> None:
+        self._interrupt.set()
+
+    def is_interruption_requested(self) -> bool:
+        return self._interrupt.is_set()
+
+
 @dataclass
 class _Pending:
     key: str
     on_done: Callable[[Any], None]
     on_error: Callable[[BaseException], None] | None
     future: concurrent.futures.Future
+    on_progress: Callable[[object], None] | None = None
+    state: TaskState | None = None  # long tasks only
 
 
 class TaskRunner(QObject):
@@ -40,15 +76,18 @@ class TaskRunner(QObject):
     (SQLAlchemy's per-thread SQLite connections, threading.local) would not last from one
     task to the next, and a pool keyed by thread then closes connections still in use.
     Results come back through a queued Qt signal.
+
+    `start_long` runs work that takes minutes (an action) on a thread of its own, so it never
+    holds up the reads queued behind it, and a daemon one, so closing the window never waits
+    for it; it gets a TaskState for progress and interruption.
     """
 
     _finished = Signal(int, bool, object)
+    _progress = Signal(int, object)
     busy_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 1):
         super().__init__(parent)
-        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_threads, thread_name_prefix="fleetview-task")
         self._ids = itertools.count(1)
@@ -56,6 +95,7 @@ class TaskRunner(QObject):
         self._pending: dict[int, _Pending] = {}
         self._closed = False
         self._finished.connect(self._deliver)
+        self._progress.connect(self._deliver_progress)
 
     def start(self, key: str, fn: Callable, *args: Any,
               on_done: Callable[[Any], None],
@@ -72,20 +112,70 @@ class TaskRunner(QObject):
             self.busy_changed.emit(True)
         return task_id
 
+    def start_long(self, key: str, fn: Callable, *args: Any,
+                   on_done: Callable[[Any], None],
+                   on_error: Callable[[BaseException], None] | None = None,
+                   on_progress: Callable[[object], None] | None = None,
+                   **kwargs: Any) -> TaskState:
+        """Run `fn(state, *args)` on a daemon thread of its own; `state.report(value)` calls
+        `on_progress(value)` on this thread. Returns the state, to ask the work to stop."""
+        if self._closed:
+            raise RuntimeError("the task runner is shut down")
+        self.cancel(key)
+        task_id = next(self._ids)
+        was_idle = not self._pending
+        self._latest[key] = task_id
+        state = TaskState(lambda value: self._emit("_progress", task_id, value))
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        self._pending[task_id] = _Pending(key, on_done, on_error, future, on_progress, state)
+        thread = threading.Thread(target=self._run_long,
+                                  args=(task_id, future, fn, (state, *args), kwargs),
+                                  name=f"fleetview-long-{key}"[:60], daemon=True)
+        thread.start()
+        if was_idle:
+            self.busy_changed.emit(True)
+        return state
+
     def _run(self, task_id: int, fn: Callable, args: tuple, kwargs: dict) -> None:
         try:
             result, ok = fn(*args, **kwargs), True
         except Exception as exc:  # handed to on_error on the GUI thread
             result, ok = exc, False
-        self._finished.emit(task_id, ok, result)
+        self._emit("_finished", task_id, ok, result)
+
+    def _run_long(self, task_id: int, future: concurrent.futures.Future, fn: Callable,
+                  args: tuple, kwargs: dict) -> None:
+        try:
+            self._run(task_id, fn, args, kwargs)
+        finally:
+            future.set_result(None)
+
+    def _emit(self, signal: str, *args: Any) -> None:
+        # From a worker: a long task can outlive its runner (the window closed, and Qt deleted
+        # the runner with it); then nobody listens, and emitting raises RuntimeError.
+        with contextlib.suppress(RuntimeError):
+            getattr(self, signal).emit(*args)
 
     def cancel(self, key: str) -> None:
+        """Drop the task of this key: off the queue if it has not started, its result (and
+        progress) ignored if it has; a long task is asked to stop."""
         old = self._latest.pop(key, None)
-        if old is not None and old in self._pending and self._pending[old].future.cancel():
+        pending = self._pending.get(old) if old is not None else None
+        if pending is None:
+            return
+        if pending.state is not None:
+            pending.state.request_interruption()
+        elif pending.future.cancel():
             self._forget(old)
 
     def is_running(self, key: str) -> bool:
         return key in self._latest
+
+    def running_long(self) -> list[str]:
+        """The keys of the long tasks under way."""
+        return [p.key for p in self._pending.values()
+                if p.state is not None and self._latest.get(p.key) is not None]
 
     @property
     def busy(self) -> bool:
@@ -99,8 +189,12 @@ class TaskRunner(QObject):
         return not not_done
 
     def shutdown(self) -> None:
-        """Drop queued tasks, wait for running ones, deliver nothing more."""
+        """Drop queued tasks, wait for running ones (long ones are only asked to stop),
+        deliver nothing more."""
         self._closed = True
+        for pending in self._pending.values():
+            if pending.state is not None:
+                pending.state.request_interruption()
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._latest.clear()
         self._pending.clear()
@@ -109,6 +203,13 @@ class TaskRunner(QObject):
         self._pending.pop(task_id, None)
         if not self._pending:
             self.busy_changed.emit(False)
+
+    def _deliver_progress(self, task_id: int, value: object) -> None:
+        pending = self._pending.get(task_id)
+        if pending is None or self._latest.get(pending.key) != task_id:
+            return
+        if pending.on_progress is not None:
+            pending.on_progress(value)
 
     def _deliver(self, task_id: int, ok: bool, result: object) -> None:
         pending = self._pending.get(task_id)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from fleetview.ui.colors import VersionColors, is_dark, muted
+from fleetview.ui.state import FleetFrame, GroupKey, WindowState
 from fleetview.ui.timeline_data import (
     HEADER,
     TimelineData,
@@ -519,12 +520,16 @@ class Legend(QWidget):
 
 
 class TimelineWidget(QWidget):
-    """Range buttons, legend, the plot, and the scrubber's "as of" readout."""
+    """Range buttons, legend, the plot, and the scrubber's "as of" readout.
+
+    Given a WindowState it draws its history and markers, counts its fleet in the legend and
+    follows its selection; `instance_selected` and `scrubbed` say what the user did here.
+    """
 
     instance_selected = Signal(str)  # scope\x1finstance_id
     scrubbed = Signal(object)  # datetime (UTC), or None for "now"
 
-    def __init__(self, colors: VersionColors, parent=None):
+    def __init__(self, colors: VersionColors, parent=None, state: WindowState | None = None):
         super().__init__(parent)
         self.plot = TimelinePlot(colors, self)
         self.legend = Legend(colors, self)
@@ -571,6 +576,35 @@ class TimelineWidget(QWidget):
         self.plot.scrubber.sigPositionChangeFinished.connect(self._on_scrub_finished)
         self.plot.scrubber.sigPositionChanged.connect(self._on_scrub_moved)
         self._update_asof()
+        if state is not None:
+            state.history_changed.connect(self._on_history_changed)
+            state.markers_changed.connect(self.set_markers)
+            state.fleet_changed.connect(self._on_fleet_changed)
+            state.group_selected.connect(self._on_group_selected)
+            state.instance_selected.connect(self._on_instance_selected)
+
+    # -- the window's state
+    def _on_history_changed(self, history: TimelineData, first: bool) -> None:
+        self.set_data(history, time.time(), first=first)
+
+    def _on_fleet_changed(self, frame: FleetFrame) -> None:
+        self.legend.set_counts(frame.version_counts)
+
+    def _on_group_selected(self, key: GroupKey | None) -> None:
+        """Bring the group's header to the top."""
+        if key is None:
+            return
+        for g, gkey in enumerate(self.plot.data.groups):
+            if tuple(gkey) == tuple(key):
+                row = self.plot.row_of_group(g)
+                if row is not None:
+                    self.plot.scroll_to_row(row, top=True)
+
+    def _on_instance_selected(self, instance_id: str | None, source: str = "") -> None:
+        if instance_id is None:
+            self.plot.select_instance(None)
+        elif source != "timeline":  # a click here has selected its row already
+            self.plot.select_instance(instance_id, scroll=True)
 
     @property
     def live(self) -> bool:

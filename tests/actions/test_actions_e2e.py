@@ -7,12 +7,13 @@ import sqlalchemy as sa
 from fleetview.actions import audit, runner
 from fleetview.actions.journal import Journal
 from fleetview.domain.model import State
+from fleetview.domain.timing import FakeClock, Timing
 from fleetview.domain.versions import VersionRules
 from fleetview.providers.aws.provider import AwsProvider
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from fleetview.store.action_tables import actions
-from tests.providers.aws_fixtures import moto_server  # noqa: F401
+from tests.helpers.aws import moto_server  # noqa: F401
 
 OLD, NEW, REGION = "1.3.0", "1.4.0", "us-east-1"
 
@@ -28,7 +29,7 @@ def test_crash_between_steps_then_resume_on_moto(store, moto_server):  # noqa: F
     config = AwsScopeConfig("prod", (REGION,), endpoint_url=moto_server.url, actions=True)
 
     def provider():
-        return AwsProvider(config, VersionRules(), sleep=lambda s: None, poll_interval_s=0.0)
+        return AwsProvider(config, VersionRules(), timing=FakeClock().timing(interval_s=1.0))
 
     first = provider()
     # The group runs OLD; a plan to NEW is the same mechanism as a rollback, in batches.
@@ -55,7 +56,7 @@ def test_crash_between_steps_then_resume_on_moto(store, moto_server):  # noqa: F
     ran_second: list[str] = []
     record = runner.resume(store, provider(), action_id, "next", "ops",
                            on_event=lambda e: e.status == "started" and ran_second.append(e.step),
-                           sleep=lambda s: None)
+                           timing=Timing(interval_s=0.0, timeout_s=60.0))
     assert record.status == "finished", record.message
     assert not set(ran_second) & done_before, "a step journaled done ran again"
     assert set(ran_first) | set(ran_second) == {s.key for s in plan.steps}

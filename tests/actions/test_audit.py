@@ -44,9 +44,12 @@ def test_rehashed_entry_breaks_the_next_link(store):
     with store.writing("tamper") as conn:
         conn.execute(sa.update(audit_log).where(audit_log.c.seq == 2)
                      .values(actor="someone-else", hash=forged))
-    report = audit.verify(store)
+    report = audit.verify(store, witnesses=[])  # the chain alone
     assert not report.ok and report.broken_seq == 3
     assert "does not link" in report.problem
+    report = audit.verify(store)  # this machine's witness saw entry 2 as it was
+    assert not report.ok and report.broken_seq == 2
+    assert "rewritten" in report.problem and "does not link" in report.problem
 
 
 def test_deleted_entry_is_named(store):

@@ -53,7 +53,7 @@ def child(url: str, started: float) -> int:
 
 def run(size: str) -> list[Figure]:
     from fleetview.store import Store
-    from tests.ui.fleet_seed import demo_fleet
+    from fleetview.sim.sample_fleet import demo_fleet
 
     scale, days, every = SIZES[size]
     tmp = Path(tempfile.mkdtemp(prefix="fleetview-bench-launch-"))

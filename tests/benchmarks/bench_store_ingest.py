@@ -101,7 +101,7 @@ def run(size: str) -> list[Figure]:
 
 
 def _postgres(n: int, first: Inventory) -> list[Figure]:
-    from tests.store.pg_fixtures import start_server
+    from tests.helpers.pg import start_server
 
     try:
         server = start_server()

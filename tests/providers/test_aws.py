@@ -5,10 +5,11 @@ import pytest
 from fleetview.domain.model import State
 from fleetview.domain.versions import VersionRules
 from fleetview.providers import make_provider
-from fleetview.providers.aws.provider import STATE_MAP, AwsProvider
+from fleetview.providers.aws.provider import AwsProvider
 from fleetview.providers.aws.scope import AwsScopeConfig
+from fleetview.providers.aws.shapes import STATE_MAP
 from fleetview.sim.aws_fleet import seed_aws_fleet
-from tests.providers.aws_fixtures import moto_server_module  # noqa: F401
+from tests.helpers.aws import moto_server_module  # noqa: F401
 
 REGIONS = ("us-east-1", "eu-west-1")
 
@@ -118,9 +119,9 @@ def test_identity_and_assumed_role(fleet, moto_server_module):  # noqa: F811
 
 def test_regions_on_their_own_endpoints_are_polled_at_once_shared_ones_in_turn():
     aws = AwsProvider(AwsScopeConfig(name="p", regions=REGIONS), VersionRules())
-    assert aws._lanes(REGIONS) == [["us-east-1"], ["eu-west-1"]]
+    assert aws.poller.lanes(REGIONS) == [["us-east-1"], ["eu-west-1"]]
     moto = AwsProvider(scope("http://127.0.0.1:5000"), VersionRules())
-    assert moto._lanes(REGIONS) == [list(REGIONS)]
+    assert moto.poller.lanes(REGIONS) == [list(REGIONS)]
     split = AwsProvider(scope("http://127.0.0.1:5000"), VersionRules(),
                         endpoint_for=lambda r: "http://127.0.0.1:1" if r == "eu-west-1" else None)
-    assert split._lanes(REGIONS) == [["us-east-1"], ["eu-west-1"]]
+    assert split.poller.lanes(REGIONS) == [["us-east-1"], ["eu-west-1"]]

@@ -7,12 +7,14 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from fleetview.actions.steps import run_steps
 from fleetview.domain.actions import ActionRefused
+from fleetview.domain.timing import FakeClock
 from fleetview.domain.versions import VersionRules
 from fleetview.providers.aws.provider import AwsProvider
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
-from tests.providers.aws_fixtures import moto_server  # noqa: F401
+from tests.helpers.aws import moto_server  # noqa: F401
 
 REGION = "us-east-1"
 GROUPS = [GroupSpec("api", size=4, version="1.4.0", running="1.3.0", pointer="$Latest"),
@@ -22,7 +24,9 @@ GROUPS = [GroupSpec("api", size=4, version="1.4.0", running="1.3.0", pointer="$L
 def make(url, *, actions=True, protect=(), **kw) -> AwsProvider:
     config = AwsScopeConfig(name="prod", regions=(REGION,), endpoint_url=url, actions=actions,
                             protect=protect)
-    return AwsProvider(config, VersionRules(), sleep=lambda s: None, poll_interval_s=0, **kw)
+    # A fake clock: waiting between checks costs nothing, and a deadline still comes.
+    timing = FakeClock().timing(interval_s=1.0, timeout_s=3600.0)
+    return AwsProvider(config, VersionRules(), timing=timing, **kw)
 
 
 @pytest.fixture
@@ -49,7 +53,7 @@ def test_replace_terminates_in_the_group_and_tracks_the_replacement(provider):
     assert plan.mechanism == "terminate-in-asg" and plan.instances == (old.id,)
     assert plan.from_versions == ("1.3.0",) and plan.to_version == "1.4.0"
     assert [s.key for s in plan.steps] == [f"terminate:{old.id}", f"track:{old.id}"]
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert [(e.step, e.status) for e in events if e.status != "progress"] == [
         (f"terminate:{old.id}", "started"), (f"terminate:{old.id}", "done"),
         (f"track:{old.id}", "started"), (f"track:{old.id}", "done"), (None, "finished")]
@@ -98,7 +102,7 @@ def test_protected_groups_plan_and_refreshing_groups_are_refused(provider, moto_
 
 
 def test_rollback_refuses_a_deregistered_version_and_an_unknown_one(provider, fleet, moto_server):  # noqa: F811
-    import fleetview.providers.aws.provider as aws
+    import fleetview.providers.aws.inventory as aws
 
     provider.poll()
     boto3.client("ec2", region_name=REGION, endpoint_url=moto_server.url).deregister_image(
@@ -116,7 +120,7 @@ def test_rollback_refuses_a_deregistered_version_and_an_unknown_one(provider, fl
 
 def test_rolling_rollback_on_moto_brings_every_instance_to_v(provider, moto_server):  # noqa: F811
     inv = provider.poll()
-    assert provider.refresh_supported[REGION] is False  # moto has no instance refresh
+    assert provider.poller.state.refresh_supported[REGION] is False  # moto has no instance refresh
     plan = provider.plan_rollback(inv, "api", REGION, "1.2.0", min_healthy_percent=50)
     assert plan.mechanism == "rolling-replacement"
     assert plan.batch_size == 2 and plan.min_healthy_percent == 50
@@ -124,7 +128,7 @@ def test_rolling_rollback_on_moto_brings_every_instance_to_v(provider, moto_serv
     assert [s.key for s in plan.steps] == ["template", "point", "batch:1", "batch:2"]
     assert "2 of 4" in plan.capacity_kept
     assert any("follows $Latest" in note for note in plan.notes)
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert events[-1].status == "finished", events[-1].message
     after = provider.poll()
     assert versions_in(after, "api") == ["1.2.0"] * 4
@@ -134,7 +138,7 @@ def test_rolling_rollback_on_moto_brings_every_instance_to_v(provider, moto_serv
 
 def test_rollback_of_a_mixed_group_keeps_its_policy(provider, moto_server):  # noqa: F811
     plan = provider.plan_rollback(provider.poll(), "worker", REGION, "1.2.0")
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert events[-1].status == "finished", events[-1].message
     after = provider.poll()
     worker = after.group("worker", REGION)
@@ -150,7 +154,7 @@ def test_rollback_reuses_a_template_version_that_has_v(provider):
     plan = provider.plan_rollback(inv, "api", REGION, "1.3.0")
     assert "Use launch template" in plan.steps[0].description
     assert not plan.instances  # every instance already runs 1.3.0: SkipMatching
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert events[-1].status == "finished"
     group = provider.poll().group("api", REGION)
     assert group.extra["launch_template_version"] == 1 and group.desired_version == "1.3.0"
@@ -161,7 +165,7 @@ def test_a_restarted_execution_never_repeats_a_done_step(provider, moto_server):
     plan = provider.plan_rollback(provider.poll(), "api", REGION, "1.2.0",
                                   min_healthy_percent=50)
     done = []
-    for event in provider.execute(plan):
+    for event in run_steps(provider, plan):
         if event.status == "done":
             done.append(event.step)
         if event.step == "batch:1" and event.status == "done":
@@ -170,14 +174,14 @@ def test_a_restarted_execution_never_repeats_a_done_step(provider, moto_server):
     template = plan.params["launch_template_id"]
     count = len(ec2.describe_launch_template_versions(LaunchTemplateId=template)[
         "LaunchTemplateVersions"])
-    events = list(provider.execute(plan, done=done))
+    events = list(run_steps(provider, plan, done=done))
     started = [e.step for e in events if e.status == "started"]
     assert started == ["batch:2"]
     assert events[-1].status == "finished"
     assert len(ec2.describe_launch_template_versions(LaunchTemplateId=template)[
         "LaunchTemplateVersions"]) == count
     # and a template step re-run after a crash reuses the version it made
-    list(provider.execute(plan, done=["point", "batch:1", "batch:2"]))
+    list(run_steps(provider, plan, done=["point", "batch:1", "batch:2"]))
     assert len(ec2.describe_launch_template_versions(LaunchTemplateId=template)[
         "LaunchTemplateVersions"]) == count
     assert versions_in(provider.poll(), "api") == ["1.2.0"] * 4
@@ -191,7 +195,7 @@ def test_a_failed_batch_stops_and_says_what_is_left(provider, moto_server, fleet
     asg = boto3.client("autoscaling", region_name=REGION, endpoint_url=moto_server.url)
     ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=moto_server.url)
     events = []
-    for event in provider.execute(plan):
+    for event in run_steps(provider, plan):
         events.append(event)
         if event.step == "point" and event.status == "done":
             made = ec2.create_launch_template_version(
@@ -217,7 +221,8 @@ def test_instance_refresh_path_sends_what_the_api_expects(moto_server, fleet):  
     assert [s.key for s in plan.steps] == ["template", "point", "refresh:start",
                                            "refresh:track"]
     template, image = plan.params["launch_template_id"], plan.to_image_id
-    ec2, asg = provider.client("ec2", REGION), provider.client("autoscaling", REGION)
+    ec2 = provider.clients.client("ec2", REGION)
+    asg = provider.clients.client("autoscaling", REGION)
     now = datetime.now(UTC)
 
     def version(n, ami):
@@ -248,7 +253,7 @@ def test_instance_refresh_path_sends_what_the_api_expects(moto_server, fleet):  
                 "InstanceRefreshId": "r-1", "AutoScalingGroupName": "api", "Status": status,
                 "PercentageComplete": 100 if status == "Successful" else 40}]},
                 {"AutoScalingGroupName": "api", "MaxRecords": 1})
-        events = list(provider.execute(plan))
+        events = list(run_steps(provider, plan))
         ec2_stub.assert_no_pending_responses()
         asg_stub.assert_no_pending_responses()
     assert events[-1].status == "finished"
@@ -261,20 +266,20 @@ def test_instance_refresh_failure_and_an_active_refresh_are_reported(moto_server
     inv = make(moto_server.url).poll()
     provider = make(moto_server.url)
     plan = provider.plan_rollback(inv, "api", REGION, "1.2.0")
-    asg = provider.client("autoscaling", REGION)
+    asg = provider.clients.client("autoscaling", REGION)
     with Stubber(asg) as stub:
         stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [{
             "InstanceRefreshId": "r-0", "Status": "InProgress"}]}, {
             "AutoScalingGroupName": "api", "MaxRecords": 1})
         with pytest.raises(ActionRefused, match="instance refresh InProgress"):
-            list(provider.execute(plan))
+            list(run_steps(provider, plan))
         stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [{
             "InstanceRefreshId": "r-1", "Status": "Failed",
             "StatusReason": "instances failed health checks"}]}, {
             "AutoScalingGroupName": "api", "MaxRecords": 1})
         stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []}, {
             "AutoScalingGroupNames": ["api"]})
-        events = list(provider.execute(plan, done=["template", "point", "refresh:start"]))
+        events = list(run_steps(provider, plan, done=["template", "point", "refresh:start"]))
     assert events[-2].step == "refresh:track" and events[-2].status == "failed"
     assert "ended Failed: instances failed health checks" in events[-2].message
     assert events[-1].step is None and "stays pointed at 1.2.0" in events[-1].message
@@ -286,7 +291,7 @@ def test_without_instance_refresh_a_refresh_plan_falls_back_to_batches(moto_serv
     provider = make(moto_server.url)
     plan = provider.plan_rollback(inv, "api", REGION, "1.2.0", min_healthy_percent=50)
     assert plan.mechanism == "instance-refresh"
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert events[-1].status == "finished", events[-1].message
     steps = [e.step for e in events if e.status == "done"]
     assert steps == ["template", "point", "refresh:start", "batch:1", "batch:2"]
@@ -301,11 +306,42 @@ def test_a_stubbed_call_with_other_parameters_fails_the_step(moto_server, fleet)
     inv = make(moto_server.url).poll()
     provider = make(moto_server.url)
     plan = provider.plan_rollback(inv, "api", REGION, "1.2.0", min_healthy_percent=75)
-    with Stubber(provider.client("autoscaling", REGION)) as stub:
+    with Stubber(provider.clients.client("autoscaling", REGION)) as stub:
         stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r"}, {
             "AutoScalingGroupName": "api", "Strategy": "Rolling",
             "Preferences": {"MinHealthyPercentage": 90, "SkipMatching": ANY}})
-        events = list(provider.execute(plan, done=["template", "point"]))
+        events = list(run_steps(provider, plan, done=["template", "point"]))
     failed = [e for e in events if e.status == "failed"]
     assert failed[0].step == "refresh:start" and "MinHealthyPercentage" in failed[0].message
+    provider.close()
+
+
+def test_waits_end_at_their_deadline_on_the_clock(moto_server, fleet):  # noqa: F811
+    """Tracking a refresh or a replacement stops at `timing.timeout_s`, measured on the clock."""
+    config = AwsScopeConfig(name="prod", regions=(REGION,), endpoint_url=moto_server.url,
+                            actions=True)
+    clock = FakeClock()
+    provider = AwsProvider(config, VersionRules(),
+                           timing=clock.timing(interval_s=15.0, timeout_s=60.0))
+    inv = make(moto_server.url).poll()
+    plan = provider.plan_rollback(inv, "api", REGION, "1.2.0")
+    with Stubber(provider.clients.client("autoscaling", REGION)) as stub:
+        for _ in range(5):  # at 0, 15, 30, 45 and 60 s
+            stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [{
+                "InstanceRefreshId": "r-1", "Status": "InProgress", "PercentageComplete": 40}]},
+                {"AutoScalingGroupName": "api", "MaxRecords": 1})
+        stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []},
+                          {"AutoScalingGroupNames": ["api"]})
+        events = list(run_steps(provider, plan, done=["template", "point", "refresh:start"]))
+        stub.assert_no_pending_responses()
+    assert clock.now == 60.0
+    assert [e.message for e in events if e.status == "progress"][0] == \
+        "instance refresh InProgress, 40% done"
+    assert "still InProgress after 60 s; it goes on in AWS" in events[-2].message
+    # A replacement that never comes: its instance was never terminated.
+    member = next(i for i in inv.instances if i.group == "api")
+    replace = provider.plan_replace(inv, member.id)
+    events = list(run_steps(provider, replace, done=[replace.steps[0].key]))
+    assert events[-2].step == replace.steps[1].key and events[-2].status == "failed"
+    assert "after 60 s, 0 of 1 replacement(s) run 1.4.0" in events[-2].message
     provider.close()

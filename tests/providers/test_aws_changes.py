@@ -7,7 +7,7 @@ from fleetview.domain.versions import VersionRules
 from fleetview.providers.aws.provider import AwsProvider
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
-from tests.providers.aws_fixtures import moto_server  # noqa: F401
+from tests.helpers.aws import moto_server  # noqa: F401
 
 
 def scope(url, regions=("us-east-1",), **kw) -> AwsScopeConfig:
@@ -58,7 +58,7 @@ def test_pagination_across_many_reservations(moto_server):  # noqa: F811
                            groups=[GroupSpec("web", size=2)], standalone=23, unlabelled=0)
     p = AwsProvider(scope(moto_server.url), VersionRules(), page_size=5)
     calls = []
-    p.client("ec2", "us-east-1").meta.events.register(
+    p.clients.client("ec2", "us-east-1").meta.events.register(
         "before-send.ec2.DescribeInstances", lambda **kw: calls.append(1))
     inv = p.poll()
     p.close()
@@ -69,7 +69,7 @@ def test_pagination_across_many_reservations(moto_server):  # noqa: F811
 
 
 def test_a_deregistered_ami_keeps_its_version_and_is_marked_gone(moto_server):  # noqa: F811
-    import fleetview.providers.aws.provider as aws
+    import fleetview.providers.aws.inventory as aws
 
     fleet = seed_aws_fleet(moto_server.url, ("us-east-1",))
     p = AwsProvider(scope(moto_server.url), VersionRules())
@@ -100,7 +100,7 @@ def test_a_group_under_instance_refresh_is_updating(moto_server):  # noqa: F811
     groups.pop("ResponseMetadata")
     p = AwsProvider(scope(moto_server.url), VersionRules())
     # moto has no instance refresh: the Auto Scaling answers come from the Stubber, EC2 from moto
-    with Stubber(p.client("autoscaling", "us-east-1")) as stub:
+    with Stubber(p.clients.client("autoscaling", "us-east-1")) as stub:
         stub.add_response("describe_auto_scaling_groups", groups)
         stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [{
             "InstanceRefreshId": "r-1", "AutoScalingGroupName": "api",
@@ -111,4 +111,4 @@ def test_a_group_under_instance_refresh_is_updating(moto_server):  # noqa: F811
     p.close()
     group = inventory.group("api", "us-east-1")
     assert group.updating is True and group.extra["instance_refresh"] == "InProgress"
-    assert p.refresh_supported["us-east-1"] is True
+    assert p.poller.state.refresh_supported["us-east-1"] is True

@@ -3,11 +3,12 @@
 import pytest
 
 from fleetview.domain.errors import ProviderError
+from fleetview.domain.timing import Timing
 from fleetview.domain.versions import VersionRules
 from fleetview.providers.aws.provider import AwsProvider
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
-from tests.providers.aws_fixtures import (  # noqa: F401
+from tests.helpers.aws import (  # noqa: F401
     FaultProxy,
     closed_port_url,
     moto_server_module,
@@ -29,10 +30,10 @@ def moto_server(moto_server_module):  # noqa: F811
     return moto_server_module
 
 
-def make(url, endpoint_for=None, profile=None, max_attempts=2) -> AwsProvider:
+def make(url, endpoint_for=None, profile=None, attempts=2) -> AwsProvider:
     config = AwsScopeConfig(name="prod", regions=REGIONS, endpoint_url=url, profile=profile)
     return AwsProvider(config, VersionRules(), endpoint_for=endpoint_for,
-                       max_attempts=max_attempts, connect_timeout_s=2)
+                       timing=Timing(attempts=attempts), connect_timeout_s=2)
 
 
 def assert_only_good_region(inventory, fleet, *words):
@@ -64,7 +65,7 @@ def test_throttling_that_persists_is_reported_after_retries(moto_server, fleet):
         return None
 
     with FaultProxy(moto_server.url, fault) as proxy:
-        provider = make(moto_server.url, endpoint_for=lambda r: proxy.url, max_attempts=2)
+        provider = make(moto_server.url, endpoint_for=lambda r: proxy.url, attempts=2)
         inventory = provider.poll()
         provider.close()
         tries = proxy.seen.count(("DescribeInstances", BAD))
@@ -83,7 +84,7 @@ def test_throttling_that_passes_is_retried_and_counted(moto_server, fleet):  # n
         return None
 
     with FaultProxy(moto_server.url, fault) as proxy:
-        provider = make(moto_server.url, endpoint_for=lambda r: proxy.url, max_attempts=3)
+        provider = make(moto_server.url, endpoint_for=lambda r: proxy.url, attempts=3)
         throttled = provider.poll()
         calm = provider.poll()
         provider.close()

@@ -8,16 +8,18 @@ from typing import Any
 
 import pytest
 
+from fleetview.actions.steps import run_steps
 from fleetview.domain.actions import ActionRefused
 from fleetview.domain.model import Inventory, State
+from fleetview.domain.timing import FakeClock, Timing
 from fleetview.domain.versions import VersionRules
 from fleetview.providers.aws.provider import AwsProvider
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.providers.gcp.provider import GcpProvider
 from fleetview.providers.gcp.scope import GcpScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
-from tests.providers.aws_fixtures import moto_server  # noqa: F401
-from tests.sim import gce_fixtures
+from tests.helpers import gce as gce_fixtures
+from tests.helpers.aws import moto_server  # noqa: F401
 
 gce_emulator = gce_fixtures.gce_emulator
 OLD, NEW = "1.3.0", "1.4.0"
@@ -44,8 +46,8 @@ def _aws(moto) -> Cloud:
 
     def make(actions: bool):
         config = AwsScopeConfig("aws-c", ("us-east-1",), endpoint_url=moto.url, actions=actions)
-        return AwsProvider(config, VersionRules(), sleep=lambda s: None, poll_interval_s=0.0,
-                           track_timeout_s=60)
+        return AwsProvider(config, VersionRules(),
+                           timing=FakeClock().timing(interval_s=1.0, timeout_s=60.0))
 
     return Cloud("aws", make, "us-east-1")
 
@@ -65,8 +67,10 @@ def _gcp(emulator) -> Cloud:
     def make(actions: bool):
         config = GcpScopeConfig("gcp-c", gce_fixtures.PROJECT, api_endpoint=emulator.endpoint,
                                 credentials="anonymous", actions=actions)
-        return GcpProvider(config, VersionRules(), poll_interval_s=0.0, timeout_s=3600,
-                           sleep=lambda s: emulator.clock.advance(max(s, 15)))
+        # Every pause lets the emulated rollout move on by at least 15 s.
+        return GcpProvider(config, VersionRules(), timing=Timing(
+            interval_s=0.0, timeout_s=3600, clock=emulator.clock.now,
+            sleep=lambda s: emulator.clock.advance(max(s, 15))))
 
     return Cloud("gcp", make, "us-central1")
 
@@ -125,7 +129,7 @@ def test_rollback_converges_and_runs_each_step_once(cloud):
     plan = provider.plan_rollback(provider.poll(), cloud.group, cloud.region, OLD)
     assert plan.kind == "rollback" and plan.to_version == OLD and plan.steps
     assert set(plan.from_versions) == {NEW}
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     started = [e.step for e in events if e.status == "started"]
     assert len(started) == len(set(started)), "a step ran twice"
     assert not [e for e in events if e.status == "failed"], events
@@ -133,7 +137,7 @@ def test_rollback_converges_and_runs_each_step_once(cloud):
     assert len(web) == 3 and {i.version for i in web} == {OLD}
     assert all(i.state == State.RUNNING for i in web)
     # Steps journaled as done are never run again.
-    assert not [e for e in provider.execute(plan, done={s.key for s in plan.steps})
+    assert not [e for e in run_steps(provider, plan, done={s.key for s in plan.steps})
                 if e.status == "started"]
 
 
@@ -143,7 +147,7 @@ def test_replace_brings_a_new_instance_on_the_desired_version(cloud):
     victim = members(inventory, cloud)[0]
     plan = provider.plan_replace(inventory, victim.id)
     assert plan.kind == "replace" and plan.instances == (victim.id,)
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert not [e for e in events if e.status == "failed"], events
     web = members(provider.poll(), cloud)
     assert victim.id not in {i.id for i in web}

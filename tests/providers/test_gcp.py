@@ -12,12 +12,13 @@ from google.auth import exceptions as auth_exc
 
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import State
+from fleetview.domain.timing import Timing
 from fleetview.domain.versions import VersionRules
 from fleetview.providers import make_provider
 from fleetview.providers.gcp.clients import Compute
 from fleetview.providers.gcp.provider import GcpProvider
 from fleetview.providers.gcp.scope import GcpScopeConfig
-from tests.sim import gce_fixtures
+from tests.helpers import gce as gce_fixtures
 
 gce_emulator = gce_fixtures.gce_emulator
 PROJECT = gce_fixtures.PROJECT
@@ -29,15 +30,22 @@ def scope_config(emulator, **kw) -> GcpScopeConfig:
                           credentials=kw.pop("credentials", "anonymous"), **kw)
 
 
-def make(emulator, sleeps: list | None = None, **kw) -> GcpProvider:
-    """A provider on the emulator whose sleeps advance the emulated clock (and are noted)."""
+def emulated_timing(emulator, sleeps: list | None = None, **kw) -> Timing:
+    """Waiting on the emulator's clock: a sleep advances it (and is noted)."""
     def sleep(seconds: float) -> None:
         if sleeps is not None:
             sleeps.append(seconds)
         emulator.clock.advance(seconds)
 
-    opts = {k: kw.pop(k) for k in ("retries", "poll_interval_s", "timeout_s") if k in kw}
-    return GcpProvider(scope_config(emulator, **kw), VersionRules(), sleep=sleep, **opts)
+    return Timing(sleep=sleep, clock=emulator.clock.now, **kw)
+
+
+def make(emulator, sleeps: list | None = None, **kw) -> GcpProvider:
+    """A provider on the emulator whose waits run on the emulated clock; `interval_s`,
+    `timeout_s` and `attempts` go to its Timing, the rest to its scope config."""
+    opts = {k: kw.pop(k) for k in ("attempts", "interval_s", "timeout_s") if k in kw}
+    return GcpProvider(scope_config(emulator, **kw), VersionRules(),
+                       timing=emulated_timing(emulator, sleeps, **opts))
 
 
 def seed_fleet(state) -> None:
@@ -220,7 +228,7 @@ def test_throttling_is_retried_with_backoff(fleet):
 
 
 def test_throttling_that_lasts_fails_the_poll_not_the_caller(fleet):
-    p = make(fleet, retries=2)
+    p = make(fleet, attempts=3)
     p.poll()
     fleet.faults.throttle(100)
     inv = p.poll()
@@ -240,7 +248,8 @@ def test_a_missing_permission_is_named(fleet, provider):
 def test_an_unreachable_endpoint_is_an_error(gce_emulator):
     config = GcpScopeConfig(name="gcp-test", project=PROJECT, credentials="anonymous",
                             api_endpoint="http://127.0.0.1:9", regions=("us-east1",))
-    inv = GcpProvider(config, VersionRules(), sleep=lambda s: None, retries=1).poll()
+    inv = GcpProvider(config, VersionRules(),
+                      timing=Timing(sleep=lambda s: None, attempts=2)).poll()
     assert [e.region for e in inv.errors] == ["us-east1"]
     assert "cannot reach" in inv.errors[0].message
 

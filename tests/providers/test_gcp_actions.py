@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
+from datetime import timedelta
 
 import pytest
 
+from fleetview.actions.steps import run_steps
 from fleetview.domain.actions import ActionRefused
 from fleetview.domain.model import Image
+from fleetview.domain.timing import Timing
+from fleetview.domain.versions import VersionRules
 from fleetview.providers.gcp.actions import request_id, rollback_template_name
-from tests.providers.test_gcp import IMG, PROJECT, make, seed_fleet
-from tests.sim import gce_fixtures
+from fleetview.providers.gcp.provider import GcpProvider
+from tests.helpers import gce as gce_fixtures
+from tests.providers.test_gcp import IMG, PROJECT, make, scope_config, seed_fleet
 
 gce_emulator = gce_fixtures.gce_emulator
 
@@ -24,7 +30,7 @@ def fleet(gce_emulator):
 
 @pytest.fixture
 def provider(fleet):
-    p = make(fleet, actions=True, poll_interval_s=10.0)
+    p = make(fleet, actions=True, interval_s=10.0)
     yield p
     p.close()
 
@@ -49,7 +55,7 @@ def test_replace_recreates_the_instance_under_its_name_with_a_new_id(fleet, prov
     assert plan.to_version == "1.9.0" and plan.to_image_id == f"{IMG}/app-1-9-0"
     assert [s.key for s in plan.steps] == ["recreate", "track"]
 
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert statuses(events) == [("recreate", "started"), ("recreate", "done"),
                                 ("track", "started"), ("track", "done"), (None, "finished")]
     progress = [e for e in events if e.status == "progress"]
@@ -77,7 +83,7 @@ def test_rollback_progresses_over_emulated_time_and_converges(fleet, provider):
 
     seen_partial = False
     events = []
-    for event in provider.execute(plan):
+    for event in run_steps(provider, plan):
         events.append(event)
         if event.status == "progress" and 0 < event.done < event.total and not seen_partial:
             seen_partial = True
@@ -108,7 +114,7 @@ def test_rollback_of_a_canary_group_drops_the_canary(fleet, provider):
     plan = provider.plan_rollback(inv, "worker", "europe-west1", "1.9.0")
     assert plan.from_versions == ("1.10.0",)
     assert plan.params["template"].endswith("/app-1-9-0-tmpl")  # the group's own version
-    list(provider.execute(plan))
+    list(run_steps(provider, plan))
     after = provider.poll()
     worker = after.group("worker")
     assert worker.canary_image_id is None and worker.desired_version == "1.9.0"
@@ -119,8 +125,8 @@ def test_every_mutating_call_sends_a_request_id_so_a_retried_step_acts_once(flee
     inv = provider.poll()
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
     assert provider.plan_rollback(inv, "web", "us-central1", "1.8.0").params == plan.params
-    first = list(provider.execute(plan, done={"track"}))
-    again = list(provider.execute(plan, done={"track"}))  # as after a crash mid-step
+    first = list(run_steps(provider, plan, done={"track"}))
+    again = list(run_steps(provider, plan, done={"track"}))  # as after a crash mid-step
     assert statuses(first) == statuses(again) == [("patch", "started"), ("patch", "done"),
                                                   (None, "finished")]
     assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 2
@@ -139,9 +145,9 @@ def test_every_mutating_call_sends_a_request_id_so_a_retried_step_acts_once(flee
 def test_execute_skips_done_steps(fleet, provider):
     inv = provider.poll()
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
-    list(provider.execute(plan, done={"track"}))
+    list(run_steps(provider, plan, done={"track"}))
     patches = fleet.state.calls["compute.instanceGroupManagers.patch"]
-    events = list(provider.execute(plan, done={"patch"}))
+    events = list(run_steps(provider, plan, done={"patch"}))
     assert statuses(events)[0] == ("track", "started")
     assert fleet.state.calls["compute.instanceGroupManagers.patch"] == patches
     assert {i.version for i in provider.poll().instances if i.group == "web"} == {"1.8.0"}
@@ -152,7 +158,7 @@ def test_a_denied_patch_fails_the_step_with_the_permission(fleet, provider):
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
     fleet.faults.deny("compute.instanceGroupManagers.patch",
                       "compute.instanceGroupManagers.update")
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert statuses(events) == [("patch", "started"), ("patch", "failed"), (None, "failed")]
     assert "compute.instanceGroupManagers.update" in events[-1].message
 
@@ -162,7 +168,7 @@ def test_a_group_changed_since_the_plan_fails_the_patch(fleet, provider):
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
     fleet.state.patch_group(fleet.state.find_group("web"),
                             {"versions": [{"instanceTemplate": "app-1-10-0-tmpl"}]})
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert statuses(events)[-1] == (None, "failed")
     assert "changed since the plan" in events[-1].message
     assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 0
@@ -179,7 +185,7 @@ def test_a_read_only_scope_refuses_to_plan_and_to_execute(fleet, provider):
         read_only.plan_rollback(inv, "web", "us-central1", "1.8.0")
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
     with pytest.raises(ActionRefused, match="read-only"):
-        read_only.execute(plan)
+        list(run_steps(read_only, plan))
     assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 0
 
 
@@ -246,13 +252,76 @@ def test_a_group_already_on_the_version_is_refused_and_a_protected_one_planned(f
 
 
 def test_tracking_rides_out_throttling(fleet):
-    p = make(fleet, actions=True, retries=1)
+    p = make(fleet, actions=True, attempts=2)
     inv = p.poll()
     plan = p.plan_replace(inv, member(inv, "web").id)
     fleet.faults.throttle(3, methods=["compute.instances.get"])
-    events = list(p.execute(plan))
+    events = list(run_steps(p, plan))
     assert statuses(events)[-1] == (None, "finished")
     assert any("not checked" in e.message for e in events if e.status == "progress")
+
+
+def test_a_plan_of_another_scope_is_refused_before_anything_runs(fleet, provider):
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    with pytest.raises(ActionRefused, match="scope elsewhere"):
+        list(run_steps(provider, dataclasses.replace(plan, scope="elsewhere")))
+    assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 0
+
+
+def test_a_group_on_an_image_family_can_have_an_instance_replaced(gce_emulator):
+    # Its template names no image (the MIG takes the family's newest when it recreates).
+    state = gce_emulator.state
+    state.create_image("app-4-0-0", family="app", labels={"version": "4-0-0"},
+                       created=timedelta(days=3))
+    state.create_instance_template("app-latest", "family/app")
+    state.create_mig("fam", "app-latest", zone="us-central1-a", target_size=2)
+    gce_emulator.clock.advance(120)
+    p = make(gce_emulator, actions=True)
+    inv = p.poll()
+    assert inv.group("fam").desired_image_id is None
+    victim = member(inv, "fam")
+    plan = p.plan_replace(inv, victim.id)
+    assert plan.to_image_id is None and plan.mechanism == "recreate-instances"
+    events = list(run_steps(p, plan))
+    assert statuses(events)[-1] == (None, "finished")
+    assert victim.id not in {i.id for i in p.poll().instances}
+
+
+# -- deadlines ----------------------------------------------------------------------------------
+
+def standing_still(seconds_per_reading: float, timeout_s: float) -> Timing:
+    """Pauses that cost nothing (the emulator's clock stands still, so nothing it runs moves
+    on) and a clock that is `seconds_per_reading` later at each reading: the calls' time."""
+    readings = itertools.count(0.0, seconds_per_reading)
+    return Timing(interval_s=0.0, timeout_s=timeout_s, sleep=lambda s: None,
+                  clock=lambda: next(readings))
+
+
+def test_an_operation_that_never_ends_fails_at_the_deadline_on_the_clock(fleet):
+    p = GcpProvider(scope_config(fleet, actions=True), VersionRules(),
+                    timing=standing_still(50.0, 600.0))
+    inv = p.poll()
+    plan = p.plan_replace(inv, member(inv, "web").id)
+    events = list(run_steps(p, plan))
+    assert statuses(events) == [("recreate", "started"), ("recreate", "failed"),
+                                (None, "failed")]
+    assert "still runs after 600 s; check it in the console" in events[-1].message
+    assert fleet.state.calls["compute.zoneOperations.get"] <= 12  # not one per free pause
+
+
+def test_a_rollout_that_does_not_converge_fails_tracking_at_the_deadline(fleet, provider):
+    inv = provider.poll()
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    assert statuses(run_steps(provider, plan, done={"track"}))[-1] == (None, "finished")
+    p = GcpProvider(scope_config(fleet, actions=True), VersionRules(),
+                    timing=standing_still(100.0, 900.0))
+    events = list(run_steps(p, plan, done={"patch"}))
+    assert statuses(events) == [("track", "started"), ("track", "failed"), (None, "failed")]
+    message = events[-1].message
+    assert "group web has not converged after 900 s (0 of 3 done)" in message
+    assert "keeps updating on its own" in message
+    assert len([e for e in events if e.status == "progress"]) <= 10
 
 
 # -- rollback through a new template ----------------------------------------------------------
@@ -269,7 +338,7 @@ def test_rollback_to_a_version_whose_template_was_deleted_makes_one_and_converge
     assert "app-1-9-0-tmpl-rb-1-8-0" in plan.steps[0].description
     assert fleet.state.calls["compute.instanceTemplates.insert"] == 0  # planning makes nothing
 
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert statuses(events) == [("template", "started"), ("template", "done"),
                                 ("patch", "started"), ("patch", "done"), ("track", "started"),
                                 ("track", "done"), (None, "finished")]
@@ -291,7 +360,7 @@ def test_rollback_to_a_version_whose_template_was_deleted_makes_one_and_converge
     assert len([i for i in after.instances if i.group == "web"]) == 3
 
     # Run again (a resumed action): the step finds its template and inserts nothing.
-    again = list(provider.execute(plan, done={"patch", "track"}))
+    again = list(run_steps(provider, plan, done={"patch", "track"}))
     assert statuses(again)[:2] == [("template", "started"), ("template", "done")]
     assert "exists already" in again[1].message
     assert fleet.state.calls["compute.instanceTemplates.insert"] == 1
@@ -308,7 +377,7 @@ def test_a_regional_template_is_copied_into_its_region(fleet, provider):
     plan = provider.plan_rollback(inv, "edge", "europe-west1", "1.8.0")
     assert plan.params["template"] == (
         f"projects/{PROJECT}/regions/europe-west1/instanceTemplates/edge-1-9-0-rb-1-8-0")
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert statuses(events)[-1] == (None, "finished")
     assert fleet.state.calls["compute.regionInstanceTemplates.insert"] == 1
     after = provider.poll()
@@ -322,7 +391,7 @@ def test_a_taken_rollback_template_name_with_another_image_is_not_used(fleet, pr
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
     # Someone takes the name, with another image, between the plan and its execution.
     fleet.state.create_instance_template("app-1-9-0-tmpl-rb-1-8-0", "app-1-10-0")
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert statuses(events) == [("template", "started"), ("template", "failed"),
                                 (None, "failed")]
     assert "exists but boots" in events[-1].message
@@ -336,7 +405,7 @@ def test_a_denied_template_insert_names_the_permission(fleet, provider):
     inv = provider.poll()
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
     fleet.faults.deny("compute.instanceTemplates.insert", "compute.instanceTemplates.create")
-    events = list(provider.execute(plan))
+    events = list(run_steps(provider, plan))
     assert statuses(events)[-1] == (None, "failed")
     assert "compute.instanceTemplates.create" in events[-1].message
 

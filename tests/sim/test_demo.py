@@ -17,6 +17,7 @@ from fleetview.actions import history, runner
 from fleetview.actions.prepare import prepare_replace, prepare_rollback
 from fleetview.config import load_config
 from fleetview.domain.model import State
+from fleetview.domain.timing import Timing
 from fleetview.providers import make_provider, provider_class
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.providers.gcp.scope import GcpScopeConfig
@@ -163,8 +164,8 @@ def test_the_live_rollout_advances(demo):
 
 
 def test_rolling_back_the_bad_group_converges(demo, store):
-    provider = make_provider(demo.config.scope(AWS), demo.config.versions)
-    provider.sleep = lambda _s: time.sleep(0.2)
+    provider = make_provider(demo.config.scope(AWS), demo.config.versions,
+                             timing=Timing(interval_s=0.2))
     try:
         prepared = prepare_rollback(demo.config, store, AWS, "us-east-1", "api",
                                     provider=provider)
@@ -189,7 +190,8 @@ def test_rolling_back_the_bad_group_converges(demo, store):
 def test_replacing_a_gcp_instance_goes_through_the_emulator(demo, store):
     assert demo._gce_command("speed 10", "speed") == {"speed": 10.0}  # ten times the pace
     scope_config = demo.config.scope(GCP)
-    provider = provider_class("gcp")(scope_config, demo.config.versions, poll_interval_s=0.5)
+    provider = provider_class("gcp")(scope_config, demo.config.versions,
+                                     timing=Timing(interval_s=0.5))
     try:
         before = provider.poll()
         victim = next(i for i in before.instances if i.group == "batch")
@@ -198,8 +200,8 @@ def test_replacing_a_gcp_instance_goes_through_the_emulator(demo, store):
         action_id = runner.confirm(store, scope_config, prepared.plan,
                                    runner.Confirmation("disk errors"), prepared.identity,
                                    group=prepared.group_info)
-        record = runner.execute(store, provider, action_id, verify_timeout_s=60,
-                                sleep=lambda _s: time.sleep(0.2))
+        record = runner.execute(store, provider, action_id,
+                                timing=Timing(interval_s=0.2, timeout_s=60))
         assert record.status == "finished", record.message
         after = provider.poll()
     finally:

@@ -8,8 +8,8 @@ from google.cloud import compute_v1
 
 from fleetview.sim.gce import errors
 from fleetview.sim.gce.filters import compile_filter
-from tests.sim import gce_fixtures
-from tests.sim.gce_fixtures import PROJECT
+from tests.helpers import gce as gce_fixtures
+from tests.helpers.gce import PROJECT
 
 gce_emulator = gce_fixtures.gce_emulator
 gce_client_kwargs = gce_fixtures.gce_client_kwargs

@@ -7,8 +7,8 @@ import requests
 from google.api_core import exceptions
 from google.cloud import compute_v1
 
-from tests.sim import gce_fixtures
-from tests.sim.gce_fixtures import PROJECT
+from tests.helpers import gce as gce_fixtures
+from tests.helpers.gce import PROJECT
 
 gce_emulator = gce_fixtures.gce_emulator
 gce_client_kwargs = gce_fixtures.gce_client_kwargs

@@ -11,8 +11,8 @@ from google.cloud import compute_v1
 
 from fleetview.sim.gce import EmulatedClock, GceEmulator, GceState
 from fleetview.sim.gce.seed import seed_fleet
-from tests.sim import gce_fixtures
-from tests.sim.gce_fixtures import PROJECT
+from tests.helpers import gce as gce_fixtures
+from tests.helpers.gce import PROJECT
 
 gce_emulator = gce_fixtures.gce_emulator
 gce_client_kwargs = gce_fixtures.gce_client_kwargs

@@ -11,8 +11,8 @@ import requests
 from google.cloud import compute_v1
 from google.protobuf import json_format
 
-from tests.sim import gce_fixtures
-from tests.sim.gce_fixtures import PROJECT
+from tests.helpers import gce as gce_fixtures
+from tests.helpers.gce import PROJECT
 
 gce_emulator = gce_fixtures.gce_emulator
 

@@ -7,7 +7,7 @@ import urllib.request
 import boto3
 
 from fleetview.sim.moto_server import MotoServer, free_port
-from tests.providers.aws_fixtures import moto_server  # noqa: F401
+from tests.helpers.aws import moto_server  # noqa: F401
 
 
 def test_start_answers_on_loopback_and_stop_ends_the_process():

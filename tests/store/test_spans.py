@@ -2,7 +2,7 @@
 
 from fleetview.domain.model import State
 from fleetview.store.spans import Coverage, diff_groups, diff_instances, instance_observation
-from tests.store.builders import T0, group, instance, inventory
+from tests.helpers.builders import T0, group, instance, inventory
 
 
 def _open(*instances):

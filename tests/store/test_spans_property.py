@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fleetview.domain.model import State
 from fleetview.store import Store
-from tests.store.builders import at, instance, inventory, scope
+from tests.helpers.builders import at, instance, inventory, scope
 
 _runs = itertools.count()
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from fleetview.domain.model import State
 from fleetview.store import Store, StoreError, StoreUnavailable
 from fleetview.store import schema as store_schema
-from tests.store.builders import T0, at, group, instance, inventory, scope
+from tests.helpers.builders import T0, at, group, instance, inventory, scope
 
 SPAN_COLUMNS = ["span_id", "provider", "scope", "account", "region", "zone", "group",
                 "instance_id", "name", "image_id", "image_name", "version", "state", "start",
@@ -321,7 +321,8 @@ def test_newer_schema_is_refused_and_untouched(store_url):
     assert "upgrade FleetView" in str(info.value)
     with engine.connect() as conn:
         assert not sa.inspect(conn).has_table("scope_state")
-        assert conn.execute(sa.text("SELECT value FROM fleetview_meta")).scalar_one() == "99"
+        assert conn.execute(sa.text("SELECT value FROM fleetview_meta "
+                                    "WHERE key = 'schema_version'")).scalar_one() == "99"
     engine.dispose()
 
 
@@ -340,18 +341,20 @@ def test_migrations_run_forward_on_open(store_url, monkeypatch):
     Store.open(store_url).close()
     ran = []
 
-    def to_2(conn):
+    def to_next(conn):
         ran.append(1)
         conn.execute(sa.text("CREATE TABLE fv_test_marker (x INTEGER)"))
 
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_schema.MIGRATIONS, 1, to_2)
+    current = store_schema.SCHEMA_VERSION
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(store_schema.MIGRATIONS, current, to_next)
     Store.open(store_url).close()
     Store.open(store_url).close()
     assert ran == [1]
     engine = sa.create_engine(store_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT value FROM fleetview_meta")).scalar_one() == "2"
+        assert conn.execute(sa.text("SELECT value FROM fleetview_meta WHERE key = "
+                                    "'schema_version'")).scalar_one() == str(current + 1)
         assert sa.inspect(conn).has_table("fv_test_marker")
     engine.dispose()
 

@@ -11,13 +11,15 @@ from PySide6.QtCore import QSettings, Qt
 
 from fleetview.actions import audit
 from fleetview.actions.journal import Journal
+from fleetview.actions.steps import run_steps
 from fleetview.config import load_config
 from fleetview.domain.model import State
+from fleetview.domain.timing import FakeClock
 from fleetview.providers import make_provider
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from fleetview.ui.app import open_window
 from fleetview.ui.collector_process import CollectorProcess, collector_command
-from tests.providers.aws_fixtures import moto_server  # noqa: F401
+from tests.helpers.aws import moto_server  # noqa: F401
 
 OLD, NEW = "1.3.0", "1.4.0"
 REGION = "us-east-1"
@@ -52,8 +54,8 @@ def history(moto_server, tmp_path):  # noqa: F811
     config = write_config(tmp_path, moto_server.url)
     from fleetview.store import Store
 
-    provider = make_provider(config.scopes[0], config.versions)
-    provider.sleep = lambda s: None
+    provider = make_provider(config.scopes[0], config.versions,
+                             timing=FakeClock().timing(interval_s=1.0))
     with Store.open(config.store.url) as store:
         now = datetime.now(UTC)
         first = provider.poll()
@@ -63,7 +65,7 @@ def history(moto_server, tmp_path):  # noqa: F811
         plan = provider.plan_rollback(  # the deploy of NEW, through the provider itself
             first, "api", REGION, NEW,
             known_images={new_ami: Image("aws", new_ami, f"app-{NEW}", version=NEW)})
-        for _ in provider.execute(plan):
+        for _ in run_steps(provider, plan):
             pass
         store.record_poll(provider.poll(), now - timedelta(hours=1), now - timedelta(hours=1))
     provider.close()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from fleetview.providers.aws.clients import Clients
 from fleetview.providers.aws.needs import needs as aws_needs
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.providers.base import Check, Need, ScopeReport, Verdict, probe_name, verdicts
@@ -50,22 +51,17 @@ def _aws_probes(group: str) -> dict[str, tuple[str, str, dict]]:
     }
 
 
-def _aws_session(scope: AwsScopeConfig):
-    import boto3
-
-    session = boto3.Session(profile_name=scope.profile, region_name=scope.regions[0])
-    if scope.role_arn:
-        sts = session.client("sts", endpoint_url=scope.endpoint_url)
-        creds = sts.assume_role(RoleArn=scope.role_arn,
-                                RoleSessionName="fleetview-doctor")["Credentials"]
-        session = boto3.Session(aws_access_key_id=creds["AccessKeyId"],
-                                aws_secret_access_key=creds["SecretAccessKey"],
-                                aws_session_token=creds["SessionToken"],
-                                region_name=scope.regions[0])
-    return session
-
-
 def check(scope: AwsScopeConfig, report: ScopeReport) -> None:
+    """Fill in `report`. The session, endpoints and retries are the provider's own
+    (aws/clients): credentials that pass here are the ones a poll uses."""
+    clients = Clients(scope)
+    try:
+        _check(clients, scope, report)
+    finally:
+        clients.close()
+
+
+def _check(clients: Clients, scope: AwsScopeConfig, report: ScopeReport) -> None:
     from botocore.exceptions import (
         BotoCoreError,
         ClientError,
@@ -76,8 +72,7 @@ def check(scope: AwsScopeConfig, report: ScopeReport) -> None:
 
     needs = aws_needs(report.capability)
     try:
-        session = _aws_session(scope)
-        caller = session.client("sts", endpoint_url=scope.endpoint_url).get_caller_identity()
+        caller = clients.caller()
     except ClientError as exc:
         report.error = _aws_credential_error(scope, exc)
         return
@@ -89,16 +84,16 @@ def check(scope: AwsScopeConfig, report: ScopeReport) -> None:
         report.error = f"{exc}; check the network, the regions and endpoint_url of this scope"
         return
     report.identity = caller["Arn"]
-    principal = _aws_principal(session, scope, caller["Arn"])
+    principal = _aws_principal(clients, scope, caller["Arn"])
     if principal == "root":
         report.method = "none needed"
         report.notes.append("these are the account's root credentials, which may do anything; "
                             "use an IAM role or user with the policies in packaging/permissions/")
         report.checks = [Check(n, "present", "root") for n in needs]
         return
-    if principal and _aws_simulate(session, scope, principal, needs, report):
+    if principal and _aws_simulate(clients, scope, principal, needs, report):
         return
-    _aws_probe_all(session, scope, needs, report)
+    _aws_probe_all(clients, scope, needs, report)
 
 
 def _aws_credential_error(scope: AwsScopeConfig, exc) -> str:
@@ -111,7 +106,7 @@ def _aws_credential_error(scope: AwsScopeConfig, exc) -> str:
             "profile? run `aws sts get-caller-identity` with the same profile to see)")
 
 
-def _aws_principal(session, scope: AwsScopeConfig, arn: str) -> str | None:
+def _aws_principal(clients: Clients, scope: AwsScopeConfig, arn: str) -> str | None:
     """The IAM ARN the policy simulator evaluates, "root", or None when it cannot be known."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -128,18 +123,18 @@ def _aws_principal(session, scope: AwsScopeConfig, arn: str) -> str | None:
             return scope.role_arn
         role_name = rest.split("/", 1)[0]
         try:  # the role's path is not in the session ARN; GetRole knows it
-            iam = session.client("iam", endpoint_url=scope.endpoint_url)
+            iam = clients.client("iam")
             return iam.get_role(RoleName=role_name)["Role"]["Arn"]
         except (ClientError, BotoCoreError):
             return f"arn:{parts[1]}:iam::{parts[4]}:role/{role_name}"
     return None
 
 
-def _aws_simulate(session, scope, principal: str, needs, report: ScopeReport) -> bool:
+def _aws_simulate(clients: Clients, scope, principal: str, needs, report: ScopeReport) -> bool:
     """Ask the IAM policy simulator; False when it may not be used (then probe instead)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    iam = session.client("iam", endpoint_url=scope.endpoint_url)
+    iam = clients.client("iam")
     decisions: dict[str, str] = {}
     try:
         pages = iam.get_paginator("simulate_principal_policy").paginate(
@@ -172,17 +167,10 @@ def _simulated(decision: str | None) -> tuple[Verdict, str]:
     return "missing", decision
 
 
-def _aws_probe_all(session, scope: AwsScopeConfig, needs, report: ScopeReport) -> None:
+def _aws_probe_all(clients: Clients, scope: AwsScopeConfig, needs, report: ScopeReport) -> None:
     report.method = "dry-run calls (EC2 DryRun; Auto Scaling calls on a group that cannot exist)"
     probes = _aws_probes(probe_name("asg"))
-    clients: dict[tuple[str, str], object] = {}
-
-    def client(service: str, region: str):
-        key = (service, region)
-        if key not in clients:
-            clients[key] = session.client(service, region_name=region,
-                                          endpoint_url=scope.endpoint_url)
-        return clients[key]
+    client = clients.client
 
     def decide(need: Need) -> tuple[Verdict, str]:
         if need.permission not in probes:

@@ -1,504 +1,104 @@
-"""The AWS provider: inventory of EC2 instances, AMIs and Auto Scaling groups through boto3."""
+"""The AWS provider: one [[aws]] scope's EC2 instances, AMIs and Auto Scaling groups (boto3)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 
-import boto3
-import botocore.session
-from botocore.config import Config
-from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import ClientError
-
-from fleetview.domain.actions import ActionPlan, ProgressEvent
-from fleetview.domain.errors import ProviderError
-from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
+from fleetview.domain.actions import ActionPlan, PlanStep
+from fleetview.domain.errors import FleetViewError, ProviderError
+from fleetview.domain.model import Group, Image, Instance, Inventory
+from fleetview.domain.timing import Timing
 from fleetview.domain.versions import VersionRules
-from fleetview.providers.aws import actions as aws_actions
-from fleetview.providers.aws.errors import DENIED, error_code, explain, is_unsupported
-from fleetview.providers.aws.shapes import (  # noqa: F401 - ASG_TAG, STATE_MAP re-exported
-    ASG_TAG,
-    STATE_MAP,
-    image_of,
-    instance_of,
-    template_spec,
-)
-from fleetview.providers.base import Provider
+from fleetview.providers.aws import CLOUD
 
-# DescribeImages takes at most 200 values in one filter.
-IMAGE_BATCH = 200
-# An AMI never changes, but it can be deregistered: cached images are re-checked this often.
-IMAGE_RECHECK_S = 900.0
+# boto3 loads here, not in fleetview.providers: the registry imports this module only when an
+# AWS scope is configured.
+from fleetview.providers.aws.actions import Actions, Steps
+from fleetview.providers.aws.clients import Clients
+from fleetview.providers.aws.errors import explain
+from fleetview.providers.aws.inventory import Poller, PollState
+from fleetview.providers.base import Provider, refuse_read_only
 
-_local = threading.local()
-
-
-class _CallCounter:
-    """API requests sent during one poll, counted by a botocore `before-send` hook."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def add(self) -> None:
-        with self._lock:
-            self.value += 1
-
-
-def _count_request(**_: object) -> None:
-    counter = getattr(_local, "counter", None)
-    if counter is not None:
-        counter.add()
-
-
-def _note_operation(event_name: str = "", **_: object) -> None:
-    # A connection error names no operation; the region error should.
-    _local.operation = tuple(event_name.split(".")[1:3])
-
-
-@dataclass
-class _RegionResult:
-    instances: list[Instance] = field(default_factory=list)
-    groups: list[Group] = field(default_factory=list)
-    images: dict[str, Image] = field(default_factory=dict)
-    error: str | None = None
+# Instance refreshes and batches take minutes: checked every 15 s unless told otherwise.
+DEFAULT_TIMING = Timing(interval_s=15.0)
 
 
 class AwsProvider(Provider):
     """One [[aws]] scope: an account (optionally through an assumed role) over its regions.
 
-    Keyword-only extras exist for tests and the demo, not for the config: `endpoint_for`
-    gives one region its own endpoint (a region that is down, a throttling proxy),
-    `sleep` and `poll_interval_s` make action tracking instant on moto, `region_workers`
-    caps the lanes of regions polled at once (default: all; regions sharing one endpoint
-    form one lane), `max_attempts` counts the first try.
+    `timing` paces the waits on instance refreshes and replacements and counts the attempts
+    of one API call. Keyword-only extras exist for tests and the demo, not for the config:
+    `endpoint_for` gives one region its own endpoint (a region that is down, a throttling
+    proxy), `region_workers` caps the lanes of regions polled at once (default: all; regions
+    sharing one endpoint form one lane).
     """
 
     name = "aws"
+    cloud = CLOUD
 
     def __init__(
         self,
         config,
         rules: VersionRules,
         *,
+        timing: Timing | None = None,
         endpoint_for: Callable[[str], str | None] | None = None,
         page_size: int = 1000,
-        max_attempts: int = 4,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-        poll_interval_s: float = 15.0,
-        track_timeout_s: float = 3600.0,
         region_workers: int | None = None,
     ) -> None:
-        super().__init__(config, rules)
-        self.endpoint_for = endpoint_for
-        self.page_size = page_size
-        self.sleep = sleep
-        self.poll_interval_s = poll_interval_s
-        self.track_timeout_s = track_timeout_s
-        # Lanes of regions polled at once (see _lanes); None: every lane at once.
-        self.region_workers = region_workers
-        self._botocore_config = Config(
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
-            max_pool_connections=10,
-        )
-        self._lock = threading.Lock()
-        self._session: boto3.Session | None = None
-        self._clients: dict[tuple[str, str], object] = {}
-        self._pool: ThreadPoolExecutor | None = None
-        self._account: str | None = None
-        # (region, ami) -> (Image, checked at monotonic seconds)
-        self._images: dict[tuple[str, str], tuple[Image, float]] = {}
-        # (region, template id, version number) -> AMI id; a numbered version never changes.
-        self._template_images: dict[tuple[str, str, int], str | None] = {}
-        # (region, launch configuration name) -> AMI id; launch configurations never change.
-        self._config_images: dict[tuple[str, str], str | None] = {}
-        # region -> whether its endpoint has instance refresh (None: not known yet)
-        self.refresh_supported: dict[str, bool] = {}
+        super().__init__(config, rules, timing=timing or DEFAULT_TIMING)
+        self.clients = Clients(config, attempts=self.timing.attempts, endpoint_for=endpoint_for,
+                               connect_timeout_s=connect_timeout_s,
+                               read_timeout_s=read_timeout_s)
+        self.poller = Poller(config, self.clients, PollState(), page_size=page_size,
+                             region_workers=region_workers)
+        self.actions = Actions(config, self.clients, self.poller, self.timing)
 
-    # -- sessions and clients ------------------------------------------------------------
-
-    def session(self) -> boto3.Session:
-        with self._lock:
-            if self._session is None:
-                self._session = self._make_session()
-            return self._session
-
-    def _make_session(self) -> boto3.Session:
-        base = boto3.Session(profile_name=self.config.profile) if self.config.profile \
-            else boto3.Session()
-        if not self.config.role_arn:
-            return base
-        sts = base.client("sts", region_name=self._home_region(),
-                          endpoint_url=self.config.endpoint_url, config=self._botocore_config)
-        role_arn = self.config.role_arn
-
-        def assume() -> dict:
-            creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="fleetview")["Credentials"]
-            return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
-                    "token": creds["SessionToken"],
-                    "expiry_time": creds["Expiration"].isoformat()}
-
-        credentials = RefreshableCredentials.create_from_metadata(
-            metadata=assume(), refresh_using=assume, method="assume-role")
-        assumed = botocore.session.Session()
-        # botocore has no public setter; this is how its own assume-role provider does it.
-        assumed._credentials = credentials
-        return boto3.Session(botocore_session=assumed)
-
-    def _home_region(self) -> str:
-        return self.config.regions[0] if self.config.regions else "us-east-1"
-
-    def client(self, service: str, region: str):
-        """The cached client of `service` in `region` (tests may stub it with botocore's Stubber)."""
-        key = (service, region)
-        with self._lock:
-            found = self._clients.get(key)
-        if found is not None:
-            return found
-        session = self.session()
-        endpoint = self._endpoint(region)
-        with self._lock:
-            found = self._clients.get(key)
-            if found is None:
-                found = session.client(service, region_name=region, endpoint_url=endpoint,
-                                       config=self._botocore_config)
-                found.meta.events.register("before-send", _count_request)
-                found.meta.events.register("before-call", _note_operation)
-                self._clients[key] = found
-            return found
-
-    def close(self) -> None:
-        with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
-            pool, self._pool = self._pool, None
-        for c in clients:
-            c.close()
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    # -- identity ------------------------------------------------------------------------
+    def poll(self) -> Inventory:
+        return self.rules.label(self.poller.poll())
 
     def identity(self) -> str:
         try:
-            return self.client("sts", self._home_region()).get_caller_identity()["Arn"]
+            return self.clients.caller()["Arn"]
         except Exception as exc:
             raise ProviderError(explain(exc, self.config.profile, "sts GetCallerIdentity",
                                         "sts")) from None
 
-    def _account_id(self) -> str:
-        if self._account is None:
-            self._account = self.client("sts", self._home_region()).get_caller_identity()[
-                "Account"]
-        return self._account
+    # -- plans ---------------------------------------------------------------------------
 
-    # -- poll ----------------------------------------------------------------------------
+    def update_under_way(self, group: Group) -> str:
+        return f"an instance refresh {group.extra.get('instance_refresh') or 'in progress'}"
 
-    def poll(self) -> Inventory:
-        polled_at = datetime.now(UTC)
-        regions = tuple(self.config.regions)
-        counter = _CallCounter()
-        _local.counter = counter
-        try:
-            account = self._account_id()
-        except Exception as exc:
-            message = explain(exc, self.config.profile, "sts GetCallerIdentity", "sts")
-            return Inventory(scope=Scope("aws", self.config.name, "", regions),
-                             polled_at=polled_at, api_calls=counter.value,
-                             errors=tuple(RegionError(r, message) for r in regions))
-        finally:
-            _local.counter = None
-        lanes = self._lanes(regions)
-        pool = self._executor(len(lanes))
-        pending = [pool.submit(self._poll_lane, lane, account, counter) for lane in lanes]
-        results: dict[str, _RegionResult] = {}
-        for future in pending:
-            results.update(future.result())
-        instances: list[Instance] = []
-        groups: list[Group] = []
-        images: dict[str, Image] = {}
-        errors: list[RegionError] = []
-        ok: list[str] = []
-        for region in regions:
-            result = results[region]
-            if result.error is not None:
-                errors.append(RegionError(region, result.error))
-                continue
-            ok.append(region)
-            instances.extend(result.instances)
-            groups.extend(result.groups)
-            images.update(result.images)
-        inventory = Inventory(
-            scope=Scope("aws", self.config.name, account, regions), polled_at=polled_at,
-            instances=tuple(instances), groups=tuple(groups), images=images,
-            errors=tuple(errors), regions_ok=tuple(ok), api_calls=counter.value,
-        )
-        return self.rules.label(inventory)
+    def plan_replace_of(self, inventory: Inventory, instance: Instance, group: Group
+                        ) -> ActionPlan:
+        return self.actions.plan_replace(inventory, instance, group)
 
-    def _executor(self, regions: int) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                workers = self.region_workers or min(regions, 32)
-                self._pool = ThreadPoolExecutor(max_workers=max(1, workers),
-                                                thread_name_prefix="fleetview-aws")
-            return self._pool
+    def plan_rollback_of(self, inventory: Inventory, group: Group, version: str,
+                         known_images: Mapping[str, Image], *, min_healthy_percent: int = 90
+                         ) -> ActionPlan:
+        """`min_healthy_percent`: the share of the group kept in service while it is replaced."""
+        return self.actions.plan_rollback(inventory, group, version, known_images,
+                                          min_healthy_percent)
 
-    def _endpoint(self, region: str) -> str | None:
-        return (self.endpoint_for(region) if self.endpoint_for else None) or \
-            self.config.endpoint_url
+    # -- execution -----------------------------------------------------------------------
 
-    def _lanes(self, regions: tuple[str, ...]) -> list[list[str]]:
-        """Regions polled in turn within a lane; lanes run in parallel.
+    def check_before_run(self, plan: ActionPlan) -> None:
+        refuse_read_only(self.config)
+        self.actions.refuse_active_refresh(plan)
 
-        On AWS every region has its own endpoint, so each region is its own lane and a slow
-        region delays no other. Regions that share one endpoint_url (moto, LocalStack) are
-        one server process: polled at once they only contend (the benchmark measured two moto
-        regions at once 1.5x slower than in turn), so they share a lane.
-        """
-        lanes: dict[str, list[str]] = {}
-        for region in regions:
-            lanes.setdefault(self._endpoint(region) or f"aws:{region}", []).append(region)
-        return list(lanes.values())
+    def run_step(self, plan: ActionPlan, step: PlanStep) -> Steps:
+        return self.actions.run(plan, step)
 
-    def _poll_lane(self, lane: list[str], account: str, counter: _CallCounter
-                   ) -> dict[str, _RegionResult]:
-        return {r: self._poll_region_counted(r, account, counter) for r in lane}
+    def explain(self, exc: BaseException, plan: ActionPlan, step: PlanStep) -> str:
+        if isinstance(exc, FleetViewError):
+            return str(exc)
+        return explain(exc, self.config.profile, f"{plan.region} {step.key}")
 
-    def _poll_region_counted(self, region: str, account: str, counter: _CallCounter
-                             ) -> _RegionResult:
-        _local.counter = counter
-        _local.operation = ("ec2", "DescribeInstances")
-        try:
-            return self._poll_region(region, account)
-        except Exception as exc:
-            service, operation = (tuple(_local.operation) + ("", ""))[:2]
-            where = region if isinstance(exc, ClientError) else f"{region} {operation}"
-            return _RegionResult(error=explain(exc, self.config.profile, where, service))
-        finally:
-            _local.counter = None
+    def what_is_left(self, plan: ActionPlan, reason: str) -> str:
+        return self.actions.what_is_left(plan, reason)
 
-    def _poll_region(self, region: str, account: str) -> _RegionResult:
-        ec2 = self.client("ec2", region)
-        result = _RegionResult()
-        pages = ec2.get_paginator("describe_instances").paginate(
-            PaginationConfig={"PageSize": self.page_size})
-        for page in pages:
-            for reservation in page.get("Reservations", []):
-                for raw in reservation.get("Instances", []):
-                    result.instances.append(instance_of(raw, self.config.name, account, region))
-        result.groups = self._groups(region, account, result.instances)
-        wanted = {i.image_id for i in result.instances if i.image_id}
-        wanted |= {g.desired_image_id for g in result.groups if g.desired_image_id}
-        # A template may name its image as "resolve:ssm:...": no AMI to describe.
-        result.images = self._images_in(region, {w for w in wanted if w.startswith("ami-")})
-        return result
-
-    # -- images --------------------------------------------------------------------------
-
-    def _images_in(self, region: str, wanted: set[str]) -> dict[str, Image]:
-        now = time.monotonic()
-        found: dict[str, Image] = {}
-        stale: list[str] = []
-        for image_id in sorted(wanted):
-            cached = self._images.get((region, image_id))
-            if cached is not None and (cached[0].gone or now - cached[1] < IMAGE_RECHECK_S):
-                found[image_id] = cached[0]
-            else:
-                stale.append(image_id)
-        ec2 = self.client("ec2", region)
-        for start in range(0, len(stale), IMAGE_BATCH):
-            batch = stale[start:start + IMAGE_BATCH]
-            # A filter, not ImageIds: one deregistered id would fail the whole ImageIds call.
-            response = ec2.describe_images(
-                Filters=[{"Name": "image-id", "Values": batch}], IncludeDeprecated=True)
-            answered = {raw["ImageId"]: raw for raw in response.get("Images", [])}
-            for image_id in batch:
-                raw = answered.get(image_id)
-                if raw is not None:
-                    image = image_of(raw)
-                else:
-                    previous = self._images.get((region, image_id))
-                    image = replace(previous[0], gone=True) if previous else Image(
-                        provider="aws", id=image_id, name="", gone=True)
-                self._images[(region, image_id)] = (image, now)
-                found[image_id] = image
-        return found
-
-    def image_region(self, image_id: str) -> str | None:
-        """The region where a poll last saw this AMI (AMI ids are regional)."""
-        for region, known in list(self._images):  # a snapshot: polls may be adding
-            if known == image_id:
-                return region
-        return None
-
-    # -- groups --------------------------------------------------------------------------
-
-    def _groups(self, region: str, account: str, instances: list[Instance]) -> list[Group]:
-        asg = self.client("autoscaling", region)
-        raws: list[dict] = []
-        for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
-                PaginationConfig={"PageSize": 100}):
-            raws.extend(page.get("AutoScalingGroups", []))
-        if not raws:
-            return []
-        specs = {raw["AutoScalingGroupName"]: template_spec(raw) for raw in raws}
-        pointers = self._resolve_pointers(region, [s for s in specs.values() if s])
-        self._fetch_numbered(region, [(s["id"], pointers.get((s["id"], s["version"])))
-                                      for s in specs.values() if s])
-        self._fetch_launch_configs(region, [raw["LaunchConfigurationName"] for raw in raws
-                                            if raw.get("LaunchConfigurationName")])
-        images_of = {}
-        for i in instances:
-            if i.group and i.state not in (State.TERMINATED, State.STOPPING):
-                images_of.setdefault(i.group, set()).add(i.image_id)
-        groups = []
-        denied: str | None = None  # DescribeInstanceRefreshes refused: asked once a poll
-        for raw in raws:
-            name = raw["AutoScalingGroupName"]
-            spec = specs[name]
-            extra: dict[str, object] = {
-                "arn": raw.get("AutoScalingGroupARN"),
-                "min_size": raw.get("MinSize"), "max_size": raw.get("MaxSize"),
-                "instance_ids": [i["InstanceId"] for i in raw.get("Instances", [])],
-            }
-            desired_image = None
-            if spec:
-                number = pointers.get((spec["id"], spec["version"]))
-                desired_image = self._template_images.get((region, spec["id"], number)) \
-                    if number is not None else None
-                extra.update(launch_template_id=spec["id"], launch_template_name=spec["name"],
-                             launch_template_pointer=spec["version"],
-                             launch_template_version=number, mixed_instances=spec["mixed"])
-                if spec["mixed"]:
-                    extra["mixed_instances_policy"] = raw.get("MixedInstancesPolicy")
-            elif raw.get("LaunchConfigurationName"):
-                extra["launch_configuration"] = raw["LaunchConfigurationName"]
-                desired_image = self._config_images.get(
-                    (region, raw["LaunchConfigurationName"]))
-            drifting = bool(images_of.get(name, set()) - {desired_image})
-            refresh = None
-            if denied:
-                extra["instance_refresh_error"] = denied
-            elif drifting or region not in self.refresh_supported:
-                try:
-                    refresh = self._refresh_status(region, name)
-                except ClientError as exc:
-                    # A missing optional permission must not cost the region its inventory.
-                    if error_code(exc) not in DENIED:
-                        raise
-                    denied = extra["instance_refresh_error"] = explain(
-                        exc, self.config.profile, service="autoscaling")
-            extra["instance_refresh"] = refresh
-            groups.append(Group(
-                provider="aws", scope=self.config.name, account=account, region=region,
-                name=name, kind="asg", desired_image_id=desired_image,
-                target_size=int(raw.get("DesiredCapacity") or 0),
-                updating=refresh in aws_actions.REFRESH_ACTIVE,
-                tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])},
-                extra=extra,
-            ))
-        return groups
-
-    def _resolve_pointers(self, region: str, specs: list[dict]) -> dict[tuple[str, str], int]:
-        """(template id, "$Latest"/"$Default"/"N") -> version number.
-
-        `$Latest` and `$Default` move, so they are resolved on every poll, for every template
-        at once (DescribeLaunchTemplateVersions without a template id); numbers are numbers.
-        """
-        out: dict[tuple[str, str], int] = {}
-        moving = False
-        for spec in specs:
-            if spec["version"] in ("$Latest", "$Default"):
-                moving = True
-            elif spec["version"].isdigit():
-                out[(spec["id"], spec["version"])] = int(spec["version"])
-        if not moving:
-            return out
-        ec2 = self.client("ec2", region)
-        latest: dict[str, int] = {}
-        for page in ec2.get_paginator("describe_launch_template_versions").paginate(
-                Versions=["$Latest", "$Default"], PaginationConfig={"PageSize": 200}):
-            for v in page.get("LaunchTemplateVersions", []):
-                template, number = v["LaunchTemplateId"], int(v["VersionNumber"])
-                self._template_images[(region, template, number)] = \
-                    (v.get("LaunchTemplateData") or {}).get("ImageId")
-                latest[template] = max(latest.get(template, 0), number)
-                if v.get("DefaultVersion"):
-                    out[(template, "$Default")] = number
-        for template, number in latest.items():
-            out[(template, "$Latest")] = number
-        return out
-
-    def _fetch_numbered(self, region: str, wanted: list[tuple[str, int | None]]) -> None:
-        missing: dict[str, set[int]] = {}
-        for template, number in wanted:
-            if number is not None and (region, template, number) not in self._template_images:
-                missing.setdefault(template, set()).add(number)
-        ec2 = self.client("ec2", region)
-        for template, numbers in missing.items():
-            response = ec2.describe_launch_template_versions(
-                LaunchTemplateId=template, Versions=[str(n) for n in sorted(numbers)])
-            for v in response.get("LaunchTemplateVersions", []):
-                self._template_images[(region, template, int(v["VersionNumber"]))] = \
-                    (v.get("LaunchTemplateData") or {}).get("ImageId")
-
-    def _fetch_launch_configs(self, region: str, names: list[str]) -> None:
-        missing = sorted({n for n in names if (region, n) not in self._config_images})
-        asg = self.client("autoscaling", region)
-        for start in range(0, len(missing), 50):
-            batch = missing[start:start + 50]
-            response = asg.describe_launch_configurations(LaunchConfigurationNames=batch)
-            for lc in response.get("LaunchConfigurations", []):
-                self._config_images[(region, lc["LaunchConfigurationName"])] = lc.get("ImageId")
-
-    def template_versions_with_image(self, region: str, template: str, image_id: str
-                                     ) -> list[int]:
-        """Versions of a template already known (from polls) to launch `image_id`."""
-        return sorted(n for (r, t, n), img in list(self._template_images.items())
-                      if r == region and t == template and img == image_id)
-
-    def _refresh_status(self, region: str, group: str) -> str | None:
-        """The latest instance refresh's status; None where the endpoint has no such API."""
-        if self.refresh_supported.get(region) is False:
-            return None
-        try:
-            response = self.client("autoscaling", region).describe_instance_refreshes(
-                AutoScalingGroupName=group, MaxRecords=1)
-        except Exception as exc:
-            if is_unsupported(exc):
-                self.refresh_supported[region] = False
-                return None
-            raise
-        self.refresh_supported[region] = True
-        refreshes = response.get("InstanceRefreshes", [])
-        return refreshes[0].get("Status") if refreshes else None
-
-    # -- actions -------------------------------------------------------------------------
-
-    def plan_replace(self, inventory: Inventory, instance_id: str) -> ActionPlan:
-        return aws_actions.plan_replace(self, inventory, instance_id)
-
-    def plan_rollback(
-        self,
-        inventory: Inventory,
-        group: str,
-        region: str,
-        version: str,
-        known_images: Mapping[str, Image] | None = None,
-        *,
-        min_healthy_percent: int = 90,
-    ) -> ActionPlan:
-        return aws_actions.plan_rollback(self, inventory, group, region, version,
-                                         known_images, min_healthy_percent)
-
-    def execute(self, plan: ActionPlan, done: Iterable[str] = ()) -> Iterator[ProgressEvent]:
-        return aws_actions.execute(self, plan, done)
-
+    def close(self) -> None:
+        self.clients.close()
+        self.poller.close()

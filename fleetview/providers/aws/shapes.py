@@ -1,4 +1,4 @@
-"""AWS API shapes -> FleetView's domain objects: instances, images, launch template specs."""
+"""AWS API shapes -> FleetView's domain objects: instances, images, templates, refresh states."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from fleetview.domain.model import Image, Instance, State
 from fleetview.domain.timestamps import parse_time
 
 ASG_TAG = "aws:autoscaling:groupName"
+
+# Instance refresh states during which a group must not be touched by another action.
+REFRESH_ACTIVE = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
+REFRESH_FAILED = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
 
 # EC2's lifecycle words -> FleetView's; "shutting-down" is on its way out, like stopping.
 STATE_MAP: dict[str, State] = {

@@ -1,4 +1,4 @@
-"""GCP actions: plan and execute replacing a MIG instance and rolling a MIG back to a version."""
+"""GCP actions: plan and run the steps of replacing a MIG instance and rolling a MIG back."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Generator, Mapping
 from datetime import UTC, datetime
 
 from google.cloud import compute_v1
@@ -14,17 +14,22 @@ from google.cloud import compute_v1
 from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, ProgressEvent
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory
+from fleetview.domain.timing import TimedOut, Timing, waiting
 from fleetview.domain.versions import VersionRules, version_key
-from fleetview.providers.gcp.clients import Compute, NotFoundError, TransientError
-from fleetview.providers.gcp.inventory import (
+from fleetview.providers.gcp.clients import Compute
+from fleetview.providers.gcp.errors import NotFoundError, TransientError
+from fleetview.providers.gcp.inventory import Poller
+from fleetview.providers.gcp.shapes import (
     UNUSABLE_IMAGE_STATES,
-    Poller,
     Template,
     image_from_pb,
     last,
     template_from_pb,
     template_path,
 )
+
+# A step: a generator that yields progress while it waits and returns the journal's message.
+Step = Generator[ProgressEvent, None, str]
 
 # requestIds are uuid5s under this namespace: the same action and step always send the same
 # id, so a retried step is ignored by Compute instead of acting twice.
@@ -57,31 +62,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def group_of(inventory: Inventory, instance: Instance) -> Group | None:
-    matches = [g for g in inventory.groups
-               if g.name == instance.group and g.region == instance.region
-               and (g.zone is None or g.zone == instance.zone)]
-    return matches[0] if matches else None
-
-
-def group_instances(inventory: Inventory, group: Group) -> list[Instance]:
-    return [i for i in inventory.instances
-            if i.group == group.name and i.region == group.region
-            and (group.zone is None or i.zone == group.zone)]
-
-
 class Actions:
-    """Plans are computed from an inventory (plus reads); execute makes the mutating calls."""
+    """Plans are computed from an inventory (plus reads); the step methods make the mutating
+    calls, each waiting on `timing`."""
 
     def __init__(self, config, rules: VersionRules, compute: Compute, poller: Poller,
-                 sleep: Callable[[float], None], poll_interval_s: float, timeout_s: float):
+                 timing: Timing):
         self.config = config
         self.rules = rules
         self.compute = compute
         self.poller = poller
-        self.sleep = sleep
-        self.poll_interval_s = poll_interval_s
-        self.timeout_s = timeout_s
+        self.timing = timing
 
     @property
     def project(self) -> str:
@@ -89,39 +80,13 @@ class Actions:
 
     # -- plans ---------------------------------------------------------------------------
 
-    def _refuse_read_only(self) -> None:
-        if not self.config.actions:
-            raise ActionRefused(f"scope {self.config.name} is read-only; set actions = true in "
-                                "its [[gcp]] section of the config to allow replace and rollback")
-
     def _mig_location(self, group: Group) -> dict[str, str | None]:
         return {"mig": group.name, "mig_zone": group.zone,
                 "mig_region": None if group.zone else group.region}
 
-    def plan_replace(self, inventory: Inventory, instance_id: str) -> ActionPlan:
-        self._refuse_read_only()
-        inst = inventory.instance(instance_id)
-        if inst is None:
-            raise ActionRefused(f"instance {instance_id} is not in the last poll of scope "
-                                f"{self.config.name}; poll again and pick it from the new list")
-        if inst.group is None:
-            raise ActionRefused(f"instance {inst.name} is standalone (not in a managed instance "
-                                "group): nothing would recreate it from a known image, so "
-                                "FleetView replaces only MIG instances")
-        group = group_of(inventory, inst)
-        if group is None:
-            raise ActionRefused(f"the managed instance group {inst.group} of {inst.name} is not "
-                                "in the last poll; poll again")
-        if group.updating:
-            raise ActionRefused(f"group {group.name} has an update under way; wait until it is "
-                                "stable, then replace the instance")
-        image = inventory.images.get(group.desired_image_id or "")
-        if image is not None and image.gone:
-            raise ActionRefused(f"group {group.name}'s template boots from image {image.name}, "
-                                "which no longer exists: a recreated instance would fail to "
-                                "start; roll the group to an existing version first")
-        members = group_instances(inventory, group)
-        size = max(group.target_size, len(members), 1)
+    def plan_replace(self, inventory: Inventory, inst: Instance, group: Group) -> ActionPlan:
+        """Recreate `inst` through its MIG (the shared refusals have passed)."""
+        size = max(group.target_size, len(inventory.members(group)), 1)
         notes = []
         if group.canary_image_id:
             notes.append(f"the group runs a canary version ({group.canary_version}); the group "
@@ -152,19 +117,12 @@ class Actions:
                     "instance_id": inst.id},
         )
 
-    def plan_rollback(self, inventory: Inventory, group_name: str, region: str, version: str,
-                      known_images: Mapping[str, Image] | None = None) -> ActionPlan:
-        self._refuse_read_only()
-        group = inventory.group(group_name, region)
-        if group is None:
-            raise ActionRefused(f"group {group_name} in {region} is not in the last poll of "
-                                f"scope {self.config.name}; poll again")
+    def plan_rollback(self, inventory: Inventory, group: Group, version: str,
+                      known_images: Mapping[str, Image]) -> ActionPlan:
+        """Point the MIG at a template of `version` (the shared refusals have passed)."""
         if group.kind != "mig":
-            raise ActionRefused(f"{group_name} is not a managed instance group")
-        if group.updating:
-            raise ActionRefused(f"group {group.name} has an update under way; wait until it is "
-                                "stable (or stop that update) before rolling back")
-        members = group_instances(inventory, group)
+            raise ActionRefused(f"{group.name} is not a managed instance group")
+        members = inventory.members(group)
         if group.desired_version == version and not group.canary_image_id and all(
                 i.version == version for i in members):
             raise ActionRefused(f"group {group.name} already runs version {version}")
@@ -244,7 +202,7 @@ class Actions:
             not i.deprecated, i.created_at.timestamp() if i.created_at else 0, i.id))
         name = rollback_template_name(source.name, version)
         path = f"{source.path.rsplit('/', 1)[0]}/{name}"
-        existing = self._template_pb(path, f"looking for instance template {path}")
+        existing = self.poller.template_pb(path, f"looking for instance template {path}")
         if existing is not None:
             found = template_from_pb(existing, self.project)
             if found.image_id != image.id:
@@ -312,35 +270,7 @@ class Actions:
                                          t.created_at.timestamp() if t.created_at else 0,
                                          t.name))
 
-    # -- execution -----------------------------------------------------------------------
-
-    def execute(self, plan: ActionPlan, done: Iterable[str] = ()) -> Iterator[ProgressEvent]:
-        if plan.provider != "gcp" or plan.scope != self.config.name:
-            raise ActionRefused(f"this plan is for {plan.provider} scope {plan.scope}, not gcp "
-                                f"scope {self.config.name}")
-        self._refuse_read_only()
-        return self._run(plan, set(done))
-
-    def _run(self, plan: ActionPlan, done: set[str]) -> Iterator[ProgressEvent]:
-        runners = {("replace", "recreate"): self._recreate, ("replace", "track"): self._track_replace,
-                   ("rollback", "template"): self._create_template,
-                   ("rollback", "patch"): self._patch, ("rollback", "track"): self._track_rollback}
-        for step in plan.steps:
-            if step.key in done:
-                continue
-            run = runners.get((plan.kind, step.key))
-            if run is None:
-                raise ActionRefused(f"step {step.key!r} of a {plan.kind} is unknown to this "
-                                    "version of FleetView")
-            yield ProgressEvent(step.key, "started", step.description, at=_now())
-            try:
-                message = yield from run(plan, step)
-            except ProviderError as exc:
-                yield ProgressEvent(step.key, "failed", str(exc), at=_now())
-                yield ProgressEvent(None, "failed", str(exc), at=_now())
-                return
-            yield ProgressEvent(step.key, "done", message or step.description, at=_now())
-        yield ProgressEvent(None, "finished", f"{plan.kind} of {plan.group} finished", at=_now())
+    # -- steps ---------------------------------------------------------------------------
 
     def _mig_call(self, plan: ActionPlan, method: str, permission: str, what: str, **kwargs):
         p = plan.params
@@ -354,29 +284,34 @@ class Actions:
 
     def _wait_operation(self, op, what: str) -> None:
         """Poll the operation with our own operations clients until it is DONE."""
-        project = self.project
-        waited = 0.0
-        while op.status != compute_v1.Operation.Status.DONE:
-            if waited >= self.timeout_s:
-                raise ProviderError(f"{what}: operation {op.name} still runs after "
-                                    f"{waited:.0f} s; check it in the console")
-            self.sleep(self.poll_interval_s)
-            waited += self.poll_interval_s
-            if op.zone:
-                op = self.compute.call("zone_ops", "get", "compute.zoneOperations.get", what,
-                                       project=project, zone=last(op.zone), operation=op.name)
-            elif op.region:
-                op = self.compute.call("region_ops", "get", "compute.regionOperations.get",
-                                       what, project=project, region=last(op.region),
-                                       operation=op.name)
-            else:
-                op = self.compute.call("global_ops", "get", "compute.globalOperations.get",
-                                       what, project=project, operation=op.name)
+        try:
+            for check, _ in enumerate(waiting(self.timing, f"{what}: operation {op.name} "
+                                              "still runs")):
+                if check:  # the first check is the reply that started it
+                    op = self._operation(op, what)
+                if op.status == compute_v1.Operation.Status.DONE:
+                    break
+        except TimedOut as exc:
+            raise TimedOut(f"{exc}; check it in the console") from None
         if op.error and op.error.errors:
             detail = "; ".join(f"{e.code}: {e.message}" for e in op.error.errors)
             raise ProviderError(f"{what} failed: {detail}")
 
-    def _recreate(self, plan: ActionPlan, step: PlanStep):
+    def _operation(self, op, what: str):
+        """The operation as it is now, from the operations client of its zone, region or the
+        global one (ExtendedOperation would build a client without our endpoint)."""
+        if op.zone:
+            return self.compute.call("zone_ops", "get", "compute.zoneOperations.get", what,
+                                     project=self.project, zone=last(op.zone),
+                                     operation=op.name)
+        if op.region:
+            return self.compute.call("region_ops", "get", "compute.regionOperations.get", what,
+                                     project=self.project, region=last(op.region),
+                                     operation=op.name)
+        return self.compute.call("global_ops", "get", "compute.globalOperations.get", what,
+                                 project=self.project, operation=op.name)
+
+    def recreate(self, plan: ActionPlan, step: PlanStep) -> Step:
         p = plan.params
         what = f"recreating {p['instance_name']} in group {p['mig']}"
         body = compute_v1.InstanceGroupManagersRecreateInstancesRequest(
@@ -392,58 +327,40 @@ class Actions:
                             request_id=request_id(p["action_id"], step.key), **{field: body})
         self._wait_operation(op, what)
         return f"{p['instance_name']} is being recreated"
-        yield  # a generator, like every step runner
+        yield  # a generator, like every step
 
-    def _track_replace(self, plan: ActionPlan, step: PlanStep):
+    def track_replace(self, plan: ActionPlan, step: PlanStep) -> Step:
         p = plan.params
         what = f"checking {p['instance_name']}"
-        waited = 0.0
-        while True:
-            try:
-                inst = self.compute.call("instances", "get", "compute.instances.get", what,
-                                         project=p["project"], zone=p["instance_zone"],
-                                         instance=p["instance_name"])
-                status = inst.status
-            except NotFoundError:
-                inst, status = None, "absent"
-            except TransientError as exc:
-                # The recreate goes on without us: keep watching until the timeout.
-                inst, status = None, f"not checked this time ({exc})"
-            back = inst is not None and str(inst.id) != p["instance_id"] and \
-                inst.status == "RUNNING"
-            yield ProgressEvent(step.key, "progress",
-                                f"{p['instance_name']}: {status}" +
-                                (f" as {inst.id}" if back else ""),
-                                done=1 if back else 0, total=1, at=_now())
-            if back:
-                return f"{p['instance_name']} runs again as instance {inst.id}"
-            if waited >= self.timeout_s:
-                raise ProviderError(f"{p['instance_name']} is not running again after "
-                                    f"{waited:.0f} s; check group {p['mig']} in the console")
-            self.sleep(self.poll_interval_s)
-            waited += self.poll_interval_s
-
-    def _template_pb(self, path: str, what: str):
-        """A template as a raw message, read now (not from the poll cache); None if absent."""
-        parts = path.split("/")
         try:
-            if parts[2] == "regions":
-                reply = self.compute.call("region_templates", "get",
-                                          "compute.instanceTemplates.get", what,
-                                          project=parts[1], region=parts[3],
-                                          instance_template=parts[-1])
-            else:
-                reply = self.compute.call("templates", "get", "compute.instanceTemplates.get",
-                                          what, project=parts[1], instance_template=parts[-1])
-        except NotFoundError:
-            return None
-        return type(reply).pb(reply)
+            for _ in waiting(self.timing, f"{p['instance_name']} is not running again"):
+                try:
+                    inst = self.compute.call("instances", "get", "compute.instances.get", what,
+                                             project=p["project"], zone=p["instance_zone"],
+                                             instance=p["instance_name"])
+                    status = inst.status
+                except NotFoundError:
+                    inst, status = None, "absent"
+                except TransientError as exc:
+                    # The recreate goes on without us: keep watching until the deadline.
+                    inst, status = None, f"not checked this time ({exc})"
+                back = inst is not None and str(inst.id) != p["instance_id"] and \
+                    inst.status == "RUNNING"
+                yield ProgressEvent(step.key, "progress",
+                                    f"{p['instance_name']}: {status}" +
+                                    (f" as {inst.id}" if back else ""),
+                                    done=1 if back else 0, total=1, at=_now())
+                if back:
+                    return f"{p['instance_name']} runs again as instance {inst.id}"
+        except TimedOut as exc:
+            raise TimedOut(f"{exc}; check group {p['mig']} in the console") from None
+        raise AssertionError("unreachable")  # pragma: no cover - waiting() ends in TimedOut
 
     def _existing_template(self, plan: ActionPlan, what: str) -> bool:
         """Whether the planned template exists already (a resumed step); a template of that
         name with another image is an error, not something to use."""
         p = plan.params
-        existing = self._template_pb(p["template"], what)
+        existing = self.poller.template_pb(p["template"], what)
         if existing is None:
             return False
         found = template_from_pb(existing, self.project)
@@ -453,12 +370,12 @@ class Actions:
                                 "rename it, then plan the rollback again")
         return True
 
-    def _create_template(self, plan: ActionPlan, step: PlanStep):
+    def create_template(self, plan: ActionPlan, step: PlanStep) -> Step:
         p = plan.params
         what = f"creating instance template {p['template_name']}"
         if self._existing_template(plan, what):
             return f"template {p['template_name']} exists already; it is used as it is"
-        source = self._template_pb(p["template_source"], what)
+        source = self.poller.template_pb(p["template_source"], what)
         if source is None:
             raise ProviderError(f"group {p['mig']}'s template {p['template_source']} was "
                                 "deleted since the plan was made; plan the rollback again")
@@ -498,9 +415,9 @@ class Actions:
         # The poll cache may have noted this name as missing; it exists now.
         self.poller.state.missing_templates.discard(p["template"])
         return f"template {p['template_name']} boots image {last(p['image_id'])}"
-        yield  # a generator, like every step runner
+        yield  # a generator, like every step
 
-    def _patch(self, plan: ActionPlan, step: PlanStep):
+    def patch(self, plan: ActionPlan, step: PlanStep) -> Step:
         p = plan.params
         what = f"updating group {p['mig']}"
         mig = self._mig_call(plan, "get", "compute.instanceGroupManagers.get", what)
@@ -526,44 +443,42 @@ class Actions:
                             request_id=request_id(p["action_id"], step.key))
         self._wait_operation(op, what)
         return f"group {p['mig']} now wants template {p['template_name']}"
-        yield  # a generator, like every step runner
+        yield  # a generator, like every step
 
-    def _track_rollback(self, plan: ActionPlan, step: PlanStep):
+    def track_rollback(self, plan: ActionPlan, step: PlanStep) -> Step:
         p = plan.params
         what = f"tracking group {p['mig']}"
-        waited = 0.0
         on_target = total = 0
-        while True:
-            try:
-                mig = self._mig_call(plan, "get", "compute.instanceGroupManagers.get", what)
-                templates = [template_path(v.instance_template, self.project)
-                             for v in mig.versions]
-                if templates != [p["template"]]:
-                    raise ProviderError(
-                        f"group {p['mig']}'s versions were changed by someone else during the "
-                        f"rollback (now {', '.join(map(last, templates))})")
-                on_target = 0
-                for page in self._managed_pages(plan, what):
-                    for mi in page.managed_instances:
-                        if mi.current_action == "NONE" and template_path(
-                                mi.version.instance_template, self.project) == p["template"]:
-                            on_target += 1
-                total = mig.target_size
-                finished = mig.status.is_stable and mig.status.version_target.is_reached
-                message = f"{on_target} of {total} instances run {p['template_name']}"
-            except TransientError as exc:
-                # The rollout goes on without us: keep watching until the timeout.
-                finished, message = False, f"not checked this time ({exc})"
-            yield ProgressEvent(step.key, "progress", message, done=min(on_target, total),
-                                total=total, at=_now())
-            if finished:
-                return f"every instance of {p['mig']} runs {p['template_name']}"
-            if waited >= self.timeout_s:
-                raise ProviderError(f"group {p['mig']} has not converged after {waited:.0f} s "
-                                    f"({on_target} of {total} done); it keeps updating on its "
-                                    "own: watch it in FleetView or the console")
-            self.sleep(self.poll_interval_s)
-            waited += self.poll_interval_s
+        try:
+            for _ in waiting(self.timing, f"group {p['mig']} has not converged"):
+                try:
+                    mig = self._mig_call(plan, "get", "compute.instanceGroupManagers.get", what)
+                    templates = [template_path(v.instance_template, self.project)
+                                 for v in mig.versions]
+                    if templates != [p["template"]]:
+                        raise ProviderError(
+                            f"group {p['mig']}'s versions were changed by someone else during "
+                            f"the rollback (now {', '.join(map(last, templates))})")
+                    on_target = 0
+                    for page in self._managed_pages(plan, what):
+                        for mi in page.managed_instances:
+                            if mi.current_action == "NONE" and template_path(
+                                    mi.version.instance_template, self.project) == p["template"]:
+                                on_target += 1
+                    total = mig.target_size
+                    finished = mig.status.is_stable and mig.status.version_target.is_reached
+                    message = f"{on_target} of {total} instances run {p['template_name']}"
+                except TransientError as exc:
+                    # The rollout goes on without us: keep watching until the deadline.
+                    finished, message = False, f"not checked this time ({exc})"
+                yield ProgressEvent(step.key, "progress", message, done=min(on_target, total),
+                                    total=total, at=_now())
+                if finished:
+                    return f"every instance of {p['mig']} runs {p['template_name']}"
+        except TimedOut as exc:
+            raise TimedOut(f"{exc} ({on_target} of {total} done); it keeps updating on its "
+                           "own: watch it in FleetView or the console") from None
+        raise AssertionError("unreachable")  # pragma: no cover - waiting() ends in TimedOut
 
     def _managed_pages(self, plan: ActionPlan, what: str):
         p = plan.params

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,27 +17,20 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
 from fleetview.domain.errors import ProviderError
+from fleetview.domain.timing import Timing
 from fleetview.providers.base import is_loopback_url
+from fleetview.providers.gcp.errors import (
+    LOGIN_HINT,
+    UNREACHABLE,
+    is_transient,
+    refresh_failed,
+    translate,
+    unreachable,
+)
 
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
-LOGIN_HINT = "run `gcloud auth application-default login` (or point " \
-    "GOOGLE_APPLICATION_CREDENTIALS at a service account key) and try again"
-# Compute answers throttling with 403 + one of these reasons (and sometimes 429).
-_THROTTLE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
-_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-TIMEOUT_S = 60.0
-
-
-class TransientError(ProviderError):
-    """A failure that retries did not cure but time may: throttling, 5xx, no connection."""
-
-
-class ThrottledError(TransientError):
-    """Compute kept throttling after every retry."""
-
-
-class NotFoundError(ProviderError):
-    """The resource does not exist (HTTP 404)."""
+TIMEOUT_S = 60.0  # one HTTP request
+MAX_BACKOFF_S = 30.0  # the longest pause between two tries of one call
 
 
 def load_credentials(config) -> google.auth.credentials.Credentials:
@@ -103,21 +95,6 @@ def account_of(creds, config) -> str:
     return email
 
 
-def _reasons(exc: gexc.GoogleAPICallError) -> set[str]:
-    reasons = {e.get("reason", "") for e in (exc.errors or ()) if isinstance(e, dict)}
-    if getattr(exc, "reason", None):
-        reasons.add(exc.reason)
-    return reasons
-
-
-def _short(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    # The REST error text starts with "GET http://...: "; the URL says nothing to a user.
-    if ": " in message and message.split(" ", 1)[0] in {"GET", "POST", "PATCH", "PUT", "DELETE"}:
-        message = message.split(": ", 1)[1]
-    return message
-
-
 class Compute:
     """The Compute clients of one scope, made lazily with the same credentials and endpoint,
     and `call`, which counts API calls, retries throttling and turns failures into
@@ -136,12 +113,10 @@ class Compute:
         "global_ops": compute_v1.GlobalOperationsClient,
     }
 
-    def __init__(self, config, sleep: Callable[[float], None] = time.sleep,
-                 retries: int = 5, backoff_s: float = 1.0):
+    def __init__(self, config, timing: Timing | None = None):
         self.config = config
-        self.sleep = sleep
-        self.retries = retries
-        self.backoff_s = backoff_s
+        # `attempts`, `backoff_s` and `sleep` pace the retries of one call.
+        self.timing = timing or Timing()
         self._lock = threading.Lock()
         # Counted per thread, so a poll's count is not mixed with an action running alongside.
         self._local = threading.local()
@@ -198,35 +173,27 @@ class Compute:
             return client
 
     def call(self, client: str, method: str, permission: str, what: str, **kwargs):
-        """One API call with retries on throttling and transient errors."""
+        """One API call, tried up to `timing.attempts` times while it is throttled or fails
+        transiently, pausing `timing.backoff_s` and doubling the pause after each try."""
         fn = getattr(self.client(client), method)
-        delay = self.backoff_s
-        for attempt in range(self.retries + 1):
+        attempts = max(1, self.timing.attempts)
+        pause = self.timing.backoff_s
+        for attempt in range(1, attempts + 1):
             counter = self._counter()
             with self._lock:
                 counter[0] += 1
             try:
                 return fn(**kwargs, retry=None, timeout=TIMEOUT_S)
             except gexc.GoogleAPICallError as exc:
-                transient = exc.code in _TRANSIENT_STATUS or (
-                    exc.code == 403 and bool(_reasons(exc) & _THROTTLE_REASONS))
-                if not transient or attempt == self.retries:
-                    raise self.translate(exc, permission, what) from None
-            except (requests.ConnectionError, requests.Timeout, auth_exc.TransportError) as exc:
-                if attempt == self.retries:
-                    raise TransientError(
-                        f"scope {self.config.name}: cannot reach the Compute API at "
-                        f"{self.config.api_endpoint or 'compute.googleapis.com'} while "
-                        f"{what} ({type(exc).__name__}); check the network or api_endpoint"
-                    ) from None
+                if not is_transient(exc) or attempt == attempts:
+                    raise translate(exc, self.config, permission, what, attempt - 1) from None
+            except UNREACHABLE as exc:
+                if attempt == attempts:
+                    raise unreachable(self.config, what, exc) from None
             except auth_exc.RefreshError as exc:
-                sa = self.config.impersonate_service_account
-                hint = (f"check that your account may impersonate {sa} (it needs "
-                        "roles/iam.serviceAccountTokenCreator on it), or " if sa else "")
-                raise ProviderError(f"scope {self.config.name}: the Google credentials could "
-                                    f"not be refreshed ({exc}); {hint}{LOGIN_HINT}") from None
-            self.sleep(delay)
-            delay = min(delay * 2, 30.0)
+                raise refresh_failed(self.config, exc) from None
+            self.timing.sleep(pause)
+            pause = min(pause * 2, MAX_BACKOFF_S)
         raise AssertionError("unreachable")
 
     def pages(self, client: str, method: str, permission: str, what: str, request: dict):
@@ -243,26 +210,10 @@ class Compute:
             if not token:
                 return
 
-    def translate(self, exc: gexc.GoogleAPICallError, permission: str, what: str) -> ProviderError:
-        scope, detail = self.config.name, _short(exc)
-        if exc.code == 401:
-            return ProviderError(f"scope {scope}: Google rejected the credentials while {what} "
-                                 f"(401: {detail}); {LOGIN_HINT}")
-        if exc.code == 403 and _reasons(exc) & _THROTTLE_REASONS or exc.code == 429:
-            return ThrottledError(f"scope {scope}: the Compute API kept throttling while {what} "
-                                  f"after {self.retries} retries ({detail}); FleetView will "
-                                  "try again at the next poll, or ask for a higher quota")
-        if exc.code == 403:
-            return ProviderError(f"scope {scope}: permission denied while {what} (403: "
-                                 f"{detail}); grant the account the {permission} permission "
-                                 f"on project {self.config.project} (e.g. roles/compute.viewer "
-                                 "to poll, roles/compute.instanceAdmin.v1 to act)")
-        if exc.code == 404:
-            return NotFoundError(f"scope {scope}: not found while {what} (404: {detail}); "
-                                 f"check that it (and project {self.config.project}) exists")
-        error = TransientError if exc.code in _TRANSIENT_STATUS else ProviderError
-        return error(f"scope {scope}: the Compute API failed while {what} "
-                     f"({exc.code}: {detail}); try again later")
+    def translate(self, exc: gexc.GoogleAPICallError, permission: str, what: str
+                  ) -> ProviderError:
+        """A failed call as the error `call` raises once every try is spent."""
+        return translate(exc, self.config, permission, what, max(0, self.timing.attempts - 1))
 
     def close(self) -> None:
         with self._lock:

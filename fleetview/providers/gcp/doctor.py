@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+import requests
+from google.auth import exceptions as auth_exc
+from google.auth.transport.requests import AuthorizedSession
+
+from fleetview.domain.errors import ProviderError
 from fleetview.providers.base import PROBE_MARK, Need, ScopeReport, Verdict, probe_name, verdicts
+from fleetview.providers.gcp.clients import account_of, load_credentials
+from fleetview.providers.gcp.errors import LOGIN_HINT
 from fleetview.providers.gcp.needs import needs as gcp_needs
 from fleetview.providers.gcp.scope import GcpScopeConfig
 
-_CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 _COMPUTE = "https://compute.googleapis.com"
 _RESOURCE_MANAGER = "https://cloudresourcemanager.googleapis.com"
 
@@ -36,52 +42,31 @@ def _gcp_probes(project: str) -> dict[str, str]:
     }
 
 
-def _gcp_credentials(scope: GcpScopeConfig):
-    """(credentials, identity) for the scope; raises google.auth exceptions."""
-    if scope.credentials == "anonymous":
-        from google.auth.credentials import AnonymousCredentials
-
-        return AnonymousCredentials(), "anonymous (local emulator)"
-    import google.auth
-    from google.auth.transport.requests import Request
-
-    creds, _ = google.auth.default(scopes=[_CLOUD_PLATFORM])
-    if scope.impersonate_service_account:
-        from google.auth import impersonated_credentials
-
-        creds = impersonated_credentials.Credentials(
-            source_credentials=creds, target_principal=scope.impersonate_service_account,
-            target_scopes=[_CLOUD_PLATFORM])
-    creds.refresh(Request())
-    identity = (scope.impersonate_service_account
-                or getattr(creds, "service_account_email", None)
-                or "application default credentials (user account)")
-    return creds, identity
-
-
 def check(scope: GcpScopeConfig, report: ScopeReport) -> None:
-    import google.auth.exceptions
-    import requests
-    from google.auth.transport.requests import AuthorizedSession
-
     needs = gcp_needs(report.capability)
+    # The credentials the provider polls and acts with, loaded by the same code.
     try:
-        creds, report.identity = _gcp_credentials(scope)
-    except google.auth.exceptions.DefaultCredentialsError:
-        report.error = ("no application default credentials; run `gcloud auth "
-                        "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS")
+        creds = load_credentials(scope)
+    except ProviderError as exc:
+        report.error = str(exc)
         return
-    except google.auth.exceptions.GoogleAuthError as exc:
-        report.error = (f"the credentials do not work ({exc}); log in again with `gcloud auth "
-                        "application-default login`")
-        return
+    try:
+        report.identity = account_of(creds, scope)
+    except ProviderError as exc:
+        # Actions write who acted into the audit log; watching needs no name.
+        if report.capability == "operate":
+            report.error = str(exc)
+            return
+        report.notes.append(str(exc))
     session = AuthorizedSession(creds)
     try:
         if _gcp_test_iam_permissions(session, scope, needs, report):
             return
         _gcp_probe_all(session, scope, needs, report)
-    except requests.RequestException as exc:
+    except (auth_exc.TransportError, requests.RequestException) as exc:
         report.error = f"cannot reach the Google APIs ({exc}); check the network or api_endpoint"
+    except auth_exc.GoogleAuthError as exc:
+        report.error = f"the credentials do not work ({exc}); {LOGIN_HINT}"
     finally:
         session.close()
 

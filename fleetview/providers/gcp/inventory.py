@@ -8,69 +8,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fleetview.domain.errors import ProviderError
-from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
-from fleetview.domain.timestamps import parse_time
-from fleetview.providers.gcp.clients import Compute, NotFoundError
+from fleetview.domain.model import Image, Inventory, RegionError, Scope
+from fleetview.providers.gcp.clients import Compute
+from fleetview.providers.gcp.errors import NotFoundError
+from fleetview.providers.gcp.shapes import (
+    Template,
+    boot_disk,
+    group_from_pb,
+    image_from_pb,
+    instance_from_pb,
+    instance_origin,
+    mig_versions,
+    region_of_zone,
+    resource_path,
+    template_from_pb,
+    template_path,
+)
 
 PAGE_SIZE = 500  # the most Compute returns per page
 IMAGE_TTL_S = 3600.0  # labels and deprecation can change; an image's content cannot
 DISK_GET_LIMIT = 20  # past this many unknown boot disks one paged disk list is cheaper
-
-STATE_MAP = {
-    "PROVISIONING": State.PENDING,
-    "STAGING": State.PENDING,
-    "RUNNING": State.RUNNING,
-    "STOPPING": State.STOPPING,
-    "SUSPENDING": State.STOPPING,
-    "STOPPED": State.STOPPED,
-    "SUSPENDED": State.STOPPED,
-    # GCE's TERMINATED is a stopped instance that still exists, not a deleted one.
-    "TERMINATED": State.STOPPED,
-    "REPAIRING": State.UNKNOWN,
-}
-_DEPRECATED_STATES = frozenset({"DEPRECATED", "OBSOLETE", "DELETED"})
-UNUSABLE_IMAGE_STATES = frozenset({"OBSOLETE", "DELETED"})
-
-
-def region_of_zone(zone: str) -> str:
-    return zone.rsplit("-", 1)[0]
-
-
-def last(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[-1]
-
-
-def resource_path(url: str, project: str) -> str:
-    """"projects/P/..." for a full URL, a path, or a project-relative path."""
-    index = url.find("projects/")
-    if index >= 0:
-        return url[index:]
-    return f"projects/{project}/{url.lstrip('/')}"
-
-
-def template_path(url: str, project: str) -> str:
-    """A template's path; GCE names the project by number in MIG instances' metadata."""
-    path = resource_path(url, project)
-    parts = path.split("/")
-    if len(parts) > 1 and parts[1].isdigit():
-        parts[1] = project
-    return "/".join(parts)
-
-
-@dataclass(frozen=True)
-class Template:
-    """What FleetView needs of an instance template: the image its boot disk starts from.
-
-    `image_id` is None when the template names an image family (resolved only when an
-    instance is created) or no image at all; then an instance's own disk is the truth.
-    """
-
-    path: str
-    name: str
-    image_id: str | None
-    source_image: str | None
-    created_at: datetime | None = None
-    labels: dict[str, str] = field(default_factory=dict)  # what its instances are labelled
 
 
 @dataclass
@@ -82,33 +39,6 @@ class PollState:
     images: dict[str, tuple[float, Image, str]] = field(default_factory=dict)  # id -> (at, image, state)
     disk_images: dict[tuple[str, str], str | None] = field(default_factory=dict)
     regions_seen: tuple[str, ...] = ()
-
-
-def template_from_pb(pb, project: str) -> Template:
-    """A Template from a raw InstanceTemplate message."""
-    source = None
-    for disk in pb.properties.disks:
-        if disk.boot or len(pb.properties.disks) == 1:
-            source = disk.initialize_params.source_image or None
-            break
-    image_id = None
-    if source:
-        path = resource_path(source, project)
-        if "/images/family/" not in path:
-            image_id = path
-    return Template(path=resource_path(pb.self_link, project) if pb.self_link else "",
-                    name=pb.name, image_id=image_id, source_image=source,
-                    created_at=parse_time(pb.creation_timestamp),
-                    labels=dict(pb.properties.labels))
-
-
-def image_from_pb(pb, project: str) -> tuple[Image, str]:
-    """An Image (id in path form) and its deprecation state from a raw Image message."""
-    state = pb.deprecated.state if pb.HasField("deprecated") else ""
-    image_id = resource_path(pb.self_link, project) if pb.self_link else \
-        f"projects/{project}/global/images/{pb.name}"
-    return Image("gcp", image_id, pb.name, created_at=parse_time(pb.creation_timestamp),
-                 tags=dict(pb.labels), deprecated=state in _DEPRECATED_STATES), state
 
 
 class Poller:
@@ -142,13 +72,9 @@ class Poller:
             unreachable.update(pb.unreachables)
         return entries, unreachable
 
-    def template(self, path: str) -> Template | None:
-        """A template by path, cached for good (templates are immutable); None if deleted."""
-        cached = self.state.templates.get(path)
-        if cached is not None or path in self.state.missing_templates:
-            return cached
+    def template_pb(self, path: str, what: str):
+        """A template as a raw message, read now (not from the cache); None if absent."""
         parts = path.split("/")
-        what = f"reading instance template {path}"
         try:
             if parts[2] == "regions":
                 reply = self.compute.call(
@@ -159,10 +85,20 @@ class Poller:
                     "templates", "get", "compute.instanceTemplates.get", what,
                     project=parts[1], instance_template=parts[-1])
         except NotFoundError:
+            return None
+        return type(reply).pb(reply)
+
+    def template(self, path: str) -> Template | None:
+        """A template by path, cached for good (templates are immutable); None if deleted."""
+        cached = self.state.templates.get(path)
+        if cached is not None or path in self.state.missing_templates:
+            return cached
+        pb = self.template_pb(path, f"reading instance template {path}")
+        if pb is None:
             # Deleted for good (a MIG cannot use a deleted template): do not ask each poll.
             self.state.missing_templates.add(path)
             return None
-        template = template_from_pb(type(reply).pb(reply), self.project)
+        template = template_from_pb(pb, self.project)
         if not template.path:
             template = dataclasses.replace(template, path=path)
         self.state.templates[path] = template
@@ -273,22 +209,14 @@ class Poller:
             if not wanted(region):
                 continue
             for m in migs:
-                versions = [(v.name, template_path(v.instance_template, project),
-                             v.target_size if v.HasField("target_size") else None)
-                            for v in m.versions if v.instance_template]
-                if not versions and m.instance_template:
-                    versions = [("", template_path(m.instance_template, project), None)]
-                # The version without a targetSize takes the rest of the group: it is the
-                # main one, wherever it is listed; another version is the canary.
-                versions.sort(key=lambda v: v[2] is not None)
-                mig_rows.append((m, zone, region, versions))
+                mig_rows.append((m, zone, region, mig_versions(m, project)))
         # A stateful MIG keeps preserved disks across an update, so its instances' template
         # need not match their boot disk: ask the disk.
         stateful = {(m.name, region) for m, _, region, _ in mig_rows
                     if m.status.stateful.has_stateful_config}
 
-        # Instances: the MIG from `created-by`, the template from `instance-template`.
-        # Thousands of instances share a few template strings: normalise each once.
+        # Instances: the MIG and the template from their metadata. Thousands of instances
+        # share a few template strings: normalise each once.
         tpl_paths: dict[str, str] = {}
         rows = []
         for key, instances in inst_entries:
@@ -297,14 +225,7 @@ class Poller:
             if not wanted(region):
                 continue
             for inst in instances:
-                creator = tpl = None
-                for item in inst.metadata.items:
-                    if item.key == "created-by":
-                        creator = item.value
-                    elif item.key == "instance-template":
-                        tpl = item.value
-                group = last(creator) if creator and "/instanceGroupManagers/" in creator \
-                    else None
+                group, tpl = instance_origin(inst)
                 path = None
                 if tpl and group and (group, region) not in stateful:
                     path = tpl_paths.get(tpl)
@@ -319,11 +240,11 @@ class Poller:
 
         # An instance whose template does not pin an image is read from its boot disk.
         need_disk: dict[tuple[str, str], str] = {}
-        image_of: list[str | None] = []
+        image_of: list = []
         for inst, zone, _region, _group, path in rows:
             image_id = pinned.get(path) if path else None
             if image_id is None:
-                boot = next((d.source for d in inst.disks if d.boot), "")
+                boot = boot_disk(inst)
                 if boot:
                     key = (str(inst.id), resource_path(boot, project))
                     need_disk[key] = zone
@@ -336,43 +257,11 @@ class Poller:
 
         scope_name = self.config.name
         instances = tuple(
-            Instance(
-                provider="gcp", id=str(inst.id), name=inst.name, scope=scope_name,
-                account=project, region=region, zone=zone, group=group,
-                image_id=image_id, state=STATE_MAP.get(inst.status, State.UNKNOWN),
-                launched_at=parse_time(inst.creation_timestamp),
-                tags=dict(inst.labels) if inst.labels else {},
-            )
+            instance_from_pb(inst, scope_name, project, zone, region, group, image_id)
             for (inst, zone, region, group, _path), image_id in zip(rows, image_of, strict=True)
         )
-
-        groups = []
-        for m, zone, region, versions in mig_rows:
-            images = [templates[p].image_id if templates.get(p) else None
-                      for _, p, _ in versions]
-            main = templates.get(versions[0][1]) if versions else None
-            policy = m.update_policy
-            groups.append(Group(
-                provider="gcp", scope=scope_name, account=project, region=region, name=m.name,
-                kind="mig", zone=zone, target_size=m.target_size,
-                desired_image_id=images[0] if images else None,
-                canary_image_id=images[1] if len(images) > 1 else None,
-                updating=not m.status.is_stable or not m.status.version_target.is_reached,
-                # MIGs have no labels: the labels their instances get stand for the group's.
-                tags=dict(main.labels) if main is not None else {},
-                extra={
-                    "self_link": resource_path(m.self_link, project) if m.self_link else "",
-                    "versions": [
-                        {"name": name, "template": path,
-                         "target_size": _fixed_or_percent(size) if size is not None else None}
-                        for name, path, size in versions],
-                    "zones": [last(z.zone) for z in m.distribution_policy.zones],
-                    "update_policy": {
-                        "type": policy.type_, "minimal_action": policy.minimal_action,
-                        "max_surge": _fixed_or_percent(policy.max_surge),
-                        "max_unavailable": _fixed_or_percent(policy.max_unavailable)},
-                },
-            ))
+        groups = [group_from_pb(m, scope_name, project, zone, region, versions, templates)
+                  for m, zone, region, versions in mig_rows]
 
         image_ids = {i.image_id for i in instances if i.image_id}
         image_ids |= {g.desired_image_id for g in groups if g.desired_image_id}
@@ -401,15 +290,3 @@ class Poller:
             regions_ok=tuple(r for r in regions if r not in bad),
             api_calls=self.compute.calls - started_calls,
         )
-
-
-def _fixed_or_percent(value) -> dict[str, int] | None:
-    if value is None:
-        return None
-    if value.HasField("fixed"):
-        return {"fixed": value.fixed}
-    if value.HasField("percent"):
-        return {"percent": value.percent}
-    return None
-
-

@@ -1,6 +1,6 @@
 """Pytest fixtures for the Compute Engine emulator; import them explicitly where needed.
 
-    from tests.sim import gce_fixtures
+    from tests.helpers import gce as gce_fixtures
     gce_emulator = gce_fixtures.gce_emulator
 
 `gce_emulator` is a started GceEmulator on a manual clock: `.endpoint`, `.state` (seeding),

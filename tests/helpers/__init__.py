@@ -1,0 +1,1 @@
+"""Fakes, seeds and servers that more than one test package uses."""

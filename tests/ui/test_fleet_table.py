@@ -1,0 +1,123 @@
+"""The fleet table on its own: what the operator sees, filters, sorts, selects and exports."""
+
+from __future__ import annotations
+
+import csv
+
+import pandas as pd
+import pytest
+from PySide6.QtCore import Qt
+
+from fleetview.ui.colors import DRIFT, VersionColors
+from fleetview.ui.fleet_table import COLUMNS, FleetTable, prepare_rows
+from fleetview.ui.state import FleetFrame, WindowState
+
+START = pd.Timestamp("2026-01-01 08:30", tz="UTC")
+
+
+def fleet() -> pd.DataFrame:
+    rows = [
+        # id, version, desired, group, region
+        ("w1", "1.10", "1.10", "web", "us-east-1"),
+        ("w2", "1.9", "1.10", "web", "us-east-1"),
+        ("a1", "2.0", "2.0", "api", "eu-west-1"),
+        ("b1", "0.9", None, None, "us-east-1"),
+    ]
+    return pd.DataFrame({
+        "name": [f"{r[0]}-name" for r in rows], "instance_id": [r[0] for r in rows],
+        "version": [r[1] for r in rows], "desired_version": [r[2] for r in rows],
+        "drift": [r[2] is not None and r[1] != r[2] for r in rows],
+        "state": ["running"] * len(rows), "group": [r[3] for r in rows],
+        "region": [r[4] for r in rows], "zone": [f"{r[4]}a" for r in rows],
+        "scope": ["prod"] * len(rows), "image_name": [f"app-{r[1]}" for r in rows],
+        "start": [START] * len(rows),
+    })
+
+
+def column(name: str) -> int:
+    return [c for _, c in COLUMNS].index(name)
+
+
+@pytest.fixture
+def table(qtbot):
+    widget = FleetTable(VersionColors())
+    qtbot.addWidget(widget)
+    widget.resize(1000, 300)
+    widget.set_frame(fleet())
+    return widget
+
+
+def cell(table: FleetTable, row: int, name: str, role=Qt.ItemDataRole.DisplayRole):
+    return table.model.data(table.model.index(row, column(name)), role)
+
+
+def test_rows_show_formatted_cells_and_a_count(table):
+    assert table.count_label.text() == "4 instances"
+    row = table.model.row_of("w2")
+    assert cell(table, row, "drift") == "◆ drift"
+    assert cell(table, row, "start") == "2026-01-01 08:30"
+    assert cell(table, row, "drift", Qt.ItemDataRole.ForegroundRole).name() == DRIFT.lower()
+    assert cell(table, row, "drift", Qt.ItemDataRole.ToolTipRole) == \
+        "runs 1.9, its group wants 1.10"
+    assert cell(table, table.model.row_of("b1"), "group") == ""  # standalone: empty, not None
+    assert cell(table, row, "version", Qt.ItemDataRole.DecorationRole) is not None
+
+
+def test_filter_narrows_rows_and_says_how_many_of_how_many(table):
+    table.set_filter_text("drift:yes")
+    assert list(table.model.visible_frame()["instance_id"]) == ["w2"]
+    assert table.count_label.text() == "1 of 4 instances"
+    table.set_filter_text("")
+    assert table.count_label.text() == "4 instances"
+
+
+def test_a_bad_filter_key_is_explained_not_applied(table):
+    table.set_filter_text("colour:red")
+    assert table.model.rowCount() == 4
+    assert "unknown filter key 'colour'" in table.filter_box.toolTip()
+    assert table.filter_box.styleSheet()  # marked
+    table.set_filter_text("region:us-east-1")
+    assert table.filter_box.toolTip() == ""
+
+
+def test_versions_sort_as_versions_not_text(table):
+    table.view.sortByColumn(column("version"), Qt.SortOrder.AscendingOrder)
+    assert list(table.model.visible_frame()["version"]) == ["0.9", "1.9", "1.10", "2.0"]
+    table.view.sortByColumn(column("version"), Qt.SortOrder.DescendingOrder)
+    assert list(table.model.visible_frame()["version"]) == ["2.0", "1.10", "1.9", "0.9"]
+
+
+def test_a_click_says_which_instance_and_selection_survives_new_rows(qtbot, table):
+    row = table.model.row_of("a1")
+    with qtbot.waitSignal(table.instance_selected) as chosen:
+        table.view.clicked.emit(table.model.index(row, 0))
+    assert chosen.args == ["a1"]
+    table.select_instance("a1", emit=False)
+    table.set_rows(prepare_rows(fleet().iloc[::-1]))  # a refresh puts a1 elsewhere
+    assert table.selected_instance() == "a1"
+    assert not table.select_instance("gone", emit=False)
+    assert table.selected_instance() is None
+
+
+def test_export_writes_the_rows_shown_in_their_order(table, tmp_path):
+    table.set_filter_text("region:us-east-1")
+    table.view.sortByColumn(column("version"), Qt.SortOrder.DescendingOrder)
+    path = tmp_path / "fleet.csv"
+    assert table.export_csv(path) == 3
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["instance_id"] for r in rows] == ["w1", "w2", "b1"]
+    assert list(rows[0])[:3] == ["name", "instance_id", "version"]
+
+
+def test_it_follows_the_windows_state(qtbot):
+    state = WindowState()
+    table = FleetTable(VersionColors(), state=state)
+    qtbot.addWidget(table)
+    frame = fleet()
+    state.set_frame(FleetFrame(frame, pd.DataFrame(), rows=prepare_rows(frame)))
+    assert table.model.rowCount() == 4
+    state.select_instance("w2", "timeline")
+    assert table.selected_instance() == "w2"
+    state.select_instance(None, "window")
+    assert table.selected_instance() is None
