@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -82,6 +83,10 @@ _RULE_KEYS = {
     "dotted": _BOOL,
 }
 _SCOPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Bounds: every number finite, none so large that it overflows a date or never polls again.
+SCOPE_NAME_MAX = 64
+KEEP_DAYS_MAX = 36_500          # 100 years
+INTERVAL_S_MIN, INTERVAL_S_MAX = 5.0, 86_400.0
 
 
 class _Reader:
@@ -198,17 +203,21 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
 
     store_data = reader.table(data.get("store", {}), _STORE_KEYS, "store", "store")
     keep_days = store_data.get("keep_days")
-    if keep_days is not None and keep_days < 1:
-        reader.fail("store.keep_days", "must be at least 1 (or leave it out to keep all)", "store")
+    if keep_days is not None and not 1 <= keep_days <= KEEP_DAYS_MAX:
+        reader.fail("store.keep_days", f"must be from 1 to {KEEP_DAYS_MAX} days (100 years), "
+                    "e.g. keep_days = 90; leave it out to keep all history", "store")
     store = StoreConfig(url=store_data.get("url") or default_store_url(), keep_days=keep_days)
 
     poll_data = reader.table(data.get("poll", {}), _POLL_KEYS, "poll", "poll")
     interval = float(poll_data.get("interval_s", 60))
-    if interval < 5:
-        reader.fail("poll.interval_s", "must be at least 5 seconds, e.g. interval_s = 60", "poll")
+    if not (math.isfinite(interval) and INTERVAL_S_MIN <= interval <= INTERVAL_S_MAX):
+        reader.fail("poll.interval_s", f"must be at least {INTERVAL_S_MIN:g} and at most "
+                    f"{INTERVAL_S_MAX:g} seconds (a day), e.g. interval_s = 60; not {interval}",
+                    "poll")
     jitter = float(poll_data.get("jitter_s", min(5.0, interval / 10)))
-    if jitter < 0:
-        reader.fail("poll.jitter_s", "must be 0 or more seconds", "poll")
+    if not (math.isfinite(jitter) and 0 <= jitter <= interval / 2):
+        reader.fail("poll.jitter_s", f"must be a number of seconds from 0 to half of "
+                    f"poll.interval_s ({interval / 2:g}), e.g. jitter_s = 5; not {jitter}", "poll")
 
     protect = data.get("protect", [])
     if not isinstance(protect, list) or not all(isinstance(p, str) for p in protect):
@@ -230,6 +239,10 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
             if not name:
                 reader.fail(f"{where}.name", f'is missing; every scope needs a name, e.g. '
                             f'name = "prod-{cloud.name}"', cloud.name, nth)
+            if isinstance(name, str) and len(name) > SCOPE_NAME_MAX:
+                reader.fail(f"{where}.name", f"is {len(name)} characters long; a scope name "
+                            f"has at most {SCOPE_NAME_MAX}, e.g. name = \"prod-{cloud.name}\"",
+                            cloud.name, nth)
             if not _SCOPE_NAME.match(name):
                 reader.fail(f"{where}.name", "may hold only letters, digits, '.', '_' and '-', "
                             f'e.g. name = "prod-{cloud.name}"', cloud.name, nth)

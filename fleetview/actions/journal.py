@@ -131,9 +131,20 @@ class Journal:
         else:
             values["finished_us"] = now
         with self.store.writing("journal a step") as conn:
-            conn.execute(sa.update(action_steps).where(
+            updated = conn.execute(sa.update(action_steps).where(
                 action_steps.c.action_id == action_id, action_steps.c.key == key,
                 action_steps.c.status != "done").values(**values))
+            if not updated.rowcount:
+                # A step the provider handed back instead of the plan's own (AWS batches where
+                # the endpoint has no instance refresh): journal it too, so a resume skips it.
+                known = conn.execute(sa.select(sa.func.max(action_steps.c.seq), sa.func.count())
+                                     .where(action_steps.c.action_id == action_id)).one()
+                exists = conn.execute(sa.select(action_steps.c.key).where(
+                    action_steps.c.action_id == action_id, action_steps.c.key == key)).first()
+                if exists is None:
+                    conn.execute(sa.insert(action_steps), [dict(
+                        action_id=action_id, key=key, seq=(known[0] or 0) + 1,
+                        description=message or key, **values)])
             conn.execute(sa.update(actions).where(actions.c.action_id == action_id)
                          .values(heartbeat_us=now))
 

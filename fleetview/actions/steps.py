@@ -44,8 +44,9 @@ def run_steps(provider, plan: ActionPlan, done: Iterable[str] = ()) -> Iterator[
             yield _event(None, "failed", provider.what_is_left(plan, message))
             return
         if result is not None and result.instead:
-            queue = [s for s in queue if not s.key.startswith(result.drop_prefix)]
-            queue += [s for s in result.instead if s.key not in done]
+            # The handed-back steps take the place of the dropped ones, before what follows.
+            queue = [s for s in result.instead if s.key not in done] + [
+                s for s in queue if not s.key.startswith(result.drop_prefix)]
         yield _event(step.key, "done", (result.message if result else "") or step.description)
     target = plan.group or (plan.instances[0] if plan.instances else "?")
     yield _event(None, "finished", f"{plan.kind} of {target} done")

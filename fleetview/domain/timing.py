@@ -41,9 +41,8 @@ def waiting(timing: Timing, what: str = "") -> Iterator[float]:
     A check that reports progress is a loop body: `for _ in waiting(t, "..."): ...; return`.
     """
     start = timing.clock()
-    waited = 0.0
     while True:
-        yield waited
+        yield timing.clock() - start
         waited = timing.clock() - start
         if waited >= timing.timeout_s:
             raise TimedOut(f"{what or 'still waiting'} after {waited:.0f} s")

@@ -76,6 +76,9 @@ class _ScopeCache:
 
 _IMAGE_FIELDS = ("provider", "name", "version", "created_us", "deprecated", "gone")
 _DAY_US = 86_400_000_000
+# Clocks of collectors that NTP keeps in step still differ by some milliseconds: a poll
+# behind the last one by less than this is written after it without an error.
+CLOCK_SKEW_TOLERANCE_US = 2_000_000
 # Pruning never reaches further back than this: a larger keep_days keeps everything.
 _MAX_KEEP_DAYS = 1_000_000
 
@@ -195,9 +198,10 @@ class Store:
                     if at < last_seen:
                         server = self._server_clock(conn)
                         moved = max(last_seen + 1, server or 0)
-                        skew = _skew_message(scope, clock, last_seen, moved,
-                                             by_server=server is not None and server > last_seen)
-                        log.warning("%s", skew)
+                        if last_seen - clock > CLOCK_SKEW_TOLERANCE_US:
+                            skew = _skew_message(scope, clock, last_seen, moved, by_server=(
+                                server is not None and server > last_seen))
+                            log.warning("%s", skew)
                         shift = timedelta(microseconds=moved - at)
                         at, started, finished = moved, started + shift, finished + shift
                     cache = self._open_state(conn, scope, generation)

@@ -233,10 +233,13 @@ class TimelinePlot(pg.PlotWidget):
         for t, label in zip(times, markers["label"].astype(str), strict=True):
             if not math.isfinite(t):
                 continue
+            # The y axis points down: position 0 is the top. The label reads down the line
+            # from just below the "now" label, so it stays in view however tall the plot is.
             line = pg.InfiniteLine(pos=t, angle=90, movable=False, label=label,
                                    pen=self._marker_pen(self.palette()),
-                                   labelOpts={"position": 0.9, "rotateAxis": (1, 0),
+                                   labelOpts={"position": 0.08, "rotateAxis": (1, 0),
                                               "anchors": [(0, 0), (0, 0)]})
+            line.label.setColor(self.palette().color(QPalette.ColorRole.Text))
             line.setZValue(15)
             self._marker_items.append(line)
             self.addItem(line, ignoreBounds=True)

@@ -75,6 +75,21 @@ def test_a_done_step_is_never_reopened(store):
     assert (step.status, step.message) == ("done", "first time")
 
 
+def test_a_step_the_provider_handed_back_is_journaled_so_a_resume_skips_it(store):
+    # AWS hands back batch steps where the endpoint has no instance refresh: they are not in
+    # the confirmed plan, and a resume after a crash must still know which of them ran.
+    journal = Journal(store)
+    action_id = journal.create(plan(("point-group", "refresh-start")), "why", "ops")
+    journal.step(action_id, "point-group", "done")
+    journal.step(action_id, "refresh-start", "done")
+    journal.step(action_id, "batch-1", "running", "replace m-1")
+    journal.step(action_id, "batch-1", "done")
+    record = journal.get(action_id)
+    assert record.done_steps == {"point-group", "refresh-start", "batch-1"}
+    assert [s.key for s in record.steps][-1] == "batch-1"
+    assert [s.description for s in record.steps if s.key == "batch-1"] == ["replace m-1"]
+
+
 def test_a_step_beats_the_heart(store):
     journal = Journal(store)
     action_id = journal.create(plan(), "r", "ops")

@@ -113,8 +113,8 @@ def _fall_back(step):
 def test_instead_replaces_the_remaining_steps_with_the_prefix():
     provider = ScriptedProvider({"refresh-start": _fall_back})
     events = list(run_steps(provider, plan()))
-    # refresh-wait is dropped; verify stays; the batches run after what is left of the plan
-    assert provider.ran == ["point-group", "refresh-start", "verify", "batch-1", "batch-2"]
+    # refresh-wait is dropped and the batches take its place; verify still runs last
+    assert provider.ran == ["point-group", "refresh-start", "batch-1", "batch-2", "verify"]
     done = [e for e in events if e.status == "done"]
     assert done[1].message == "no instance refresh here: replacing in batches"
     assert events[-1].status == "finished"
@@ -133,7 +133,7 @@ def test_instead_without_a_prefix_replaces_everything_left():
 def test_instead_skips_steps_already_done():
     provider = ScriptedProvider({"refresh-start": _fall_back})
     list(run_steps(provider, plan(), done={"point-group", "batch-1"}))
-    assert provider.ran == ["refresh-start", "verify", "batch-2"]
+    assert provider.ran == ["refresh-start", "batch-2", "verify"]
 
 
 def test_a_failing_step_fails_the_action_with_what_is_left(caplog):

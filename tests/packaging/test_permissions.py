@@ -176,7 +176,7 @@ def test_aws_policies_grant_nothing_the_code_does_not_use(aws_recorded):
 def gcp_recorded():
     """(methods while polling, methods while replacing and rolling back) of the GCP provider."""
     gce_fixtures = pytest.importorskip("tests.helpers.gce")
-    from tests.providers.test_gcp import make, seed_fleet
+    make, seed_fleet = gce_fixtures.make, gce_fixtures.seed_fleet
 
     emulator = gce_fixtures.GceEmulator(gce_fixtures.GceState(
         gce_fixtures.EmulatedClock(gce_fixtures.CLOCK_START), project=gce_fixtures.PROJECT))

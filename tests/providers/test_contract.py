@@ -1,5 +1,6 @@
-"""One contract, every provider: the same behaviour from the AWS provider on moto and the GCP
-provider on the Compute Engine emulator, each driven through its real SDK."""
+"""One contract, every provider: the same behaviour from the AWS provider on moto, the GCP
+provider on the Compute Engine emulator (each driven through its real SDK), and the in-memory
+third cloud that lives only under tests/ (registered with one registry line)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from fleetview import providers
 from fleetview.actions.steps import run_steps
 from fleetview.domain.actions import ActionRefused
 from fleetview.domain.model import Inventory, State
@@ -19,6 +21,7 @@ from fleetview.providers.gcp.provider import GcpProvider
 from fleetview.providers.gcp.scope import GcpScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from tests.helpers import gce as gce_fixtures
+from tests.helpers import memory_cloud as mem
 from tests.helpers.aws import moto_server  # noqa: F401
 
 gce_emulator = gce_fixtures.gce_emulator
@@ -75,11 +78,30 @@ def _gcp(emulator) -> Cloud:
     return Cloud("gcp", make, "us-central1")
 
 
-@pytest.fixture(params=["aws", "gcp"])
+def _memory(monkeypatch) -> Cloud:
+    monkeypatch.setitem(providers.REGISTRY, "memory", "tests.helpers.memory_cloud")
+    world = mem.MemoryCloud("contract")
+    for version in (OLD, NEW):
+        world.add_image(version)
+    world.add_group("web", NEW, size=3)
+    world.add_instance(group=None, version=OLD)
+    monkeypatch.setitem(mem.WORLDS, world.account, world)
+
+    def make(actions: bool):
+        config = mem.MemoryScopeConfig(name="mem-c", account="contract", regions=("mem-1",),
+                                       actions=actions)
+        return providers.make_provider(config, mem.RULES)
+
+    return Cloud("memory", make, "mem-1")
+
+
+@pytest.fixture(params=["aws", "gcp", "memory"])
 def cloud(request) -> Cloud:
     if request.param == "aws":
         return _aws(request.getfixturevalue("moto_server"))
-    return _gcp(request.getfixturevalue("gce_emulator"))
+    if request.param == "gcp":
+        return _gcp(request.getfixturevalue("gce_emulator"))
+    return _memory(request.getfixturevalue("monkeypatch"))
 
 
 def members(inventory: Inventory, cloud: Cloud):

@@ -21,47 +21,9 @@ from fleetview.providers.gcp.scope import GcpScopeConfig
 from tests.helpers import gce as gce_fixtures
 
 gce_emulator = gce_fixtures.gce_emulator
-PROJECT = gce_fixtures.PROJECT
-IMG = f"projects/{PROJECT}/global/images"
-
-
-def scope_config(emulator, **kw) -> GcpScopeConfig:
-    return GcpScopeConfig(name="gcp-test", project=PROJECT, api_endpoint=emulator.endpoint,
-                          credentials=kw.pop("credentials", "anonymous"), **kw)
-
-
-def emulated_timing(emulator, sleeps: list | None = None, **kw) -> Timing:
-    """Waiting on the emulator's clock: a sleep advances it (and is noted)."""
-    def sleep(seconds: float) -> None:
-        if sleeps is not None:
-            sleeps.append(seconds)
-        emulator.clock.advance(seconds)
-
-    return Timing(sleep=sleep, clock=emulator.clock.now, **kw)
-
-
-def make(emulator, sleeps: list | None = None, **kw) -> GcpProvider:
-    """A provider on the emulator whose waits run on the emulated clock; `interval_s`,
-    `timeout_s` and `attempts` go to its Timing, the rest to its scope config."""
-    opts = {k: kw.pop(k) for k in ("attempts", "interval_s", "timeout_s") if k in kw}
-    return GcpProvider(scope_config(emulator, **kw), VersionRules(),
-                       timing=emulated_timing(emulator, sleeps, **opts))
-
-
-def seed_fleet(state) -> None:
-    """Three releases; a zonal, a regional and a canary MIG; one standalone VM."""
-    for days, version in ((60, "1-8-0"), (20, "1-9-0"), (2, "1-10-0")):
-        state.create_image(f"app-{version}", family="app", labels={"version": version},
-                           created=timedelta(days=days))
-        state.create_instance_template(f"app-{version}-tmpl", f"app-{version}",
-                                       labels={"team": "web"}, created=timedelta(days=days))
-    state.create_mig("web", "app-1-9-0-tmpl", zone="us-central1-a", target_size=3)
-    state.create_mig("api", "app-1-9-0-tmpl", region="us-central1", target_size=6)
-    state.create_mig("worker", "app-1-9-0-tmpl", zone="europe-west1-b", target_size=4,
-                     versions=[{"instanceTemplate": "app-1-9-0-tmpl", "name": "stable"},
-                               {"instanceTemplate": "app-1-10-0-tmpl", "name": "canary",
-                                "targetSize": {"fixed": 1}}])
-    state.create_instance("bastion", "us-central1-b", "app-1-8-0", labels={"role": "bastion"})
+PROJECT, IMG = gce_fixtures.PROJECT, gce_fixtures.IMG
+scope_config, emulated_timing = gce_fixtures.scope_config, gce_fixtures.emulated_timing
+make, seed_fleet = gce_fixtures.make, gce_fixtures.seed_fleet
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from fleetview.domain.versions import VersionRules
 from fleetview.providers.gcp.actions import request_id, rollback_template_name
 from fleetview.providers.gcp.provider import GcpProvider
 from tests.helpers import gce as gce_fixtures
-from tests.providers.test_gcp import IMG, PROJECT, make, scope_config, seed_fleet
+from tests.helpers.gce import IMG, PROJECT, make, scope_config, seed_fleet
 
 gce_emulator = gce_fixtures.gce_emulator
 

@@ -219,6 +219,17 @@ def test_a_clock_behind_the_store_keeps_the_changes_and_says_so(store):
     assert list(store.fleet_at()["instance_id"]) == ["i-b"]
 
 
+def test_clocks_a_moment_apart_write_in_order_without_an_error(store):
+    # Two collectors whose clocks NTP keeps within milliseconds: no error, nothing lost.
+    now = datetime.now(UTC)
+    ahead = now + timedelta(milliseconds=300)
+    store.record_poll(inventory(ahead, [instance("i-a")]), ahead, ahead)
+    summary = store.record_poll(inventory(now, [instance("i-a", "2.0")]), now, now)
+    assert not summary.stale and not summary.clock_skew and summary.opened == 1
+    assert list(store.fleet_at()["version"]) == ["2.0"]
+    assert store.freshness()["ok"].all()
+
+
 def test_a_late_poll_from_a_right_clock_is_still_only_recorded(store):
     # A poll that is older than the last one while this machine's clock is past it was
     # simply written late (another collector got there first): its record, nothing else.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QComboBox, QLabel
 
 from fleetview.actions.prepare import Prepared
 from fleetview.domain.actions import KINDS, ActionPlan, PlanStep
@@ -46,9 +46,12 @@ def rows(dialog: PlanDialog) -> dict[str, str]:
     for r in range(dialog.form.rowCount()):
         label = dialog.form.itemAt(r, dialog.form.ItemRole.LabelRole)
         field = dialog.form.itemAt(r, dialog.form.ItemRole.FieldRole).widget()
-        text = field.text() if isinstance(field, QLabel) else getattr(
-            field, "currentText", lambda: type(field).__name__)()
-        out[label.widget().text()] = text
+        if isinstance(field, QLabel):
+            out[label.widget().text()] = field.text()
+        elif isinstance(field, QComboBox):
+            out[label.widget().text()] = field.currentText()
+        else:
+            out[label.widget().text()] = type(field).__name__
     return out
 
 

@@ -6,7 +6,7 @@ import threading
 
 from PySide6.QtCore import QThread
 
-from fleetview.ui.tasks import TaskRunner
+from fleetview.ui.tasks import TaskRunner, TaskState
 
 
 def test_result_arrives_on_the_gui_thread(qtbot):
@@ -69,3 +69,92 @@ def test_different_keys_run_side_by_side(qtbot):
     qtbot.waitUntil(lambda: len(results) == 3, timeout=5000)
     assert results == {"a": "A", "b": "B", "c": "C"}
     runner.shutdown()
+
+
+def test_long_work_reports_progress_on_the_gui_thread_without_holding_up_reads(qtbot):
+    runner = TaskRunner()
+    gui = QThread.currentThread()
+    release = threading.Event()
+    progress, results = [], []
+
+    def action(state: TaskState, steps: int) -> str:
+        for n in range(1, steps + 1):
+            state.report(n)
+        release.wait(5)
+        return "recovered"
+
+    runner.start_long("action", action, 3, on_done=results.append,
+                      on_progress=lambda n: progress.append((n, QThread.currentThread() is gui)))
+    runner.start("read", lambda: "fleet", on_done=results.append)  # not queued behind it
+    qtbot.waitUntil(lambda: results == ["fleet"] and len(progress) == 3, timeout=5000)
+    assert progress == [(1, True), (2, True), (3, True)]
+    assert runner.running_long() == ["action"]
+    release.set()
+    qtbot.waitUntil(lambda: results == ["fleet", "recovered"], timeout=5000)
+    assert runner.running_long() == [] and not runner.busy
+    runner.shutdown()
+
+
+def test_shutdown_asks_long_work_to_stop_and_does_not_wait_for_it(qtbot):
+    runner = TaskRunner()
+    started, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def action(state: TaskState) -> str:
+        seen["state"] = state
+        started.set()
+        release.wait(10)
+        return "late"
+
+    results = []
+    runner.start_long("action", action, on_done=results.append)
+    assert started.wait(5)
+    runner.shutdown()  # returns at once
+    assert seen["state"].is_interruption_requested()
+    release.set()
+    qtbot.wait(50)
+    assert results == []  # nothing is delivered after shutdown
+
+
+def test_starting_long_work_again_stops_the_previous(qtbot):
+    runner = TaskRunner()
+    states, results = [], []
+
+    def action(state: TaskState, name: str) -> str:
+        states.append(state)
+        while name == "first" and not state.is_interruption_requested():
+            threading.Event().wait(0.01)
+        return name
+
+    runner.start_long("k", action, "first", on_done=results.append)
+    qtbot.waitUntil(lambda: len(states) == 1, timeout=5000)
+    runner.start_long("k", action, "second", on_done=results.append)
+    qtbot.waitUntil(lambda: results == ["second"], timeout=5000)
+    assert states[0].is_interruption_requested()
+    runner.wait(5000)
+    qtbot.wait(50)
+    assert results == ["second"]
+    runner.shutdown()
+
+
+def test_a_task_state_works_without_qt():
+    state, seen = TaskState(), []
+    state.report("ignored without a listener")
+    state = TaskState(seen.append)
+    state.report(1)
+    assert seen == [1] and not state.is_interruption_requested()
+    state.request_interruption()
+    assert state.is_interruption_requested()
+
+
+def test_no_process_wide_setting_changes_when_a_runner_is_made(qtbot):
+    import sys
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        runner = TaskRunner()
+        assert sys.getswitchinterval() == 0.005  # app.launch sets it, not a widget
+        runner.shutdown()
+    finally:
+        sys.setswitchinterval(before)
