@@ -482,7 +482,9 @@ def serve(config: Config, selected, once: bool, out: TextIO, commands_fd: int | 
     if outcome.fatal:
         print(f"fleetview: {outcome.fatal}", file=sys.stderr)
         return EXIT_ERROR
-    if outcome.dropped:
+    # A service that ran for days reports drops as they happen (polls_dropped, failed polls in
+    # the store); a single run says it in its exit status too.
+    if once and outcome.dropped:
         print(f"fleetview: {outcome.dropped} poll(s) were dropped: they could not be written "
               f"to the store {_display_url(config.store.url)}; see the log above",
               file=sys.stderr)

@@ -1,6 +1,7 @@
 """`fleetview snapshot` prints the fleet as JSON or CSV and says which scopes failed."""
 
 import csv
+import dataclasses
 import io
 import json
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ import pytest
 from fleetview.cli import main
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
-from fleetview.providers import REGISTRY
+from fleetview.providers import REGISTRY, aws
 from fleetview.providers.base import Provider
 
 LAUNCHED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -42,10 +43,27 @@ class FakeProvider(Provider):
         )
         return self.rules.label(inventory)
 
+    def identity(self) -> str:
+        return "arn:aws:iam::123456789012:user/test"
+
+    def plan_replace_of(self, inventory, instance, group):
+        raise NotImplementedError
+
+    def plan_rollback_of(self, inventory, group, version, known_images, **options):
+        raise NotImplementedError
+
+    def run_step(self, plan, step):
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+
+# AWS's declaration (config table, needs) with this module's provider: one registry line.
+CLOUD = dataclasses.replace(aws.CLOUD, provider=f"{__name__}:FakeProvider")
+
 
 @pytest.fixture
 def fake_aws(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "aws", f"{__name__}:FakeProvider")
+    monkeypatch.setitem(REGISTRY, "aws", __name__)
 
 
 def write(tmp_path, scopes):

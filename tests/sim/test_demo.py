@@ -174,8 +174,8 @@ def test_rolling_back_the_bad_group_converges(demo, store):
         action_id = runner.confirm(store, demo.config.scope(AWS), prepared.plan,
                                    runner.Confirmation("2.4.0 fails health checks"),
                                    prepared.identity, group=prepared.group_info)
-        record = runner.execute(store, provider, action_id, verify_timeout_s=60,
-                                sleep=lambda _s: time.sleep(0.2))
+        record = runner.execute(store, provider, action_id,
+                                timing=Timing(interval_s=0.2, timeout_s=60.0))
         assert record.status == "finished", record.message
         assert record.recovered_us is not None
         inventory = provider.poll()
