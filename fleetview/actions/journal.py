@@ -14,7 +14,12 @@ from fleetview.domain.actions import ActionPlan
 from fleetview.store.action_tables import action_steps, actions
 from fleetview.store.times import from_us, now_us
 
-FINAL = ("finished", "failed", "abandoned")
+# An action's life: running (steps) -> converging (steps done, the fleet not there yet) ->
+# recovered; past its deadline it is not_converged and still tracked until it converges or is
+# abandoned; or it ends failed, stopped or abandoned. "finished" is how databases from before
+# convergence tracking ended an action.
+FINAL = ("recovered", "failed", "stopped", "abandoned", "finished")
+OPEN = ("running", "converging", "not_converged")
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,21 @@ class ActionRecord:
     heartbeat_us: int | None
     recovered_us: int | None
     steps: tuple[StepRecord, ...] = field(default=())
+    on_target: int | None = None
+    needed: int | None = None
+    stop_requested_us: int | None = None
+    stop_reason: str | None = None
+    stop_actor: str | None = None
+
+    @property
+    def open(self) -> bool:
+        """Not ended: its steps run, or its group is still converging."""
+        return self.status in OPEN
 
     @property
     def interrupted(self) -> bool:
-        """Running by the journal, but its owner stopped beating (a crash or a restart)."""
-        if self.status != "running":
+        """Open by the journal, but its owner stopped beating (a crash or a restart)."""
+        if self.status not in OPEN:
             return False
         if self.owner == OWNER:
             return False
@@ -65,6 +80,14 @@ class ActionRecord:
 
     @property
     def progress(self) -> tuple[int, int]:
+        """Instances on the target of those the group needs, once convergence is measured;
+        until then the steps done of all steps."""
+        if self.needed:
+            return min(self.on_target or 0, self.needed), self.needed
+        return len(self.done_steps), len(self.steps)
+
+    @property
+    def step_progress(self) -> tuple[int, int]:
         return len(self.done_steps), len(self.steps)
 
     @property
@@ -153,22 +176,54 @@ class Journal:
             conn.execute(sa.update(actions).where(actions.c.action_id == action_id)
                          .values(heartbeat_us=now_us()))
 
-    def adopt(self, action_id: str) -> None:
-        """This process takes over an interrupted action (resume)."""
+    def adopt(self, action_id: str, status: str | None = None) -> None:
+        """This process takes over an interrupted action (resume); `status` None keeps it."""
+        values: dict = {"owner": self.owner, "heartbeat_us": now_us(), "finished_us": None}
+        if status is not None:
+            values["status"] = status
         with self.store.writing("resume the action") as conn:
             conn.execute(sa.update(actions).where(actions.c.action_id == action_id)
-                         .values(owner=self.owner, status="running", heartbeat_us=now_us(),
-                                 finished_us=None))
+                         .values(**values))
+
+    def converging(self, action_id: str, on_target: int, needed: int, message: str = "",
+                   status: str = "converging") -> None:
+        """The steps are done (or past the deadline: not_converged); where the group stands."""
+        assert status in ("converging", "not_converged"), status
+        with self.store.writing("journal convergence") as conn:
+            conn.execute(sa.update(actions).where(actions.c.action_id == action_id).values(
+                status=status, on_target=on_target, needed=needed, message=message or None,
+                heartbeat_us=now_us()))
+
+    def request_stop(self, action_id: str, actor: str, reason: str) -> None:
+        """Ask the action to stop; its owner (any process) stops at its next check."""
+        with self.store.writing("journal a stop request") as conn:
+            conn.execute(sa.update(actions).where(
+                actions.c.action_id == action_id, actions.c.stop_requested_us.is_(None))
+                .values(stop_requested_us=now_us(), stop_reason=reason, stop_actor=actor))
+
+    def stop_requested(self, action_id: str) -> str | None:
+        """The reason of a stop asked for, or None."""
+        with self.store.reading() as conn:
+            row = conn.execute(sa.select(actions.c.stop_requested_us, actions.c.stop_reason,
+                                         actions.c.stop_actor)
+                               .where(actions.c.action_id == action_id)).first()
+        if row is None or row[0] is None:
+            return None
+        return f"stopped by {row[2]}: {row[1]}"
 
     def finish(self, action_id: str, status: str, message: str = "",
                recovered_us: int | None = None) -> None:
         assert status in FINAL, status
         now = now_us()
+        values = dict(status=status, message=message or None, finished_us=now,
+                      heartbeat_us=now, recovered_us=recovered_us)
+        if status == "recovered":
+            # Recovered means every member the group needs is on the target.
+            values["on_target"] = actions.c.needed
         with self.store.writing("journal the end of the action") as conn:
-            conn.execute(sa.update(actions).where(actions.c.action_id == action_id).values(
-                status=status, message=message or None, finished_us=now, heartbeat_us=now,
-                recovered_us=recovered_us))
-            if status == "abandoned":
+            conn.execute(sa.update(actions).where(actions.c.action_id == action_id)
+                         .values(**values))
+            if status in ("abandoned", "stopped"):
                 conn.execute(sa.update(action_steps).where(
                     action_steps.c.action_id == action_id,
                     action_steps.c.status.in_(("pending", "running"))).values(
@@ -184,7 +239,7 @@ class Journal:
         return self._load(None, limit)
 
     def unfinished(self) -> list[ActionRecord]:
-        return self._load(actions.c.status == "running")
+        return self._load(actions.c.status.in_(OPEN))
 
     def _load(self, where, limit: int | None = None) -> list[ActionRecord]:
         query = sa.select(actions).order_by(actions.c.created_us.desc())
@@ -208,5 +263,8 @@ class Journal:
             actor=r["actor"], owner=r["owner"], status=r["status"], message=r["message"],
             created_us=r["created_us"], confirmed_us=r["confirmed_us"],
             finished_us=r["finished_us"], heartbeat_us=r["heartbeat_us"],
-            recovered_us=r["recovered_us"], steps=tuple(steps[r["action_id"]]))
+            recovered_us=r["recovered_us"], steps=tuple(steps[r["action_id"]]),
+            on_target=r["on_target"], needed=r["needed"],
+            stop_requested_us=r["stop_requested_us"], stop_reason=r["stop_reason"],
+            stop_actor=r["stop_actor"])
             for r in rows]

@@ -59,12 +59,13 @@ class ActionPlan:
 class ProgressEvent:
     """One thing that happened while executing a plan.
 
-    `status` is "started", "done" or "failed" for a step, "progress" for tracking, and
-    "finished" or "failed" with `step=None` for the action as a whole.
+    `status` is "started", "done", "failed" or "stopped" for a step, "progress" for tracking,
+    and "finished" (every step done), "failed" or "stopped" with `step=None` for the steps as
+    a whole. `done`/`total` count what the event measures (instances, or percent).
     """
 
     step: str | None
-    status: Literal["started", "done", "failed", "progress", "finished"]
+    status: Literal["started", "done", "failed", "progress", "finished", "stopped"]
     message: str = ""
     done: int = 0
     total: int = 0
@@ -129,15 +130,53 @@ def kind_of(plan_or_name: ActionPlan | str) -> Kind:
                             "FleetView; upgrade it, or abandon the action") from None
 
 
-def convergence(inventory: Inventory, plan: ActionPlan) -> tuple[int, int]:
-    """(members on the target version and running, members the group needs) for a plan."""
-    if plan.group is None:
-        return 0, len(plan.instances)
+@dataclass(frozen=True)
+class Convergence:
+    """Where a plan's group stands: `on_target` of `needed` members run the target version
+    and are healthy; `others` counts the rest by version ("?" unknown, "starting" not yet
+    running or healthy). Surge instances beyond the group's size do not count."""
+
+    on_target: int
+    needed: int
+    target: str | None
+    others: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def converged(self) -> bool:
+        return self.needed > 0 and self.on_target >= self.needed
+
+    def describe(self) -> str:
+        text = f"{self.on_target} of {self.needed} on {self.target or '?'}"
+        if self.others:
+            text += "; still " + ", ".join(f"{n} on {v}" if v != "starting" else f"{n} starting"
+                                           for v, n in sorted(self.others.items()))
+        return text
+
+
+def converge_state(inventory: Inventory, plan: ActionPlan) -> Convergence:
+    """How far the plan's group is from running the plan's target everywhere."""
     kind = kind_of(plan)
+    if plan.group is None:
+        return Convergence(0, len(plan.instances), plan.to_version)
     group = inventory.group(plan.group, plan.region)
     members = inventory.members(group) if group else []
     wanted = kind.target_version(plan, group)
-    total = max(group.target_size if group else 0, len(members))
-    done = sum(1 for i in members
-               if i.version == wanted and i.state == State.RUNNING and kind.counts(plan, i))
-    return done, total
+    needed = group.target_size if group and group.target_size else len(members)
+    done = 0
+    others: dict[str, int] = {}
+    for i in members:
+        if not kind.counts(plan, i):
+            continue
+        ready = i.state == State.RUNNING and i.healthy is not False
+        if i.version == wanted and ready:
+            done += 1
+        else:
+            key = (i.version or "?") if i.version != wanted else "starting"
+            others[key] = others.get(key, 0) + 1
+    return Convergence(min(done, needed), needed, wanted, others)
+
+
+def convergence(inventory: Inventory, plan: ActionPlan) -> tuple[int, int]:
+    """(members on the target version, running and healthy; members the group needs)."""
+    state = converge_state(inventory, plan)
+    return state.on_target, state.needed

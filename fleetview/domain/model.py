@@ -78,6 +78,9 @@ class Instance:
     launched_at: datetime | None = None
     version: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    # What the group says of it: ASG lifecycle InService, a MIG's currentAction NONE. None:
+    # the cloud did not say (a standalone instance, a poll that does not ask).
+    healthy: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
-from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, ProgressEvent, StepResult
+from fleetview.domain.actions import (
+    ActionPlan,
+    ActionRefused,
+    Convergence,
+    PlanStep,
+    ProgressEvent,
+    StepResult,
+    converge_state,
+)
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.model import Group, Image, Instance, Inventory
 from fleetview.domain.timing import Timing
@@ -195,8 +203,13 @@ class Provider(abc.ABC):
         if found is None:
             raise ActionRefused(f"group {group} in {region} is not in the last poll of scope "
                                 f"{self.config.name}; poll again")
-        refuse_updating(found, self.update_under_way(found))
+        if not self.rolls_back_in_flight:
+            refuse_updating(found, self.update_under_way(found))
         return self.plan_rollback_of(inventory, found, version, known_images or {}, **options)
+
+    # Whether `plan_rollback_of` can roll back a group whose rollout is under way (its plan
+    # then stops that rollout first); for a cloud that cannot, the shared check refuses.
+    rolls_back_in_flight: bool = False
 
     def update_under_way(self, group: Group) -> str:
         """The cloud's words for the rollout a group reports, e.g. "an update under way"."""
@@ -226,6 +239,20 @@ class Provider(abc.ABC):
     def explain(self, exc: BaseException, plan: ActionPlan, step: PlanStep) -> str:
         """What the operator reads when a step raised something other than FleetViewError."""
         return str(exc) if isinstance(exc, FleetViewError) else f"{type(exc).__name__}: {exc}"
+
+    def convergence(self, plan: ActionPlan) -> Convergence:
+        """Where the plan's group stands now, read fresh from the cloud. A cloud that knows
+        its members' health (ASG lifecycle InService, a MIG's currentAction) says it in
+        `Instance.healthy`, or overrides this."""
+        return converge_state(self.poll(), plan)
+
+    def stop(self, plan: ActionPlan, done: frozenset[str]
+             ) -> Generator[ProgressEvent, None, str]:
+        """Stop what the cloud does for this action (an instance refresh, a MIG update) and
+        leave the group as the plan said; return what was done. FleetView's own batches need
+        nothing here: the step loop stops at the next step boundary."""
+        return "FleetView stopped before its next step; nothing else was running in the cloud"
+        yield  # a generator, like every step runner
 
     def what_is_left(self, plan: ActionPlan, reason: str) -> str:
         """The action's failure message: the reason, and the state the group is left in."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from fleetview.domain.errors import FleetViewError
 
 HOST = "127.0.0.1"
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class MotoServerError(FleetViewError):
@@ -29,6 +30,7 @@ def free_port(host: str = HOST) -> int:
 
 # The child watches its parent and exits when it is gone, so a killed demo or test run never
 # leaves a server behind (PR_SET_PDEATHSIG would fire when the starting *thread* ends).
+# argv: host, port, "refresh" (moto behind FleetView's instance-refresh layer) or "plain".
 _CHILD = """
 import os, sys, threading, time
 parent = os.getppid()
@@ -37,9 +39,16 @@ def watch():
         time.sleep(0.5)
     os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
-from moto.server import main
-main(["-H", sys.argv[1], "-p", sys.argv[2]])
+if sys.argv[3] == "refresh":
+    from fleetview.sim.aws_refresh_server import serve
+    serve(sys.argv[1], int(sys.argv[2]))
+else:
+    from moto.server import main
+    main(["-H", sys.argv[1], "-p", sys.argv[2]])
 """
+
+# Read by the child: seconds between two batches of an instance refresh.
+REFRESH_STEP_ENV = "FLEETVIEW_SIM_REFRESH_STEP_S"
 
 
 class MotoServer:
@@ -50,11 +59,12 @@ class MotoServer:
     """
 
     def __init__(self, process: subprocess.Popen, port: int, host: str = HOST,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, refresh: bool = False) -> None:
         self.process = process
         self.host = host
         self.port = port
         self.log_path = log_path
+        self.refresh = refresh
 
     @property
     def url(self) -> str:
@@ -62,12 +72,20 @@ class MotoServer:
 
     @classmethod
     def start(cls, port: int | None = None, timeout_s: float = 30.0,
-              log_path: Path | str | None = None, attempts: int = 3) -> MotoServer:
+              log_path: Path | str | None = None, attempts: int = 3, refresh: bool = True,
+              refresh_step_s: float | None = None) -> MotoServer:
         """Start a server and return once it answers HTTP.
+
+        With `refresh`, moto sits behind FleetView's layer that serves Auto Scaling's instance
+        refresh (fleetview/sim/aws_refresh_server.py), one batch every `refresh_step_s`
+        seconds (default: $FLEETVIEW_SIM_REFRESH_STEP_S, else 2 s); without it, it is plain
+        moto, where StartInstanceRefresh is not implemented.
 
         A free port is picked by binding port 0; another process can take it before moto
         binds it, so a server that dies at start is retried on a new port.
         """
+        if refresh_step_s is not None and not refresh_step_s > 0:
+            raise ValueError(f"refresh_step_s must be a positive number, not {refresh_step_s}")
         last = ""
         for _ in range(attempts if port is None else 1):
             chosen = port or free_port()
@@ -76,15 +94,22 @@ class MotoServer:
             # Dummy credentials: the server needs none, and must never see real ones.
             env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                        AWS_SESSION_TOKEN="testing")
+            if refresh_step_s is not None:
+                env[REFRESH_STEP_ENV] = str(refresh_step_s)
+            if refresh:  # the layer is FleetView's code: the child must find this checkout
+                env["PYTHONPATH"] = os.pathsep.join(
+                    p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
             try:
                 process = subprocess.Popen(
-                    [sys.executable, "-c", _CHILD, HOST, str(chosen)],
+                    [sys.executable, "-c", _CHILD, HOST, str(chosen),
+                     "refresh" if refresh else "plain"],
                     stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
                 )
             finally:
                 if log is not subprocess.DEVNULL:
                     log.close()
-            server = cls(process, chosen, log_path=Path(log_path) if log_path else None)
+            server = cls(process, chosen, log_path=Path(log_path) if log_path else None,
+                         refresh=refresh)
             try:
                 server._wait_ready(timeout_s)
                 return server

@@ -20,8 +20,10 @@ actions = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("actor", _TEXT, nullable=False),
     sa.Column("owner", _TEXT, nullable=False),
-    # planned -> running -> finished | failed | abandoned; "interrupted" is derived on read
-    # from a running action whose owner stopped beating.
+    # running (steps) -> converging (steps done, fleet not there yet) -> recovered, or
+    # not_converged (past its deadline, still tracked) -> recovered; or failed, stopped,
+    # abandoned. "interrupted" is derived on read from an unfinished action whose owner
+    # stopped beating. Databases from before version 3 may hold "finished".
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("message", sa.Text),
     sa.Column("created_us", _TIME, nullable=False),
@@ -30,6 +32,13 @@ actions = sa.Table(
     sa.Column("heartbeat_us", _TIME),
     # Confirmation -> every target instance on the target version and running.
     sa.Column("recovered_us", _TIME),
+    # Instances on the target version, of those the group needs (surge excluded).
+    sa.Column("on_target", sa.Integer),
+    sa.Column("needed", sa.Integer),
+    # Someone asked this action to stop (any process: the owner stops at its next check).
+    sa.Column("stop_requested_us", _TIME),
+    sa.Column("stop_reason", sa.Text),
+    sa.Column("stop_actor", _TEXT),
     sa.Index("ix_actions_group", "scope", "region", "group_name", "created_us"),
 )
 
@@ -73,4 +82,25 @@ audit_log = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Index("ix_audit_action", "action_id"),
+)
+
+# Versions that must not be the default rollback target again: marked by a rollback that moved
+# a group away from them (scope, region and group set) or quarantined by hand (any of them
+# empty: every scope, region or group). A lifted mark stays, with who lifted it and why.
+bad_versions = sa.Table(
+    "bad_versions", metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("version", _TEXT, nullable=False),
+    sa.Column("scope", _TEXT),
+    sa.Column("region", _TEXT),
+    sa.Column("group_name", _TEXT),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", _TEXT, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # rollback, quarantine
+    sa.Column("action_id", sa.String(36)),
+    sa.Column("created_us", _TIME, nullable=False),
+    sa.Column("lifted_us", _TIME),
+    sa.Column("lifted_by", _TEXT),
+    sa.Column("lift_reason", sa.Text),
+    sa.Index("ix_bad_versions_version", "version"),
 )

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from fleetview.store.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # SQLite only makes an INTEGER PRIMARY KEY the rowid alias (fast, autoincrementing).
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -162,8 +162,22 @@ def _to_2(conn: Connection) -> None:
     _ensure_store_id(conn)
 
 
+# Columns version 3 added to the journal: convergence progress and a requested stop.
+V3_ACTION_COLUMNS = {"on_target": "INTEGER", "needed": "INTEGER",
+                     "stop_requested_us": "BIGINT", "stop_reason": "TEXT", "stop_actor": "TEXT"}
+
+
+def _to_3(conn: Connection) -> None:
+    """Actions track convergence and can be stopped; versions can be marked bad (new table)."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("actions")}
+    for column, kind in V3_ACTION_COLUMNS.items():
+        if column not in have:
+            conn.execute(sa.text(f"ALTER TABLE actions ADD COLUMN {column} {kind}"))
+    metadata.tables["bad_versions"].create(conn, checkfirst=True)
+
+
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _to_2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _to_2, 2: _to_3}
 
 
 def _ensure_store_id(conn: Connection) -> str:

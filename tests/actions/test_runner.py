@@ -65,11 +65,11 @@ def test_rollback_runs_every_step_once_and_records_recovery(store):
     action_id = confirm(store)
     record = runner.execute(store, provider, action_id, timing=FakeClock().timing())
     assert provider.ran == list(STEPS)
-    assert record.status == "finished" and record.done_steps == set(STEPS)
+    assert record.status == "recovered" and record.done_steps == set(STEPS)
     assert record.time_to_recover_s is not None and record.time_to_recover_s >= 0
     assert locks.current(store, "prod", "us-east-1", "web") is None
     events = [e.event for e in audit.entries(store)]
-    assert events[0] == "plan_confirmed" and events[-1] == "finished"
+    assert events[0] == "plan_confirmed" and events[-1] == "recovered"
     assert events.count("step_done") == 3
     assert audit.verify(store).ok
 
@@ -106,7 +106,7 @@ def test_crash_between_steps_then_resume_runs_only_what_is_left(store):
     second.ran = list(first.ran)  # the cloud remembers what was done
     done = runner.resume(store, second, action_id, "next", "ops", timing=FakeClock().timing())
     assert second.ran == ["point-group", "batch-1", "batch-2"]  # batch-2 once, nothing again
-    assert done.status == "finished"
+    assert done.status == "recovered"
     assert "resumed" in [e.event for e in audit.entries(store)]
 
 

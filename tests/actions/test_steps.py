@@ -73,7 +73,7 @@ def test_every_step_runs_in_order_then_the_action_finishes():
     assert statuses(events) == [(k, s) for k in STEPS for s in ("started", "done")] + [
         (None, "finished")]
     assert events[0].message == "do point-group" and events[1].message == "do point-group"
-    assert events[-1].message == "rollback of web done"
+    assert events[-1].message == "rollback of web: every step done"
     assert all(e.at is not None for e in events)
 
 
@@ -208,4 +208,4 @@ def test_a_refusal_before_the_run_changes_nothing():
 def test_a_replace_names_its_instance_when_done():
     replace = dataclasses.replace(plan("terminate"), kind="replace", group=None)
     events = list(run_steps(ScriptedProvider(), replace))
-    assert events[-1].message == "replace of i-1 done"
+    assert events[-1].message == "replace of i-1: every step done"

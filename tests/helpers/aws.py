@@ -15,13 +15,17 @@ import pytest
 from fleetview.sim.moto_server import MotoServer
 
 _server: MotoServer | None = None
+_refresh_server: MotoServer | None = None
+
+# Seconds between two batches of an instance refresh on `moto_refresh_server`.
+REFRESH_STEP_S = 0.4
 
 
 def _shared(config) -> MotoServer:
     """One server for the whole test session, stopped when pytest ends."""
     global _server
     if _server is None or not _server.alive():
-        _server = MotoServer.start()
+        _server = MotoServer.start(refresh=False)
         config.add_cleanup(_server.stop)
         return _server
     _server.reset()
@@ -30,7 +34,9 @@ def _shared(config) -> MotoServer:
 
 @pytest.fixture
 def moto_server(request) -> Iterator[MotoServer]:
-    """The session's moto server, with every resource of the previous test forgotten."""
+    """The session's moto server, with every resource of the previous test forgotten.
+
+    Plain moto: it has no instance refresh, so FleetView falls back to replacing in batches."""
     yield _shared(request.config)
 
 
@@ -39,6 +45,19 @@ def moto_server_module(request) -> Iterator[MotoServer]:
     """The session's server, reset once for a module whose tests only read what it seeds
     (seeding costs a second or two; read-only tests need not pay it each)."""
     yield _shared(request.config)
+
+
+@pytest.fixture
+def moto_refresh_server(request) -> Iterator[MotoServer]:
+    """A session-wide moto server behind FleetView's instance-refresh layer (one batch every
+    REFRESH_STEP_S seconds), with every resource and refresh of the previous test forgotten."""
+    global _refresh_server
+    if _refresh_server is None or not _refresh_server.alive():
+        _refresh_server = MotoServer.start(refresh=True, refresh_step_s=REFRESH_STEP_S)
+        request.config.add_cleanup(_refresh_server.stop)
+    else:
+        _refresh_server.reset()
+    yield _refresh_server
 
 
 def closed_port_url() -> str:

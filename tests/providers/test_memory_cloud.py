@@ -346,6 +346,6 @@ def test_an_action_runs_through_the_runner_and_its_journal(world, tmp_path):
     with Store.open(f"sqlite:///{Path(tmp_path) / 'history.db'}") as store:
         action_id = runner.confirm(store, scope(), plan, runner.Confirmation("1.1 leaks"), "ops")
         record = runner.execute(store, acting, action_id)
-    assert record.status == "finished", record.message
+    assert record.status == "recovered", record.message
     assert record.done_steps == {s.key for s in plan.steps}
     assert record.time_to_recover_s is not None

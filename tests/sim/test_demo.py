@@ -176,7 +176,7 @@ def test_rolling_back_the_bad_group_converges(demo, store):
                                    prepared.identity, group=prepared.group_info)
         record = runner.execute(store, provider, action_id,
                                 timing=Timing(interval_s=0.2, timeout_s=60.0))
-        assert record.status == "finished", record.message
+        assert record.status == "recovered", record.message
         assert record.recovered_us is not None
         inventory = provider.poll()
     finally:
@@ -202,7 +202,7 @@ def test_replacing_a_gcp_instance_goes_through_the_emulator(demo, store):
                                    group=prepared.group_info)
         record = runner.execute(store, provider, action_id,
                                 timing=Timing(interval_s=0.2, timeout_s=60))
-        assert record.status == "finished", record.message
+        assert record.status == "recovered", record.message
         after = provider.poll()
     finally:
         provider.close()
