@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from fleetview.actions import locks
+from fleetview.actions import locks, quarantine
 
 LOOKBACK = timedelta(days=90)
 _LIVE = ("pending", "running")
@@ -55,10 +56,12 @@ def full_stretches(spans: pd.DataFrame) -> list[Stretch]:
     return stretches
 
 
-def rollback_target(spans: pd.DataFrame, current: str | None) -> Stretch | None:
-    """The last version the group ran in full, other than its current one."""
+def rollback_target(spans: pd.DataFrame, current: str | None,
+                    bad: Collection[str] = ()) -> Stretch | None:
+    """The last version the group ran in full, other than its current one and the versions
+    marked bad for it."""
     for stretch in reversed(full_stretches(spans)):
-        if stretch.version != current:
+        if stretch.version != current and stretch.version not in bad:
             return stretch
     return None
 
@@ -80,17 +83,30 @@ def rollout_durations(spans: pd.DataFrame, group_spans: pd.DataFrame) -> list[fl
 
 @dataclass(frozen=True)
 class Readiness:
-    """Whether a group can be rolled back now, and to what; `why` says what stands in the way."""
+    """Whether a group can be rolled back now, and to what; `why` says what stands in the way,
+    `note` what the rollback will do besides (stop the update under way); `skipped` the
+    versions passed over because they are marked bad."""
 
     ready: bool
     target: Stretch | None
     why: str = ""
     estimate_s: float | None = None
+    note: str = ""
+    skipped: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line: "ready: back to 2.3.0 (will stop the update under way)" or why not."""
+        if not self.ready:
+            return f"not ready: {self.why}"
+        text = f"ready: back to {self.target.version}" if self.target else "ready"
+        return f"{text} ({self.note})" if self.note else text
 
 
 def readiness(store, scope_config, scope: str, region: str, group: str,
-              now: datetime | None = None, images: pd.DataFrame | None = None) -> Readiness:
-    """`images`: store.images(), when the caller checks many groups and read it once."""
+              now: datetime | None = None, images: pd.DataFrame | None = None,
+              bad: Collection[str] | None = None) -> Readiness:
+    """`images`: store.images(), and `bad` the group's bad versions, when the caller checks
+    many groups and read them once."""
     now = now or datetime.now(UTC)
     spans = store.spans(now - LOOKBACK, now, scopes=[scope], regions=[region], groups=[group])
     gspans = store.group_spans(now - LOOKBACK, now, scopes=[scope], regions=[region],
@@ -98,7 +114,10 @@ def readiness(store, scope_config, scope: str, region: str, group: str,
     alive = gspans[gspans["end"].isna()]
     current = alive["desired_version"].iloc[-1] if not alive.empty else None
     updating = bool(alive["updating"].iloc[-1]) if not alive.empty else False
-    target = rollback_target(spans, current)
+    if bad is None:
+        bad = set(quarantine.bad_for(store, scope, region, group))
+    target = rollback_target(spans, current, bad)
+    skipped = tuple(sorted({s.version for s in full_stretches(spans)} & set(bad)))
     durations = rollout_durations(spans, gspans)
     estimate = float(pd.Series(durations).median()) if durations else None
     reasons = []
@@ -112,9 +131,9 @@ def readiness(store, scope_config, scope: str, region: str, group: str,
         if not mine.empty and bool(mine["gone"].iloc[0]):
             reasons.append(f"the image of {target.version} ({target.image_id}) no longer "
                            "exists")
-    if updating:
-        reasons.append("an update is already under way on this group")
     lock = locks.current(store, scope, region, group)
     if lock is not None:
         reasons.append(lock.describe())
-    return Readiness(not reasons, target, "; ".join(reasons), estimate)
+    # A rollout in flight is what a rollback is most often for: the plan stops it first.
+    note = "will stop the update under way" if updating else ""
+    return Readiness(not reasons, target, "; ".join(reasons), estimate, note, skipped)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from fleetview.actions import audit, history
+from fleetview.actions import audit, history, quarantine
 from fleetview.actions.runner import protected_by
 from fleetview.config import Config
 from fleetview.domain.actions import ActionPlan, ActionRefused
@@ -34,12 +34,22 @@ class Prepared:
     current_version: str | None = None
     versions: list[str] = field(default_factory=list)  # rollback targets to choose from
     estimate_s: float | None = None
+    # Versions marked bad for the group -> why; choosing one means typing it.
+    bad: dict[str, str] = field(default_factory=dict)
+    note: str = ""  # what the rollback does besides: "will stop the update under way"
     provider: object = None
     inventory: Inventory | None = None
 
     @property
     def ok(self) -> bool:
         return self.plan is not None and not self.refusal
+
+    @property
+    def target_bad(self) -> str:
+        """Why the plan's target version is marked bad ("" if it is not)."""
+        if self.plan is None or self.plan.to_version is None:
+            return ""
+        return self.bad.get(self.plan.to_version, "")
 
 
 def _known_images(store, scope: str, provider: str) -> dict[str, Image]:
@@ -101,8 +111,11 @@ def prepare_rollback(config: Config, store, scope: str, region: str, group: str,
         prepared.group_info = info
         prepared.current_version = info.desired_version if info else None
         prepared.protected = protected_by(_selectors(config, scope_config), info)
-        ready = history.readiness(store, scope_config, scope, region, group)
+        bad = quarantine.bad_for(store, scope, region, group)
+        prepared.bad = {v: mark.describe() for v, mark in bad.items()}
+        ready = history.readiness(store, scope_config, scope, region, group, bad=set(bad))
         prepared.estimate_s = ready.estimate_s
+        prepared.note = ready.note
         now = datetime.now(UTC)
         spans = store.spans(now - history.LOOKBACK, now, scopes=[scope], regions=[region],
                             groups=[group])
@@ -110,7 +123,10 @@ def prepare_rollback(config: Config, store, scope: str, region: str, group: str,
         gone = {i.version for i in known.values() if i.gone}
         candidates = {v for v in spans["version"].dropna().unique()
                       if v != prepared.current_version}
-        prepared.versions = sorted(candidates - gone, key=version_key, reverse=True)
+        # Bad versions stay choosable, after the others: the dialog asks to type one.
+        prepared.versions = sorted(candidates - gone, key=lambda v: (v not in bad,
+                                                                     version_key(v)),
+                                   reverse=True)
         target = version or (ready.target.version if ready.target else None)
         if target is None:
             return _refused(store, prepared, prepared.identity, ready.why or

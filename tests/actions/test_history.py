@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from fleetview.actions import history, locks
+from fleetview.actions import history, locks, quarantine
 from fleetview.domain.model import Group, Image, Instance, Inventory, Scope, State
 from fleetview.domain.versions import VersionRules
 from fleetview.providers.aws.scope import AwsScopeConfig
@@ -62,6 +62,42 @@ def test_not_ready_says_why(store):
     ready = history.readiness(store, AwsScopeConfig("prod", ("us-east-1",)), "prod",
                               "us-east-1", "web", now=T0 + timedelta(days=2, minutes=6))
     assert not ready.ready
-    for words in ("read-only", "image of 1.1 (ami-1.1) no longer exists", "under way",
+    for words in ("read-only", "image of 1.1 (ami-1.1) no longer exists",
                   "already running on web"):
         assert words in ready.why
+    # A rollout under way does not stand in the way: the rollback stops it first.
+    assert "under way" not in ready.why and ready.note == "will stop the update under way"
+
+
+def test_a_rollout_in_flight_is_ready_and_says_it_will_be_stopped(store):
+    history_with_bad_rollout(store)
+    poll(store, T0 + timedelta(days=2, minutes=5), ["1.2", "1.1", "1.1"], "1.2", updating=True)
+    ready = history.readiness(store, SCOPE, "prod", "us-east-1", "web",
+                              now=T0 + timedelta(days=2, minutes=6))
+    assert ready.ready, ready.why
+    assert ready.describe() == "ready: back to 1.1 (will stop the update under way)"
+
+
+def test_a_version_marked_bad_is_never_the_default_target_again(store):
+    # The ping-pong: 1.0 -> 1.1 in full -> 1.2 in full, then a rollback to 1.1 that
+    # marks 1.2 bad; 1.1 goes bad too. The default target must skip both.
+    history_with_bad_rollout(store)
+    poll(store, T0 + timedelta(days=2, minutes=10), ["1.2"] * 3, "1.2")
+    poll(store, T0 + timedelta(days=3), ["1.1"] * 3, "1.1")
+    quarantine.mark(store, "1.2", "1.2 returns 500s", "ops", scope="prod",
+                    region="us-east-1", group="web", source="rollback")
+    now = T0 + timedelta(days=3, minutes=1)
+    ready = history.readiness(store, SCOPE, "prod", "us-east-1", "web", now=now)
+    assert ready.target.version == "1.0" and ready.skipped == ("1.2",)
+    quarantine.mark(store, "1.0", "1.0 has the CVE", "sec")  # every group, every scope
+    ready = history.readiness(store, SCOPE, "prod", "us-east-1", "web", now=now)
+    assert ready.target is None and not ready.ready
+    assert set(ready.skipped) == {"1.0", "1.2"}
+    quarantine.lift(store, "1.0", "patched image rebuilt as 1.0", "sec")
+    ready = history.readiness(store, SCOPE, "prod", "us-east-1", "web", now=now)
+    assert ready.target.version == "1.0"
+    # Marks of another group do not count here.
+    quarantine.mark(store, "1.0", "bad on api", "ops", scope="prod", region="us-east-1",
+                    group="api")
+    assert history.readiness(store, SCOPE, "prod", "us-east-1", "web",
+                             now=now).target.version == "1.0"
