@@ -8,10 +8,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fleetview import __version__, logs
+from fleetview.actions import cli_args
 from fleetview.config import Config, ConfigError, load_config, no_scopes_hint
 from fleetview.domain.errors import FleetViewError
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2, 3
+# The action commands add 4 (not converged) and 5 (refused): fleetview/actions/cli_args.py.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", parents=[common],
                    help="check credentials and permissions of every scope")
+    cli_args.add_parsers(sub, common)
     sub.add_parser("selfcheck", parents=[common])  # hidden: the packaged app checks itself
     return parser
 
@@ -120,6 +123,9 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "doctor":
         run = _entry("fleetview.doctor", "run", "fleetview doctor")
         return EXIT_ERROR if run is None else run(config)
+    if args.command in cli_args.COMMANDS:
+        run = _entry("fleetview.actions.act_cli", "run", f"fleetview {args.command}")
+        return EXIT_ERROR if run is None else run(args, config)
     run = _entry("fleetview.ui.app", "run_gui", "the main window")
     return EXIT_ERROR if run is None else run(config, collect=not args.no_collect)
 

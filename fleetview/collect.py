@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -25,7 +26,7 @@ from fleetview.collect_protocol import EventStream
 from fleetview.config import Config, no_scopes_hint
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.model import Inventory
-from fleetview.providers import make_provider
+from fleetview.providers import make_provider, provider_class
 from fleetview.store import Store, StoreError, StoreUnavailable, witness
 from fleetview.store.engine import display, parse_url
 
@@ -275,16 +276,19 @@ class Writer(threading.Thread):
             self._maybe_prune()
             return
         inv = item.inventory
-        summary = store.record_poll(inv, item.started, item.finished)
+        summary = store.record_poll(inv, item.started, item.finished,
+                                    suspect_share=self.config.poll.suspect_share)
         self.outcome.written += 1
-        if summary.clock_skew:  # written, but recorded as an error of the scope
+        # Written (or held as suspect), but recorded as an error of the scope.
+        flag = "; ".join(f for f in (summary.held, summary.clock_skew) if f) or None
+        if flag:
             self.outcome.partial = True
         self.events.emit(protocol.PollFinished(
-            scope=item.scope, provider=item.provider, ok=inv.ok and not summary.clock_skew,
-            error=summary.clock_skew, instances=len(inv.instances), groups=len(inv.groups),
+            scope=item.scope, provider=item.provider, ok=inv.ok and not flag,
+            error=flag, instances=len(inv.instances), groups=len(inv.groups),
             api_calls=inv.api_calls, duration_s=item.duration_s, opened=summary.opened,
             closed=summary.closed, unchanged=summary.unchanged, gone=summary.gone,
-            region_errors=tuple(protocol.RegionFailure(e.region, e.message)
+            region_errors=tuple(protocol.RegionFailure(e.region or None, e.message)
                                 for e in inv.errors),
         ))
         self._maybe_prune()
@@ -337,7 +341,12 @@ class ScopeWorker(threading.Thread):
         inventory, error = None, None
         try:
             if self._provider is None:
-                self._provider = make_provider(self.scope_config, self.config.versions)
+                # The provider's own timing, with this collector's poll deadline.
+                timing = dataclasses.replace(
+                    provider_class(provider_name).default_timing,
+                    poll_deadline_s=self.config.poll.deadline)
+                self._provider = make_provider(self.scope_config, self.config.versions,
+                                               timing=timing)
             inventory = self._provider.poll()
         except FleetViewError as exc:
             error = str(exc)
@@ -354,7 +363,8 @@ class ScopeWorker(threading.Thread):
             for region_error in inventory.errors:
                 self.outcome.partial = True
                 self.events.emit(protocol.ScopeError(
-                    scope=self.scope, provider=provider_name, region=region_error.region,
+                    scope=self.scope, provider=provider_name,
+                    region=region_error.region or None,  # "": the whole scope
                     message=region_error.message))
         self.writer.submit(PollResult(self.scope, provider_name, started, finished,
                                       inventory, error))

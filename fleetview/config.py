@@ -47,6 +47,17 @@ class StoreConfig:
 class PollConfig:
     interval_s: float = 60.0
     jitter_s: float = 5.0
+    # The longest one poll of a scope may take (None: the interval, at most DEADLINE_S_DEFAULT).
+    deadline_s: float | None = None
+    # A poll that would close more than this share of a scope's open spans is held as suspect.
+    suspect_share: float = 0.5
+
+    @property
+    def deadline(self) -> float:
+        """Seconds one poll of a scope may take, retries included."""
+        if self.deadline_s is not None:
+            return self.deadline_s
+        return min(self.interval_s, DEADLINE_S_DEFAULT)
 
 
 
@@ -75,6 +86,8 @@ _STORE_KEYS = {"url": _STR, "keep_days": (int, "a whole number of days, e.g. 90"
 _POLL_KEYS = {
     "interval_s": ((int, float), "a number of seconds, e.g. 60"),
     "jitter_s": ((int, float), "a number of seconds, e.g. 5"),
+    "deadline_s": ((int, float), "a number of seconds, e.g. 60"),
+    "suspect_share": ((int, float), "a share of the open instances, e.g. 0.5"),
 }
 _RULE_KEYS = {
     "tag": (str, 'a tag or label key, e.g. "version"'),
@@ -87,6 +100,8 @@ _SCOPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SCOPE_NAME_MAX = 64
 KEEP_DAYS_MAX = 36_500          # 100 years
 INTERVAL_S_MIN, INTERVAL_S_MAX = 5.0, 86_400.0
+DEADLINE_S_MIN, DEADLINE_S_MAX = 5.0, 900.0
+DEADLINE_S_DEFAULT = 300.0  # without deadline_s: the interval, but never more than this
 
 
 class _Reader:
@@ -218,6 +233,16 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
     if not (math.isfinite(jitter) and 0 <= jitter <= interval / 2):
         reader.fail("poll.jitter_s", f"must be a number of seconds from 0 to half of "
                     f"poll.interval_s ({interval / 2:g}), e.g. jitter_s = 5; not {jitter}", "poll")
+    deadline = poll_data.get("deadline_s")
+    if deadline is not None and not (math.isfinite(deadline)
+                                     and DEADLINE_S_MIN <= deadline <= DEADLINE_S_MAX):
+        reader.fail("poll.deadline_s", f"must be at least {DEADLINE_S_MIN:g} and at most "
+                    f"{DEADLINE_S_MAX:g} seconds, e.g. deadline_s = 60; leave it out for the "
+                    f"poll interval (at most {DEADLINE_S_DEFAULT:g} s); not {deadline}", "poll")
+    share = float(poll_data.get("suspect_share", 0.5))
+    if not (math.isfinite(share) and 0 < share <= 1):
+        reader.fail("poll.suspect_share", f"must be a share above 0 and at most 1, e.g. "
+                    f"suspect_share = 0.5 (1 never holds a poll); not {share}", "poll")
 
     protect = data.get("protect", [])
     if not isinstance(protect, list) or not all(isinstance(p, str) for p in protect):
@@ -265,7 +290,8 @@ def parse_config(text: str, path: Path | str = "<config>") -> Config:
         if "rules" in vdata:
             versions = VersionRules(tuple(_rules(reader, vdata["rules"])) or DEFAULT_RULES)
 
-    return Config(path=path, store=store, poll=PollConfig(interval, jitter),
+    poll = PollConfig(interval, jitter, None if deadline is None else float(deadline), share)
+    return Config(path=path, store=store, poll=poll,
                   scopes=tuple(scopes), versions=versions, protect=tuple(protect))
 
 

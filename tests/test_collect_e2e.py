@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from fleetview.sim.aws_fleet import seed_aws_fleet
 from fleetview.store import Store
-from tests.helpers.aws import closed_port_url, moto_server  # noqa: F401
 from tests.helpers import gce as gce_fixtures
+from tests.helpers.aws import closed_port_url, moto_server  # noqa: F401
 
 gce_emulator = gce_fixtures.gce_emulator
 

@@ -212,12 +212,15 @@ class Journal:
         return f"stopped by {row[2]}: {row[1]}"
 
     def finish(self, action_id: str, status: str, message: str = "",
-               recovered_us: int | None = None) -> None:
+               recovered_us: int | None = None, on_target: int | None = None,
+               needed: int | None = None) -> None:
         assert status in FINAL, status
         now = now_us()
         values = dict(status=status, message=message or None, finished_us=now,
                       heartbeat_us=now, recovered_us=recovered_us)
-        if status == "recovered":
+        if needed is not None:
+            values.update(on_target=on_target, needed=needed)
+        elif status == "recovered":
             # Recovered means every member the group needs is on the target.
             values["on_target"] = actions.c.needed
         with self.store.writing("journal the end of the action") as conn:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from fleetview.domain.actions import ActionRefused
 from fleetview.store.action_tables import group_locks
-from fleetview.store.times import now_us
+from fleetview.store.times import from_us, now_us
 
 # A lock whose owner has not beaten for this long is shown as stale, never taken silently.
 STALE_AFTER_S = 120
@@ -37,14 +37,47 @@ class Lock:
     def stale(self) -> bool:
         return self.silent_s() > STALE_AFTER_S
 
+    @property
+    def owner_gone(self) -> bool:
+        """Whether the owner was a process on this machine that no longer runs (only a
+        process here can be looked at; elsewhere only silence tells)."""
+        host, pid = owner_process(self.owner)
+        return host == socket.gethostname() and pid is not None and not _running(pid)
+
     def describe(self) -> str:
         text = (f"an action is already running on {self.group} ({self.scope} {self.region}): "
                 f"held by {self.owner} for {_duration(self.age_s())}")
-        if self.stale:
+        if self.owner_gone:
+            last = from_us(self.heartbeat_us).strftime("%Y-%m-%d %H:%M:%S UTC")  # type: ignore[union-attr]
+            _, pid = owner_process(self.owner)
+            text += (f"; owner gone since {last} (its last heartbeat, "
+                     f"{_duration(self.silent_s())} ago): process {pid} no longer runs on "
+                     "this machine. It is not taken over automatically: resume or abandon the "
+                     "action from the Actions panel")
+        elif self.stale:
             text += (f"; its owner has been silent for {_duration(self.silent_s())} (stale). "
                      "It is not taken over automatically: make sure that owner has stopped, "
                      "then resume or abandon the action from the Actions panel")
         return text
+
+
+def owner_process(owner: str) -> tuple[str, int | None]:
+    """(host, pid) of an owner written as user@host:pid; pid None when it is not one."""
+    rest, _, pid = owner.rpartition(":")
+    host = rest.rpartition("@")[2]
+    return host, int(pid) if pid.isdigit() and int(pid) > 0 else None
+
+
+def _running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill there terminates the process: no way to ask
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM), or no way to tell: not gone
+        return True
+    return True
 
 
 def _duration(seconds: float) -> str:

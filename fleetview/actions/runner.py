@@ -217,10 +217,10 @@ def _track(store, journal: Journal, provider, record: ActionRecord, timing: Timi
             pass
         if status != "not_converged":
             status = "not_converged"
-            text = (f"not converged within {timing.timeout_s / 60:.0f} min: "
+            text = (f"not converged within {_within(timing.timeout_s)}: "
                     f"{state.describe() if state else 'the group could not be read'}; "
                     "FleetView keeps tracking it" if keep_tracking else
-                    f"not converged within {timing.timeout_s / 60:.0f} min: "
+                    f"not converged within {_within(timing.timeout_s)}: "
                     f"{state.describe() if state else 'the group could not be read'}")
             journal.converging(action_id, state.on_target if state else 0,
                                state.needed if state else 0, text, status)
@@ -236,6 +236,12 @@ def _track(store, journal: Journal, provider, record: ActionRecord, timing: Timi
         # Past the deadline, keep watching at the same pace, with no deadline of its own.
         deadline = Timing(interval_s=timing.interval_s, timeout_s=float("inf"),
                           sleep=timing.sleep, clock=timing.clock)
+
+
+def _within(seconds: float) -> str:
+    """A deadline in words: "30 min", or "20 s" for one under a minute and a half (the CLI's
+    --wait-s)."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _stop_in_cloud(store, journal: Journal, provider, record: ActionRecord, reason: str,
@@ -265,7 +271,9 @@ def _stop_in_cloud(store, journal: Journal, provider, record: ActionRecord, reas
 def _end(store, journal: Journal, record: ActionRecord, status: str, message: str,
          recovered_us: int | None = None, state: Convergence | None = None) -> ActionRecord:
     plan = record.plan
-    journal.finish(record.action_id, status, message, recovered_us=recovered_us)
+    journal.finish(record.action_id, status, message, recovered_us=recovered_us,
+                   on_target=state.on_target if state else None,
+                   needed=state.needed if state else None)
     final = journal.get(record.action_id)
     audit.append(store, status, record.actor, action_id=record.action_id, scope=plan.scope,
                  region=plan.region, group=plan.group,

@@ -24,12 +24,17 @@ class Timing:
     pauses; `attempts` counts the first try of one API call; `backoff_s` is the first pause
     after a throttled or failed try, doubled each time. Tests pass a `sleep` that advances a
     fake `clock` (or a local cloud's clock) so that waiting costs nothing.
+
+    `poll_deadline_s` bounds one poll of a scope, retries included: a provider sizes its
+    connect and read timeouts to it, and what has not answered by then is a failed region.
+    It is network time, measured on the real monotonic clock, never on `clock`.
     """
 
     interval_s: float = 5.0
     timeout_s: float = 3600.0
     attempts: int = 4
     backoff_s: float = 1.0
+    poll_deadline_s: float = 300.0
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
 
@@ -41,8 +46,10 @@ def waiting(timing: Timing, what: str = "") -> Iterator[float]:
     A check that reports progress is a loop body: `for _ in waiting(t, "..."): ...; return`.
     """
     start = timing.clock()
+    waited = 0.0
     while True:
-        yield timing.clock() - start
+        # One clock reading a round: `waited` is measured after the check that just ran.
+        yield waited
         waited = timing.clock() - start
         if waited >= timing.timeout_s:
             raise TimedOut(f"{what or 'still waiting'} after {waited:.0f} s")

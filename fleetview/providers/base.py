@@ -149,11 +149,14 @@ class Provider(abc.ABC):
     # Whether a replace is refused when the group's image cannot be read. A MIG whose
     # template names an image family has none to read, and recreates from the family's newest.
     replace_needs_image: bool = True
+    # The Timing of a scope given none; the collector hands a provider this one with its
+    # own poll deadline (`poll_deadline_s`).
+    default_timing: Timing = Timing()
 
     def __init__(self, config, rules: VersionRules, *, timing: Timing | None = None) -> None:
         self.config = config
         self.rules = rules
-        self.timing = timing or Timing()
+        self.timing = timing or self.default_timing
 
     @abc.abstractmethod
     def poll(self) -> Inventory:

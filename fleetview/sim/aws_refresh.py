@@ -242,6 +242,8 @@ class InstanceRefresh:
 
     @property
     def percent(self) -> int:
+        if self.status == "Pending":
+            return 0
         if self.rollback is None:
             if self.total == 0:
                 return 100

@@ -11,11 +11,13 @@ FLEETVIEW_SIM_REFRESH_STEP_S seconds.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import signal
 import sys
 import threading
+import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -224,11 +226,16 @@ class RefreshLayer:
     def _run(self) -> None:
         clock = self.refresher.clock
         while not self._stopped.is_set():
-            with self.lock:
-                self.refresher.tick_due()
-                due = self.refresher.next_due()
-            self._wake.wait(timeout=1.0 if due is None else max(0.0, due - clock()))
+            # Cleared before looking, so a refresh started meanwhile wakes the wait below.
             self._wake.clear()
+            due = None
+            try:
+                with self.lock:
+                    self.refresher.tick_due()
+                    due = self.refresher.next_due()
+            except Exception:  # a bug: say so in the server's log, keep the others moving
+                traceback.print_exc()
+            self._wake.wait(timeout=1.0 if due is None else max(0.0, due - clock()))
 
     # requests
 
@@ -348,7 +355,7 @@ def step_from_env() -> float:
         step = float(raw)
     except ValueError:
         step = -1.0
-    if step <= 0:
+    if not 0 < step < math.inf:
         raise SystemExit(f"{STEP_ENV}={raw!r} is not a positive number of seconds")
     return step
 

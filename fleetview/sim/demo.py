@@ -378,7 +378,9 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
     try:
         demo._env = _set_env()
         demo._start_gce()  # seeds in its own process while moto starts and is seeded here
-        demo.moto = MotoServer.start(log_path=demo.workdir / "moto.log")
+        # moto behind FleetView's instance-refresh layer, one batch every
+        # $FLEETVIEW_SIM_REFRESH_STEP_S seconds (2 s unless set): slow enough to stop.
+        demo.moto = MotoServer.start(log_path=demo.workdir / "moto.log", refresh=True)
         demo.timings["moto_start_s"] = time.monotonic() - t0
         ready = demo._gce_reply("ready", GCE_READY_TIMEOUT_S)
         demo.gce_endpoint = ready["endpoint"]

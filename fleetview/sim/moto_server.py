@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import subprocess
@@ -51,6 +52,17 @@ else:
 REFRESH_STEP_ENV = "FLEETVIEW_SIM_REFRESH_STEP_S"
 
 
+def _check_step_env() -> None:
+    raw = os.environ.get(REFRESH_STEP_ENV, "")
+    try:
+        if not raw or 0 < float(raw) < math.inf:
+            return
+    except ValueError:
+        pass
+    raise MotoServerError(f"{REFRESH_STEP_ENV}={raw!r} is not a positive number of seconds; "
+                          "set it to one (e.g. 2) or unset it")
+
+
 class MotoServer:
     """One moto server child process. Use `MotoServer.start()` or `with MotoServer.start()`.
 
@@ -84,8 +96,10 @@ class MotoServer:
         A free port is picked by binding port 0; another process can take it before moto
         binds it, so a server that dies at start is retried on a new port.
         """
-        if refresh_step_s is not None and not refresh_step_s > 0:
+        if refresh_step_s is not None and not 0 < refresh_step_s < math.inf:
             raise ValueError(f"refresh_step_s must be a positive number, not {refresh_step_s}")
+        if refresh and refresh_step_s is None:
+            _check_step_env()
         last = ""
         for _ in range(attempts if port is None else 1):
             chosen = port or free_port()

@@ -47,7 +47,8 @@ class PollSummary:
     """What one recorded poll changed. `stale` is set when the poll was older than what the
     store already had for its scope, so only its poll record was written. `clock_skew` says
     why a poll was recorded as an error although its changes were written: the writer's
-    clock was behind the store's last poll of the scope."""
+    clock was behind the store's last poll of the scope. `held` says why a poll's changes were
+    held as suspect (not written): it would have closed too many open spans at once."""
 
     scope: str
     opened: int = 0
@@ -60,6 +61,7 @@ class PollSummary:
     poll_id: int | None = None
     stale: bool = False
     clock_skew: str | None = None
+    held: str | None = None
 
 
 @dataclass
@@ -81,6 +83,8 @@ _DAY_US = 86_400_000_000
 CLOCK_SKEW_TOLERANCE_US = 2_000_000
 # Pruning never reaches further back than this: a larger keep_days keeps everything.
 _MAX_KEEP_DAYS = 1_000_000
+# How a held poll's error begins: the next poll of its scope finds it by these words.
+SUSPECT = "suspect poll held"
 
 
 class Store:
@@ -171,9 +175,16 @@ class Store:
     # -- writing ------------------------------------------------------------------------------
 
     def record_poll(self, inventory: Inventory, started: datetime, finished: datetime,
-                    *, now: datetime | None = None) -> PollSummary:
+                    *, now: datetime | None = None, suspect_share: float | None = None
+                    ) -> PollSummary:
         """Write one poll of one scope in one transaction: only what changed, plus the poll
         records (one per region).
+
+        With `suspect_share`, a poll that would close more than that share of the scope's
+        open instance spans as gone at once is held as suspect (a wrong account or endpoint
+        that still answers like the cloud): only its record is written, failed, saying so.
+        The next poll of the scope applies what it sees if it would close as many again (it
+        confirms the loss); a poll that sees the instances again is written as usual.
 
         A poll older than the scope's last one is late (another collector wrote a newer
         poll meanwhile): only its record is written. But when the writer's clock (`now`,
@@ -205,8 +216,10 @@ class Store:
                         shift = timedelta(microseconds=moved - at)
                         at, started, finished = moved, started + shift, finished + shift
                     cache = self._open_state(conn, scope, generation)
-                    summary, cache = self._write_changes(conn, inventory, at, cache)
-                    poll_id = self._insert_poll(conn, inventory, started, finished, skew)
+                    summary, cache = self._write_changes(conn, inventory, at, cache,
+                                                         suspect_share)
+                    flag = "; ".join(f for f in (summary.held, skew) if f) or None
+                    poll_id = self._insert_poll(conn, inventory, started, finished, flag)
                     summary = dataclasses.replace(summary, poll_id=poll_id, clock_skew=skew)
         except BaseException:
             with self._lock:
@@ -280,12 +293,17 @@ class Store:
         return _ScopeCache(generation, instances, span_ids, groups, known)
 
     def _write_changes(self, conn: Connection, inventory: Inventory, at: int,
-                       cache: _ScopeCache) -> tuple[PollSummary, _ScopeCache]:
+                       cache: _ScopeCache, suspect_share: float | None = None
+                       ) -> tuple[PollSummary, _ScopeCache]:
         scope = inventory.scope.name
         provider = inventory.scope.provider
         coverage = Coverage.of(inventory)
 
         inst = diff_instances(cache.instances, inventory, coverage)
+        held = self._suspect(conn, scope, inst.gone, len(cache.instances), suspect_share)
+        if held:  # nothing written: the cache is still what the database holds
+            log.warning("%s", held)
+            return PollSummary(scope, held=held), cache
         span_ids = cache.span_ids
         _bulk(conn, _CLOSE_SPAN, [(at, span_ids.pop(key)) for key in inst.closed])
         new_ids = _new_span_ids(conn, len(inst.opened))
@@ -312,6 +330,26 @@ class Store:
             images_written=written,
         )
         return summary, cache
+
+    @staticmethod
+    def _suspect(conn: Connection, scope: str, gone: int, open_spans: int,
+                 share: float | None) -> str | None:
+        """Why this poll is held, or None to write it: it closes no more than `share` of the
+        open spans, or the scope's last poll was held and this one confirms it."""
+        if share is None or not open_spans or gone <= share * open_spans:
+            return None
+        last = conn.execute(
+            sa.select(polls.c.error).where(polls.c.scope == scope)
+            .order_by(polls.c.finished_us.desc(), polls.c.poll_id.desc()).limit(1)).first()
+        if last is not None and (last[0] or "").startswith(SUSPECT):
+            log.warning("poll of %s confirms the held one: closing %d of %d open spans as "
+                        "gone", scope, gone, open_spans)
+            return None
+        return (f"{SUSPECT}: it would close {gone} of the {open_spans} open instances of "
+                f"scope {scope} ({gone / open_spans:.0%}) as gone at once, more than "
+                f"poll.suspect_share ({share:g}); history was left as it was. The next poll "
+                "applies it if it sees the same; if these instances still run, check that the "
+                "scope's endpoint, proxy and credentials reach the right account")
 
     @staticmethod
     def _write_images(conn: Connection, inventory: Inventory, at: int, known: dict) -> int:
@@ -345,12 +383,14 @@ class Store:
     @staticmethod
     def _insert_poll(conn: Connection, inventory: Inventory, started: datetime,
                      finished: datetime, skew: str | None = None) -> int:
-        """The poll's record and one per place; `skew` marks every place failed with it."""
+        """The poll's record and one per place; `skew` (or a hold) marks every place failed
+        with it. An error of the place "" is the whole scope's (no region was known): its
+        row has no region, which speaks for every region of the scope."""
         scope = inventory.scope.name
         errors = {}
         for err in inventory.errors:
             errors.setdefault(err.region, err.message)
-        message = "; ".join(f"{r}: {m}" for r, m in errors.items()) or None
+        message = "; ".join(f"{r}: {m}" if r else m for r, m in errors.items()) or None
         if skew:
             message = f"{skew}; {message}" if message else skew
         finished_us = to_us(finished)
@@ -364,7 +404,7 @@ class Store:
             counts.update(i.zone for i in inventory.instances if i.zone)
         places = list(dict.fromkeys([*inventory.regions_ok, *errors]))
         rows = [
-            {"poll_id": poll_id, "seq": n, "scope": scope, "region": place,
+            {"poll_id": poll_id, "seq": n, "scope": scope, "region": place or None,
              "finished_us": finished_us, "ok": place not in errors and not skew,
              "error": errors.get(place) or skew, "instances": counts.get(place, 0)}
             for n, place in enumerate(places)

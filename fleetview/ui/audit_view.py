@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from fleetview.actions.audit import ChainReport
+from fleetview.ui.rich_text import plain_tooltip
 
 _SHOWN = ("seq", "at", "event", "actor", "scope", "group", "reason", "detail")
 
@@ -35,6 +36,7 @@ class AuditView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.verify_button = QPushButton("Verify chain")
         self.chain = QLabel("")
+        self.chain.setTextFormat(Qt.TextFormat.PlainText)  # a problem may quote an entry
         self.chain.setObjectName("chainStatus")
         top = QHBoxLayout()
         top.addWidget(self.chain, 1)
@@ -60,9 +62,12 @@ class AuditView(QWidget):
                 else:
                     text = "" if value is None or value != value else str(value)
                 item = QTableWidgetItem(text)
-                item.setToolTip(text)
+                item.setToolTip(plain_tooltip(text))
                 if name == "event" and text in ("refused", "failed", "step_failed"):
                     item.setForeground(Qt.GlobalColor.red)
+                elif name == "event" and text in ("not_converged", "quarantined",
+                                                  "version_marked_bad"):
+                    item.setForeground(Qt.GlobalColor.darkYellow)
                 self.table.setItem(row, column, item)
         self.table.resizeColumnsToContents()
 

@@ -23,11 +23,17 @@ KEYS: dict[str, str] = {
     "id": "instance_id", "instance": "instance_id",
     "image": "image_name",
     "drift": "drift",
+    "bad": "marked_bad",
 }
 FREE_TEXT_COLUMNS = ("name", "instance_id", "group", "version", "image_name", "image_id",
                      "region", "zone", "scope", "state")
 _YES = {"yes", "y", "true", "1", "on"}
 _NO = {"no", "n", "false", "0", "off"}
+_YES_NO = {"drift", "marked_bad"}  # terms that take yes or no
+# What a filter reads: each term is a pass over the whole fleet on the GUI thread, and a
+# megabyte pasted into the box must not hold the window (shlex alone took seconds).
+MAX_CHARS = 500
+MAX_TERMS = 16
 
 
 @dataclass(frozen=True)
@@ -52,13 +58,24 @@ def parse_filter(text: str) -> FleetFilter:
     """`version:1.4 region:us-east-1 -state:stopped web` -> terms and free words.
 
     A term whose key is unknown is reported in `errors` and left out, so a typo narrows
-    nothing instead of hiding the whole fleet.
+    nothing instead of hiding the whole fleet. Only the first MAX_CHARS characters and
+    MAX_TERMS terms are read; `errors` says so when there is more.
     """
+    errors = []
+    if len(text) > MAX_CHARS:
+        errors.append(f"the filter is {len(text):,} characters long; only the first "
+                      f"{MAX_CHARS} are used")
+        text = text[:MAX_CHARS]
     try:
         tokens = shlex.split(text)
     except ValueError:  # an unclosed quote while the user is still typing
         tokens = text.split()
-    terms, words, errors = [], [], []
+    tokens = list(dict.fromkeys(tokens))  # the same term twice narrows nothing more
+    if len(tokens) > MAX_TERMS:
+        errors.append(f"the filter has {len(tokens)} terms; only the first {MAX_TERMS} are "
+                      "used")
+        tokens = tokens[:MAX_TERMS]
+    terms, words = [], []
     for token in tokens:
         negate = token.startswith("-") and len(token) > 1
         body = token[1:] if negate else token
@@ -71,8 +88,8 @@ def parse_filter(text: str) -> FleetFilter:
             errors.append(f"unknown filter key {key!r}; use one of: "
                           f"{', '.join(sorted(set(KEYS) - {'v', 'cloud', 'project', 'instance'}))}")
             continue
-        if column == "drift" and value.lower() not in _YES | _NO:
-            errors.append("drift takes yes or no, e.g. drift:yes")
+        if column in _YES_NO and value.lower() not in _YES | _NO:
+            errors.append(f"{key.lower()} takes yes or no, e.g. {key.lower()}:yes")
             continue
         if value:
             terms.append(Term(column, value, negate))
@@ -91,6 +108,10 @@ def _term_mask(df: pd.DataFrame, term: Term) -> np.ndarray:
         drift = df["drift"].fillna(False).astype(bool) if "drift" in df.columns else \
             pd.Series(False, index=df.index)
         return (drift == (value in _YES)).to_numpy()
+    if term.column == "marked_bad":
+        bad = df["marked_bad"].notna() if "marked_bad" in df.columns else \
+            pd.Series(False, index=df.index)
+        return (bad == (value in _YES)).to_numpy()
     col = _column(df, term.column)
     if term.column in ("version", "desired_version"):
         # version:1.4 means the 1.4 line: 1.4, 1.4.0, 1.4.2, 1.4-rc1; not 1.40.

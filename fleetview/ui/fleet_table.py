@@ -24,10 +24,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fleetview.domain.csv_cells import safe_frame
 from fleetview.domain.versions import version_key
-from fleetview.ui.colors import AMBER, DRIFT, VersionColors
+from fleetview.ui.colors import AMBER, DRIFT, RED, VersionColors
 from fleetview.ui.fleet_filter import FleetFilter, filter_mask, parse_filter
-from fleetview.ui.state import FleetFrame, WindowState
+from fleetview.ui.rich_text import plain_label, plain_tooltip
+from fleetview.ui.state import BAD_COLUMN, FleetFrame, WindowState
 
 # (header, fleet_at column)
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -45,6 +47,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("Since", "start"),
 )
 _VERSION_COLUMNS = {"version", "desired_version"}
+MAX_FILTER_BOX_CHARS = 4000
 _Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
 
@@ -82,6 +85,7 @@ class FleetRows:
     ranks: dict[str, np.ndarray]
     flt: FleetFilter
     mask: np.ndarray
+    bad: np.ndarray | None = None  # per row: why its version is marked bad, or ""
 
 
 def prepare_rows(df: pd.DataFrame, flt: FleetFilter | None = None) -> FleetRows:
@@ -92,7 +96,8 @@ def prepare_rows(df: pd.DataFrame, flt: FleetFilter | None = None) -> FleetRows:
     ranks = {c: _version_rank(frame[c]) for c in _VERSION_COLUMNS if c in frame.columns}
     mask = filter_mask(frame, flt) if not flt.empty and len(frame) else \
         np.ones(len(frame), dtype=bool)
-    return FleetRows(frame, cells, ranks, flt, mask)
+    bad = _text(frame[BAD_COLUMN], BAD_COLUMN) if BAD_COLUMN in frame.columns else None
+    return FleetRows(frame, cells, ranks, flt, mask, bad)
 
 
 class FleetTableModel(QAbstractTableModel):
@@ -104,6 +109,7 @@ class FleetTableModel(QAbstractTableModel):
         self._rows = prepare_rows(pd.DataFrame(columns=[c for _, c in COLUMNS]))
         self._view = self._rows.frame
         self._cells: list[np.ndarray] = list(self._rows.cells)
+        self._bad: np.ndarray | None = None
         self._filter = FleetFilter()
         self._sort: tuple[int, Qt.SortOrder] | None = None
 
@@ -128,13 +134,15 @@ class FleetTableModel(QAbstractTableModel):
         if rows.flt != self._filter:  # the filter changed since the rows were prepared
             mask = filter_mask(rows.frame, self._filter) if not self._filter.empty \
                 and len(rows.frame) else np.ones(len(rows.frame), dtype=bool)
-            rows = self._rows = FleetRows(rows.frame, rows.cells, rows.ranks, self._filter, mask)
+            rows = self._rows = FleetRows(rows.frame, rows.cells, rows.ranks, self._filter, mask,
+                                          rows.bad)
         index = np.flatnonzero(rows.mask)
         if self._sort is not None:
             index = index[self._order(index, *self._sort)]
         self.beginResetModel()
         self._view = rows.frame.take(index).reset_index(drop=True)
         self._cells = [c[index] for c in rows.cells]
+        self._bad = rows.bad[index] if rows.bad is not None else None
         self.endResetModel()
 
     def _order(self, index: np.ndarray, column: int, order: Qt.SortOrder) -> np.ndarray:
@@ -164,6 +172,12 @@ class FleetTableModel(QAbstractTableModel):
             return str(self._view["instance_id"].iat[row])
         return None
 
+    def bad_reason(self, row: int) -> str:
+        """Why the row's version is marked bad ("" if it is not)."""
+        if self._bad is None or not 0 <= row < len(self._bad):
+            return ""
+        return str(self._bad[row])
+
     def row_of(self, instance_id: str) -> int | None:
         hits = np.flatnonzero(self._view["instance_id"].to_numpy() == instance_id) \
             if len(self._view) else []
@@ -186,16 +200,21 @@ class FleetTableModel(QAbstractTableModel):
             return None
         row, col = index.row(), index.column()
         column = COLUMNS[col][1]
+        bad = column == "version" and self._bad is not None and bool(self._bad[row])
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._cells[col][row]
+            return f"{self._cells[col][row]}  ⚠ bad" if bad else self._cells[col][row]
         if role == Qt.ItemDataRole.DecorationRole and column in _VERSION_COLUMNS:
             text = self._cells[col][row]
             return self.colors.color(text) if text else None
         if role == Qt.ItemDataRole.ForegroundRole and column == "drift" and self._cells[col][row]:
             return QColor(DRIFT)
+        if role == Qt.ItemDataRole.ForegroundRole and bad:
+            return QColor(RED)
         if role == Qt.ItemDataRole.ToolTipRole and column == "drift" and self._cells[col][row]:
-            return (f"runs {self._cells[col - 2][row]}, its group wants "
-                    f"{self._cells[col - 1][row]}")
+            return plain_tooltip(f"runs {self._cells[col - 2][row]}, its group wants "
+                                 f"{self._cells[col - 1][row]}")
+        if role == Qt.ItemDataRole.ToolTipRole and bad:
+            return plain_tooltip(f"marked bad: {self._bad[row]}")
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
@@ -226,7 +245,13 @@ class FleetTable(QWidget):
         self.filter_box.setPlaceholderText(
             "Filter: version:1.4  region:us-east-1  drift:yes  state:running  or any text  (Ctrl+F)")
         self.filter_box.setClearButtonEnabled(True)
+        # What a paste can put in the box; the filter itself reads less (fleet_filter).
+        self.filter_box.setMaxLength(MAX_FILTER_BOX_CHARS)
         self.filter_box.textChanged.connect(self._on_filter_text)
+        self.filter_note = plain_label("", self)
+        self.filter_note.setObjectName("filterNote")
+        self.filter_note.setStyleSheet(f"QLabel {{ color: {AMBER}; }}")
+        self.filter_note.hide()
         self.count_label = QLabel(self)
         self.export_button = QPushButton("Export CSV…", self)
         self.export_button.setToolTip("Save the rows shown (after the filter) as CSV")
@@ -252,12 +277,14 @@ class FleetTable(QWidget):
         self.view.activated.connect(self._on_clicked)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_context_menu)
-        # (name, callable(instance_id)): the window adds actions here (replace, rollback...).
-        self.instance_actions: list[tuple[str, object]] = []
+        # (name, callable(instance_id)): the window adds actions here (replace, rollback...);
+        # a name may be a callable(instance_id) giving the entry's text, or None to leave it out.
+        self.instance_actions: list[tuple[object, object]] = []
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.filter_box, 1)
+        top.addWidget(self.filter_note)
         top.addWidget(self.count_label)
         top.addWidget(self.export_button)
         layout = QVBoxLayout(self)
@@ -311,11 +338,12 @@ class FleetTable(QWidget):
         return True
 
     def export_csv(self, path: str | Path) -> int:
-        """Write the visible rows (filtered, in their sort order); return how many."""
+        """Write the visible rows (filtered, in their sort order); return how many. A cell
+        that a spreadsheet would run as a formula is written as text (csv_cells)."""
         frame = self.model.visible_frame()
         columns = [c for _, c in COLUMNS if c in frame.columns]
         extra = [c for c in frame.columns if c not in columns]
-        frame[columns + extra].to_csv(path, index=False)
+        safe_frame(frame[columns + extra]).to_csv(path, index=False)
         return len(frame)
 
     def _on_filter_text(self, text: str) -> None:
@@ -323,10 +351,14 @@ class FleetTable(QWidget):
         self.model.set_filter(flt)
         if flt.errors:
             self.filter_box.setStyleSheet(f"QLineEdit {{ border: 1px solid {AMBER}; }}")
-            self.filter_box.setToolTip("\n".join(flt.errors))
+            self.filter_box.setToolTip(plain_tooltip("\n".join(flt.errors)))
+            self.filter_note.setText(flt.errors[0])
+            self.filter_note.setToolTip(plain_tooltip("\n".join(flt.errors)))
         else:
             self.filter_box.setStyleSheet("")
             self.filter_box.setToolTip("")
+            self.filter_note.setText("")
+        self.filter_note.setVisible(bool(flt.errors))
         self._update_count()
 
     def _update_count(self) -> None:
@@ -346,8 +378,8 @@ class FleetTable(QWidget):
         if path:
             self.export_csv(path)
 
-    def _on_context_menu(self, pos) -> None:
-        index = self.view.indexAt(pos)
+    def context_menu(self, index: QModelIndex) -> QMenu:
+        """The menu of a row: copy, export, and the window's actions on its instance."""
         instance = self.model.instance_at(index.row()) if index.isValid() else None
         menu = QMenu(self)
         menu.addAction("Copy instance id", lambda: _copy(instance)).setEnabled(bool(instance))
@@ -355,8 +387,13 @@ class FleetTable(QWidget):
         if self.instance_actions and instance:
             menu.addSeparator()
             for name, fn in self.instance_actions:
-                menu.addAction(name, lambda fn=fn: fn(instance))
-        menu.exec(self.view.viewport().mapToGlobal(pos))
+                text = name(instance) if callable(name) else name
+                if text:
+                    menu.addAction(text, lambda fn=fn: fn(instance))
+        return menu
+
+    def _on_context_menu(self, pos) -> None:
+        self.context_menu(self.view.indexAt(pos)).exec(self.view.viewport().mapToGlobal(pos))
 
 
 def _copy(text: str | None) -> None:

@@ -11,8 +11,8 @@ import pandas as pd
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from fleetview.ui.colors import DRIFT, VersionColors
-from fleetview.ui.state import FleetFrame, WindowState
+from fleetview.ui.colors import DRIFT, RED, VersionColors
+from fleetview.ui.state import BAD_COLUMN, FleetFrame, WindowState
 from fleetview.ui.timeline_data import TimelineData
 
 
@@ -87,6 +87,9 @@ class InstanceDetails(QWidget):
                     f"{html.escape(str(version))}")
             add("Instance", esc(instance_id))
             add("Version", chip)
+            why = row.get(BAD_COLUMN)
+            if why is not None and not pd.isna(why):
+                add("Marked bad", f"<b style='color:{RED}'>⚠</b> {esc(why)}")
             desired = row.get("desired_version")
             if bool(row.get("drift")):
                 add("Desired", f"{esc(desired)} <b style='color:{DRIFT}'>◆ drift</b>")

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from fleetview.actions import quarantine
 from fleetview.ui.fleet_filter import FleetFilter
 from fleetview.ui.fleet_table import prepare_rows
 from fleetview.ui.scope_tree import build_nodes
-from fleetview.ui.state import FleetFrame
+from fleetview.ui.state import BAD_COLUMN, FleetFrame, bad_reasons
 from fleetview.ui.timeline_data import TimelineData
 
 # The fleet as of a time, with what the tree and the table show already worked out.
@@ -22,11 +23,15 @@ FleetSnapshot = FleetFrame
 
 
 def load_fleet(store, at: datetime | None, flt: FleetFilter) -> FleetSnapshot:
+    """The fleet as of `at`, each instance flagged when its version is marked bad for its
+    group (BAD_COLUMN: why), with the marks it was flagged by."""
     fleet, groups = store.fleet_at(at), store.groups_at(at)
+    marks = tuple(quarantine.marks(store))
+    fleet = fleet.assign(**{BAD_COLUMN: bad_reasons(fleet, marks)})
     versions = fleet["version"].astype(object).where(fleet["version"].notna(), None) \
         if len(fleet) else pd.Series(dtype=object)
     return FleetSnapshot(fleet, groups, build_nodes(fleet, groups), prepare_rows(fleet, flt),
-                         versions.value_counts(dropna=False).to_dict())
+                         versions.value_counts(dropna=False).to_dict(), marks)
 
 
 @dataclass(frozen=True)

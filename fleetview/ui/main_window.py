@@ -37,6 +37,7 @@ from fleetview.ui.loads import (
     load_share,
 )
 from fleetview.ui.palette import CommandPalette, PaletteEntry
+from fleetview.ui.rich_text import escape, plain_tooltip
 from fleetview.ui.rollout import RolloutView
 from fleetview.ui.scope_tree import ScopeTree
 from fleetview.ui.state import GroupKey, WindowState
@@ -167,16 +168,25 @@ class MainWindow(QMainWindow):
                       context=Qt.ShortcutContext.WindowShortcut)
         return command
 
-    def add_instance_action(self, name: str, run: Callable[[str], object]) -> None:
-        """An action on one instance (by id): in the table's context menu."""
+    def add_instance_action(self, name: str | Callable[[str], str | None],
+                            run: Callable[[str], object]) -> None:
+        """An action on one instance (by id): in the table's context menu. `name` may be a
+        function of the instance id giving the entry's text (None: not for this one)."""
         self.table.instance_actions.append((name, run))
+
+    def add_version_action(self, name: str | Callable[[str], str | None],
+                           run: Callable[[str], object]) -> None:
+        """An action on a version: in the context menu of the timeline's legend."""
+        self.timeline.legend.version_actions.append((name, run))
 
     def add_palette_source(self, source: Callable[[], list[PaletteEntry]]) -> None:
         """More palette entries, asked for each time the palette opens (e.g. actions)."""
         self.palette_sources.append(source)
 
-    def add_node_action(self, name: str, run: Callable[[tuple], object]) -> None:
-        """An action on a tree node (a group, region, scope or standalone instance key)."""
+    def add_node_action(self, name: str | Callable[[tuple], str | None],
+                        run: Callable[[tuple], object]) -> None:
+        """An action on a tree node (a group, region, scope or standalone instance key);
+        `name` may be a function of the key giving the entry's text (None: not for it)."""
         self.tree.node_actions.append((name, run))
 
     def _install_commands(self) -> None:
@@ -335,8 +345,8 @@ class MainWindow(QMainWindow):
         desired = self.state.desired_version(scope, region, group)
         if share is not None and len(share):
             self.colors.update(share.columns)
-        self.rollout.set_share(f"<b>{group}</b> — {scope} / {region}", share, desired,
-                               datetime.now(UTC))
+        self.rollout.set_share(f"<b>{escape(group)}</b> — {escape(scope)} / {escape(region)}",
+                               share, desired, datetime.now(UTC))
         self.loaded.emit("rollout")
 
     def _on_query_error(self, exc: BaseException) -> None:
@@ -409,7 +419,7 @@ class MainWindow(QMainWindow):
                 self.collector_label.setText("Collector: stopped, cannot write the store"
                                              if event.fatal
                                              else "Collector: waiting for the store")
-                self.collector_label.setToolTip(event.message)
+                self.collector_label.setToolTip(plain_tooltip(event.message))
                 self.statusBar().showMessage(
                     f"The collector cannot write the store: {event.message}", 30000)
             case protocol.StoreOk():
@@ -443,7 +453,7 @@ class MainWindow(QMainWindow):
     def _on_collector_exited(self, code: int, stderr: str) -> None:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
         self.collector_label.setText(f"Collector stopped (exit {code})")
-        self.collector_label.setToolTip(stderr)
+        self.collector_label.setToolTip(plain_tooltip(stderr))
         self.statusBar().showMessage(f"The collector stopped (exit {code}): {last}", 30000)
 
     # -- periodic -----------------------------------------------------------------------------
@@ -524,8 +534,10 @@ class MainWindow(QMainWindow):
         if actions is not None and actions.running():
             answer = QMessageBox.question(
                 self, "An action is running",
-                "An action is still running. If you close FleetView, its remaining steps do "
-                "not run; it shows as interrupted next time, to resume or abandon. Close?")
+                "An action is still running or being tracked until its group converges. If "
+                "you close FleetView, its remaining steps do not run and nobody watches the "
+                "group; nothing is stopped in the cloud. It shows as interrupted next time, "
+                "to resume or abandon. Close?")
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return

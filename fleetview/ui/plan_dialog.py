@@ -6,6 +6,7 @@ import html
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -24,6 +25,8 @@ from fleetview.domain.actions import ActionPlan, kind_of
 from fleetview.domain.errors import ProviderError
 from fleetview.providers import cloud
 from fleetview.ui.actions_panel import short_duration
+from fleetview.ui.colors import AMBER, RED
+from fleetview.ui.rich_text import plain_label, plain_tooltip
 
 # How each mechanism works, in the words of the plan's cloud: {cloud} is its title ("AWS"),
 # {group} what its console calls a group ("Auto Scaling group").
@@ -59,14 +62,17 @@ def duration_text(seconds: float | None) -> str:
 
 
 class PlanDialog(QDialog):
-    """Shows a Prepared plan; `confirmed(reason, typed_name)` when the operator runs it.
+    """Shows a Prepared plan; `confirmed(reason, typed_name, typed_version)` when the operator
+    runs it.
 
     The run button stays disabled until a reason is given (and, for a protected group, its
-    name typed); Enter in the reason box runs it, Esc cancels. Choosing another target version
-    asks `replan(version)` for a new plan.
+    name typed; for a target version marked bad, that version typed); Enter in the reason box
+    runs it, Esc cancels. Choosing another target version asks `replan(version)` for a new
+    plan. The versions marked bad are marked in the chooser; a rollout in flight that the
+    rollback stops first is said above the plan.
     """
 
-    confirmed = Signal(str, str)
+    confirmed = Signal(str, str, str)
     version_chosen = Signal(str)
 
     def __init__(self, prepared: Prepared, parent: QWidget | None = None,
@@ -76,7 +82,7 @@ class PlanDialog(QDialog):
         self.setModal(True)
         self.setMinimumWidth(640)
         self._replan = replan
-        self.title = QLabel()
+        self.title = plain_label()
         self.title.setObjectName("planTitle")
         self.title.setWordWrap(True)
         font = self.title.font()
@@ -91,11 +97,28 @@ class PlanDialog(QDialog):
         self.refusal.setObjectName("refusal")
         self.refusal.setWordWrap(True)
         self.refusal.setStyleSheet("QLabel { color: #b91c1c; font-weight: bold; }")
+        self.refusal.setTextFormat(Qt.TextFormat.PlainText)
+        # What the rollback does besides (stops the rollout in flight): said before the plan.
+        self.note = plain_label()
+        self.note.setObjectName("planNote")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(f"QLabel {{ background: {AMBER}; color: #111111; "
+                                "font-weight: bold; padding: 6px 8px; border-radius: 4px; }")
+        # The target is marked bad: why, and the version typed to go back to it anyway.
+        self.bad = plain_label()
+        self.bad.setObjectName("badVersion")
+        self.bad.setWordWrap(True)
+        self.bad.setStyleSheet(f"QLabel {{ color: {RED}; border: 1px solid {RED}; "
+                               "padding: 6px 8px; border-radius: 4px; }")
+        self.typed_version_label = plain_label()
+        self.typed_version_label.setWordWrap(True)
+        self.typed_version = QLineEdit()
+        self.typed_version.setObjectName("typedVersion")
 
         self.form = QFormLayout()
         self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.steps = _steps_list()
-        self.instances = QLabel()
+        self.instances = plain_label()
         self.instances.setWordWrap(True)
         self.instances.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.irreversible = QLabel()
@@ -107,6 +130,7 @@ class PlanDialog(QDialog):
         self.typed = QLineEdit()
         self.typed.setObjectName("typedName")
         self.typed_label = QLabel()
+        self.typed_label.setTextFormat(Qt.TextFormat.RichText)  # its values are escaped
         self.typed_label.setWordWrap(True)
 
         self.buttons = QDialogButtonBox()
@@ -118,15 +142,21 @@ class PlanDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.reason.textChanged.connect(self._update_run)
         self.typed.textChanged.connect(self._update_run)
+        self.typed_version.textChanged.connect(self._update_run)
         self.reason.returnPressed.connect(self._on_run)
         self.typed.returnPressed.connect(self._on_run)
+        self.typed_version.returnPressed.connect(self._on_run)
 
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(head)
         layout.addWidget(self.refusal)
+        layout.addWidget(self.note)
         layout.addLayout(self.form)
+        layout.addWidget(self.bad)
+        layout.addWidget(self.typed_version_label)
+        layout.addWidget(self.typed_version)
         layout.addWidget(self.typed_label)
         layout.addWidget(self.typed)
         layout.addWidget(QLabel("Reason"))
@@ -140,7 +170,7 @@ class PlanDialog(QDialog):
         while self.form.rowCount():
             self.form.removeRow(0)
         self.steps = _steps_list()
-        self.instances = QLabel()
+        self.instances = plain_label()
         self.instances.setWordWrap(True)
         self.irreversible = QLabel()
         self.irreversible.setWordWrap(True)
@@ -159,24 +189,46 @@ class PlanDialog(QDialog):
                                + f" ({where})")
         self.run_button.setText(kind.confirm)
         if prepared.current_version:
-            self.form.addRow("Runs now", QLabel(prepared.current_version))
+            self.form.addRow("Runs now", plain_label(prepared.current_version))
         if prepared.versions:  # targets the operator may choose from
-            self.target.addItems(prepared.versions)
+            for version in prepared.versions:
+                why = prepared.bad.get(version)
+                self.target.addItem(f"{version}  ⚠ marked bad" if why else version, version)
+                if why:
+                    index = self.target.count() - 1
+                    self.target.setItemData(index, plain_tooltip(why),
+                                            Qt.ItemDataRole.ToolTipRole)
+                    self.target.setItemData(index, QColor(RED),
+                                            Qt.ItemDataRole.ForegroundRole)
             if plan and plan.to_version in prepared.versions:
                 self.target.setCurrentIndex(prepared.versions.index(plan.to_version))
             self.form.addRow("Target version", self.target)
         elif plan is not None:
-            self.form.addRow("Comes back with", QLabel(
+            self.form.addRow("Comes back with", plain_label(
                 f"{plan.to_version or '?'} ({plan.to_image_id or 'the group image'})"))
         self.form.addRow("Acting as", _selectable(prepared.identity or "unknown"))
+        note = prepared.note if prepared.kind == "rollback" and plan is not None else ""
+        self.note.setText(f"Rollout in flight: this rollback {_then_rolls_back(note)}"
+                          if note else "")
+        self.note.setVisible(bool(note))
+        why_bad = prepared.target_bad
+        self.bad.setText(f"⚠ {plan.to_version} is marked bad: {why_bad}" if why_bad else "")
+        self.bad.setVisible(bool(why_bad))
+        self.typed_version_label.setText(
+            f"To go back to {plan.to_version} anyway, type {plan.to_version} to confirm"
+            if why_bad else "")
+        self.typed_version_label.setVisible(bool(why_bad))
+        self.typed_version.setVisible(bool(why_bad))
+        if not why_bad:
+            self.typed_version.clear()
         self.refusal.setVisible(bool(prepared.refusal))
         self.refusal.setText(f"Cannot run: {prepared.refusal}" if prepared.refusal else "")
         if plan is not None:
             self.form.addRow("Mechanism", _wrapped(mechanism_text(plan)))
             if len(plan.instances) > 1:  # batches and a duration: a change to many
-                self.form.addRow("Batch size", QLabel(
+                self.form.addRow("Batch size", plain_label(
                     f"{plan.batch_size} at a time, minimum healthy {plan.min_healthy_percent}%"))
-                self.form.addRow("Estimated duration", QLabel(duration_text(
+                self.form.addRow("Estimated duration", plain_label(duration_text(
                     prepared.estimate_s)))
             if plan.capacity_kept:
                 self.form.addRow("Capacity", _wrapped(plan.capacity_kept))
@@ -190,6 +242,7 @@ class PlanDialog(QDialog):
             cannot = list(plan.irreversible) or ["nothing beyond the replaced instances"]
             if len(cannot) > 4:  # one line per instance would push the reason off screen
                 cannot = cannot[:3] + [f"and {len(cannot) - 3} more like these"]
+            self.irreversible.setTextFormat(Qt.TextFormat.RichText)
             self.irreversible.setText("<br>".join(f"• {html.escape(c)}" for c in cannot))
             self.form.addRow("Cannot be undone", self.irreversible)
             for note in plan.notes:
@@ -201,10 +254,11 @@ class PlanDialog(QDialog):
         self.typed_label.setVisible(bool(prepared.protected))
         self.typed.setVisible(bool(prepared.protected))
         self._update_run()
-        (self.typed if prepared.protected else self.reason).setFocus()
+        (self.typed if prepared.protected else
+         self.typed_version if why_bad else self.reason).setFocus()
 
     def _on_target(self, index: int) -> None:
-        version = self.target.itemText(index)
+        version = self.target.itemData(index) or self.target.itemText(index)
         self.version_chosen.emit(version)
         if self._replan is not None and self.prepared.plan is not None \
                 and version != self.prepared.plan.to_version:
@@ -214,19 +268,33 @@ class PlanDialog(QDialog):
     def can_run(self) -> bool:
         if not self.prepared.ok or not self.reason.text().strip():
             return False
-        return not self.prepared.protected or self.typed.text().strip() == self.prepared.group
+        if self.prepared.protected and self.typed.text().strip() != self.prepared.group:
+            return False
+        return not self.prepared.target_bad or \
+            self.typed_version.text().strip() == self.prepared.plan.to_version
 
     def _update_run(self) -> None:
         self.run_button.setEnabled(self.can_run())
 
     def _on_run(self) -> None:
-        if self.typed.hasFocus() and self.prepared.protected and not self.reason.text().strip():
+        focus = self.focusWidget()  # the window's, even while another window is active
+        typing = (focus is self.typed and self.prepared.protected) or \
+            (focus is self.typed_version and self.prepared.target_bad)
+        if typing and not self.reason.text().strip():
             self.reason.setFocus()
             return
         if not self.can_run():
             return
-        self.confirmed.emit(self.reason.text().strip(), self.typed.text().strip())
+        self.confirmed.emit(self.reason.text().strip(), self.typed.text().strip(),
+                            self.typed_version.text().strip())
         self.accept()
+
+
+def _then_rolls_back(note: str) -> str:
+    """"will stop the update under way" -> "will stop the update under way, then roll back"."""
+    note = note.strip().rstrip(".")
+    return f"{note}, then rolls back" if not note.startswith("will ") \
+        else f"{note}, then roll back"
 
 
 def _steps_list() -> QListWidget:
@@ -240,13 +308,13 @@ def _steps_list() -> QListWidget:
 
 
 def _wrapped(text: str) -> QLabel:
-    label = QLabel(text)
+    label = plain_label(text)
     label.setWordWrap(True)
     return label
 
 
 def _selectable(text: str) -> QLabel:
-    label = QLabel(text)
+    label = plain_label(text)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.setObjectName("actingAs")
     return label

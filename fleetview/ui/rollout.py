@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from fleetview.domain.versions import version_key
 from fleetview.ui.colors import VersionColors, muted
+from fleetview.ui.rich_text import plain_label
 from fleetview.ui.timeline_data import epoch_seconds
 
 
@@ -97,6 +98,7 @@ class RolloutView(QWidget):
         self.colors = colors
         self.title = QLabel("Select a group to see its rollout", self)
         self.title.setObjectName("rolloutTitle")
+        self.title.setTextFormat(Qt.TextFormat.RichText)  # callers escape what they put in
         self.figures: dict[str, QLabel] = {}
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
@@ -105,7 +107,7 @@ class RolloutView(QWidget):
                                               ("elapsed", "Elapsed"), ("eta", "Est. finish"))):
             cap = QLabel(caption, self)
             cap.setObjectName("figureCaption")
-            value = QLabel("—", self)
+            value = plain_label("—", self)  # a version from the cloud, as it is
             value.setObjectName(f"rollout_{key}")
             font = value.font()
             font.setPointSizeF(font.pointSizeF() * 1.25)

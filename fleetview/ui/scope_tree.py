@@ -7,13 +7,15 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPalette
+from PySide6.QtGui import QColor, QIcon, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QMenu,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QToolTip,
@@ -23,13 +25,15 @@ from PySide6.QtWidgets import (
 
 from fleetview.domain.versions import version_key
 from fleetview.ui.colors import AMBER, DRIFT, RED, VersionColors
-from fleetview.ui.state import FleetFrame, Freshness, WindowState, freshness_by_region
+from fleetview.ui.rich_text import plain_tooltip
+from fleetview.ui.state import BAD_COLUMN, FleetFrame, Freshness, WindowState, freshness_by_region
 
 __all__ = ["Freshness", "ScopeTree", "build_nodes", "format_age", "freshness_by_region"]
 
 KEY_ROLE = Qt.ItemDataRole.UserRole + 1
 MIX_ROLE = Qt.ItemDataRole.UserRole + 2
 TIP_ROLE = Qt.ItemDataRole.UserRole + 3  # the node's own tooltip, before any note
+BAD_ROLE = Qt.ItemDataRole.UserRole + 4  # instances under the node on a version marked bad
 COL_NAME, COL_COUNT, COL_MIX, COL_DRIFT, COL_AGE = range(5)
 HEADERS = ("Scope / region / group", "Instances", "Versions", "Drift", "Data")
 
@@ -59,6 +63,21 @@ class _Node:
     mix: dict[str | None, int] = field(default_factory=dict)
     children: dict = field(default_factory=dict)
     tooltip: str = ""
+    bad: dict[str, tuple[int, str]] = field(default_factory=dict)  # version -> (count, why)
+
+    @property
+    def bad_count(self) -> int:
+        return sum(n for n, _ in self.bad.values())
+
+    def bad_text(self) -> str:
+        """The tooltip lines that flag instances running a version marked bad."""
+        if not self.bad:
+            return ""
+        lines = [f"⚠ {self.bad_count} instance{'s' if self.bad_count != 1 else ''} run a "
+                 "version marked bad:"]
+        lines += [f"  {version} ({count}): {why}" for version, (count, why) in
+                  sorted(self.bad.items(), key=lambda kv: version_key(kv[0]), reverse=True)]
+        return "\n".join(lines)
 
 
 _NONE = "\uffff(none)"  # stands for None in groupby keys
@@ -125,7 +144,31 @@ def build_nodes(fleet: pd.DataFrame | None, groups: pd.DataFrame | None) -> dict
         leaf.label = str(row.name or row.instance_id)
         leaf.count, leaf.drift, leaf.mix = 1, 0, {version: 1}
         leaf.tooltip = f"standalone instance {row.instance_id}, version {version}"
+    if BAD_COLUMN in fleet.columns:
+        _flag_bad(fleet, f, path)
     return scopes
+
+
+def _flag_bad(fleet: pd.DataFrame, f: pd.DataFrame, path) -> None:
+    """Count, on each node above them, the instances whose version is marked bad."""
+    why = fleet[BAD_COLUMN].to_numpy(dtype=object)
+    flagged = np.flatnonzero(pd.notna(why))
+    if not len(flagged):
+        return
+    alone = fleet["group"].isna().to_numpy()[flagged]
+    bad = pd.DataFrame({
+        "kind": np.where(alone, "instance", "group"),
+        "scope": f["scope"].to_numpy()[flagged], "region": f["region"].to_numpy()[flagged],
+        "node": np.where(alone, fleet["instance_id"].astype(str).to_numpy()[flagged],
+                         f["group"].to_numpy()[flagged]),
+        "version": f["version"].to_numpy()[flagged], "why": why[flagged]})
+    counts = bad.groupby(["kind", "scope", "region", "node", "version"], sort=False)["why"] \
+        .agg(["size", "last"])
+    for (kind, scope, region, node, version), (count, reason) in counts.iterrows():
+        for key in (("scope", scope), ("region", scope, region), (kind, scope, region, node)):
+            target = path(key)
+            before, _ = target.bad.get(version, (0, ""))
+            target.bad[version] = (before + int(count), str(reason))
 
 
 def _ordered(nodes) -> list[_Node]:
@@ -141,6 +184,10 @@ def _flatten(nodes: dict[NodeKey, _Node]) -> dict[NodeKey, _Node]:
         out[n.key] = n
         stack.extend(n.children.values())
     return out
+
+
+def _own_tooltip(n: _Node) -> str:
+    return "\n".join(t for t in (n.tooltip, n.bad_text()) if t)
 
 
 def _drift_text(n: _Node) -> str:
@@ -254,11 +301,13 @@ class ScopeTree(QTreeWidget):
         self.itemSelectionChanged.connect(self._on_selection)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._on_context_menu)
-        # (name, callable(node key)): the window adds actions here (rollback a group...).
-        self.node_actions: list[tuple[str, object]] = []
+        # (name, callable(node key)): the window adds actions here (rollback a group...); a
+        # name may be a callable(node key) giving the entry's text, or None to leave it out.
+        self.node_actions: list[tuple[object, object]] = []
         self._items: dict[NodeKey, QTreeWidgetItem] = {}
         self._fresh: dict[tuple[str, str], Freshness] = {}
         self._notes: dict[NodeKey, str] = {}  # more to say in a node's tooltip (readiness)
+        self._warning: QIcon | None = None
         self._first = True
         if state is not None:
             state.fleet_changed.connect(self._on_fleet_changed)
@@ -276,9 +325,7 @@ class ScopeTree(QTreeWidget):
     def _on_readiness_changed(self, readiness: dict) -> None:
         notes = {}
         for (scope, region, group), ready in readiness.items():
-            notes[("group", scope, region, group)] = (
-                f"Rollback: ready, back to {ready.target.version}" if ready.ready
-                else f"Rollback: not ready: {ready.why}")
+            notes[("group", scope, region, group)] = f"Rollback: {ready.describe()}"
         self.set_notes(notes)
 
     def set_notes(self, notes: dict[NodeKey, str]) -> None:
@@ -291,7 +338,21 @@ class ScopeTree(QTreeWidget):
 
     def _tooltip(self, key: NodeKey, tooltip: str | None) -> str:
         note = self._notes.get(key)
-        return "\n".join(t for t in (tooltip, note) if t)
+        return plain_tooltip("\n".join(t for t in (tooltip, note) if t))
+
+    def _flag(self, item: QTreeWidgetItem, n: _Node) -> None:
+        """The warning mark of a node with instances on a version marked bad."""
+        count = n.bad_count
+        if (item.data(COL_NAME, BAD_ROLE) or 0) == count:
+            return
+        item.setData(COL_NAME, BAD_ROLE, count)
+        if count:
+            if self._warning is None:
+                self._warning = self.style().standardIcon(
+                    QStyle.StandardPixmap.SP_MessageBoxWarning)
+            item.setIcon(COL_NAME, self._warning)
+        else:
+            item.setIcon(COL_NAME, QIcon())
 
     # -- data in
     def set_fleet(self, fleet: pd.DataFrame, groups: pd.DataFrame | None = None) -> None:
@@ -365,9 +426,12 @@ class ScopeTree(QTreeWidget):
         item = QTreeWidgetItem(parent, texts) if parent is not None else QTreeWidgetItem(texts)
         item.setData(COL_NAME, KEY_ROLE, n.key)
         item.setData(COL_MIX, MIX_ROLE, n.mix)
-        if n.tooltip or n.key in self._notes:
-            item.setData(COL_NAME, TIP_ROLE, n.tooltip)
-            item.setToolTip(COL_NAME, self._tooltip(n.key, n.tooltip))
+        own = _own_tooltip(n)
+        if own or n.key in self._notes:
+            item.setData(COL_NAME, TIP_ROLE, own)
+            item.setToolTip(COL_NAME, self._tooltip(n.key, own))
+        if n.bad:
+            self._flag(item, n)
         if n.key[0] == "scope":
             font = item.font(COL_NAME)
             font.setBold(True)
@@ -383,9 +447,11 @@ class ScopeTree(QTreeWidget):
                 item.setText(col, text)
         if item.data(COL_MIX, MIX_ROLE) != n.mix:
             item.setData(COL_MIX, MIX_ROLE, n.mix)
-        if (item.data(COL_NAME, TIP_ROLE) or "") != n.tooltip:
-            item.setData(COL_NAME, TIP_ROLE, n.tooltip)
-            item.setToolTip(COL_NAME, self._tooltip(n.key, n.tooltip))
+        own = _own_tooltip(n)
+        if (item.data(COL_NAME, TIP_ROLE) or "") != own:
+            item.setData(COL_NAME, TIP_ROLE, own)
+            item.setToolTip(COL_NAME, self._tooltip(n.key, own))
+        self._flag(item, n)
 
     # -- ages (cheap: no query, run every second)
     def freshness_of(self, key: NodeKey) -> Freshness:
@@ -454,7 +520,14 @@ class ScopeTree(QTreeWidget):
         if item is None or not self.node_actions:
             return
         key = item.data(COL_NAME, KEY_ROLE)
+        menu = self.context_menu(key)
+        menu.exec(self.viewport().mapToGlobal(pos))
+
+    def context_menu(self, key: NodeKey) -> QMenu:
+        """The node's context menu: the window's node actions that apply to it."""
         menu = QMenu(self)
         for name, fn in self.node_actions:
-            menu.addAction(name, lambda fn=fn: fn(key))
-        menu.exec(self.viewport().mapToGlobal(pos))
+            text = name(key) if callable(name) else name
+            if text:
+                menu.addAction(text, lambda fn=fn: fn(key))
+        return menu

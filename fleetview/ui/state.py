@@ -1,5 +1,6 @@
 """The window's state without Qt: the fleet it shows, its history, how fresh each scope's data
-is, what the collector says of each scope, rollback readiness and the selection.
+is, what the collector says of each scope, rollback readiness, the versions marked bad and
+the selection.
 
 Like napari's ViewerModel: the main window changes it (on the GUI thread, with what its loads
 and the collector bring), and the widgets subscribe to its events and read it, instead of
@@ -16,8 +17,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from fleetview.actions import quarantine
 from fleetview.ui.timeline_data import TimelineData
 
 GroupKey = tuple[str, str, str]  # (scope, region, group)
@@ -122,6 +125,44 @@ def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame()
 
 
+# The fleet column that says why an instance's version is marked bad (None: it is not).
+BAD_COLUMN = "marked_bad"
+
+
+def bad_versions_of(marks: Iterable[quarantine.BadMark], scope: str, region: str,
+                    group: str | None) -> dict[str, str]:
+    """The versions marked bad for one group (None: a standalone instance, which only a
+    quarantine of every group reaches) -> why, as `quarantine.bad_for` matches them."""
+    found = quarantine.bad_for(None, scope, region, group, every=list(marks))
+    return {version: mark.describe() for version, mark in found.items()}
+
+
+def bad_reasons(fleet: pd.DataFrame, marks: Iterable[quarantine.BadMark]) -> np.ndarray:
+    """For each row of `fleet` (scope, region, group, version), why its version is marked
+    bad, or None. Worked out once per (scope, region, group), not per row: run off the GUI
+    thread at fleet loads."""
+    marks = tuple(marks)
+    out = np.full(len(fleet), None, dtype=object)
+    if not marks or not len(fleet):
+        return out
+    bad = {m.version for m in marks}
+    version = fleet["version"].astype(object).to_numpy()
+    candidates = np.flatnonzero(pd.Series(version).isin(bad).to_numpy())
+    if not len(candidates):
+        return out
+    rows = fleet.iloc[candidates]
+    groups = rows["group"].astype(object).where(rows["group"].notna(), None).to_numpy()
+    known: dict[tuple, dict[str, str]] = {}
+    for n, scope, region, group, v in zip(candidates, rows["scope"].astype(str),
+                                          rows["region"].astype(str), groups,
+                                          version[candidates], strict=True):
+        key = (scope, region, group)
+        if key not in known:
+            known[key] = bad_versions_of(marks, scope, region, group)
+        out[n] = known[key].get(v)
+    return out
+
+
 @dataclass(frozen=True)
 class FleetFrame:
     """The fleet as of a moment, with what its views show already worked out off the GUI
@@ -133,6 +174,8 @@ class FleetFrame:
     nodes: dict = field(default_factory=dict)
     rows: Any = None
     version_counts: dict = field(default_factory=dict)
+    # The bad-version marks the fleet's BAD_COLUMN was worked out from; None: not read.
+    bad_marks: tuple | None = None
 
 
 class WindowState:
@@ -144,6 +187,7 @@ class WindowState:
     - `scope_added(name)`, `scope_changed(health)`: a scope's polls and errors
     - `readiness_changed(readiness)`: rollback readiness by group key
     - `markers_changed(frame)`: the actions to mark on the timeline (time, label)
+    - `bad_changed(marks)`: the versions marked bad (`quarantine.BadMark`s) changed
     - `group_selected(key)`, `instance_selected(instance_id, source)`: the selection; the
       source ("tree", "table", "timeline", "palette", ...) is the widget it came from
     - `message(text, timeout_ms)`: a word for the status bar
@@ -157,6 +201,7 @@ class WindowState:
         self.scopes: dict[str, ScopeHealth] = {}
         self.readiness: dict[GroupKey, Any] = {}
         self.markers: pd.DataFrame | None = None
+        self.bad_marks: tuple[quarantine.BadMark, ...] = ()
         self.selected_group: GroupKey | None = None
         self.selected_instance: str | None = None
 
@@ -167,6 +212,7 @@ class WindowState:
         self.scope_changed = Emitter("scope_changed")
         self.readiness_changed = Emitter("readiness_changed")
         self.markers_changed = Emitter("markers_changed")
+        self.bad_changed = Emitter("bad_changed")
         self.group_selected = Emitter("group_selected")
         self.instance_selected = Emitter("instance_selected")
         self.message = Emitter("message")
@@ -182,6 +228,8 @@ class WindowState:
 
     def set_frame(self, frame: FleetFrame) -> None:
         self.frame = frame
+        if frame.bad_marks is not None:
+            self.set_bad_marks(frame.bad_marks)
         self.fleet_changed.emit(frame)
 
     def set_history(self, history: TimelineData) -> None:
@@ -290,6 +338,29 @@ class WindowState:
     def set_markers(self, markers: pd.DataFrame | None) -> None:
         self.markers = markers
         self.markers_changed.emit(markers)
+
+    def set_bad_marks(self, marks: Iterable[quarantine.BadMark]) -> None:
+        marks = tuple(marks)
+        if marks == self.bad_marks:
+            return
+        self.bad_marks = marks
+        self.bad_changed.emit(marks)
+
+    def bad_versions(self, scope: str, region: str, group: str | None) -> dict[str, str]:
+        """The versions marked bad for a group (None: standalone) -> why."""
+        return bad_versions_of(self.bad_marks, scope, region, group)
+
+    def bad_reason(self, scope: str, region: str, group: str | None,
+                   version: str | None) -> str | None:
+        """Why `version` is marked bad for the group, or None."""
+        if version is None or not any(m.version == version for m in self.bad_marks):
+            return None
+        return self.bad_versions(scope, region, group).get(version)
+
+    def quarantined(self) -> dict[str, quarantine.BadMark]:
+        """The versions quarantined for every group (what "Lift quarantine" lifts)."""
+        return {m.version: m for m in self.bad_marks
+                if m.scope is None and m.group is None and m.source == "quarantine"}
 
     def say(self, text: str, timeout_ms: int = 0) -> None:
         self.message.emit(text, timeout_ms)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 from fleetview.ui.colors import GREEN, RED
+from fleetview.ui.rich_text import escape, plain_tooltip
 from fleetview.ui.state import ScopeHealth, WindowState
 
 
@@ -18,7 +20,8 @@ class ScopeStatus(QWidget):
         super().__init__(parent)
         self.scope = scope
         self._state = state
-        self.name = QLabel(scope, self)
+        self.name = QLabel(self)
+        self.name.setTextFormat(Qt.TextFormat.RichText)
         self.bar = QProgressBar(self)
         self.bar.setFixedWidth(70)
         self.bar.setFixedHeight(12)
@@ -60,19 +63,19 @@ class ScopeStatus(QWidget):
         self.bar.setVisible(health.reported)
         if health.polling:
             self.bar.setRange(0, 0)  # busy: the collector does not say how far it is
-            self.setToolTip(f"{self.scope}: polling…")
+            self.setToolTip(plain_tooltip(f"{self.scope}: polling…"))
         elif health.reported:
             self.bar.setRange(0, 1)
             self.bar.setValue(1)
-            self.setToolTip(f"{self.scope}: {health.summary or 'polled'}")
+            self.setToolTip(plain_tooltip(f"{self.scope}: {health.summary or 'polled'}"))
         else:
-            self.setToolTip(f"{self.scope}: waiting for the first poll")
+            self.setToolTip(plain_tooltip(f"{self.scope}: waiting for the first poll"))
         dot = RED if health.errors else GREEN
-        self.name.setText(f"<span style='color:{dot}'>●</span> {self.scope}")
+        self.name.setText(f"<span style='color:{dot}'>●</span> {escape(self.scope)}")
         if health.errors:
             lines = [f"{region or self.scope}: {message}"
                      for region, message in health.errors.items()]
-            self.badge.setToolTip("\n".join(lines))
+            self.badge.setToolTip(plain_tooltip("\n".join(lines)))
             self.badge.setText("⚠ error" if len(health.errors) == 1
                                else f"⚠ {len(health.errors)} errors")
             self.badge.show()

@@ -36,12 +36,19 @@ class TaskState:
     `is_interruption_requested()` says that the widget asked it to stop (it is closing, or
     started the task again). Work that cannot stop mid-way may go on; its result is dropped.
 
+    A stop the operator asked for carries a reason (`request_stop(reason)`): `stop_reason()`
+    returns it, and `pause(seconds)` (a `sleep` for waiting loops) ends early once it is
+    asked. A bare interruption (the window closing) has no reason: work that must not be cut
+    short by a closing window (an action in the cloud) goes on, and only its result is lost.
+
     Plain Python: a function taking a TaskState is tested without Qt, with `TaskState()`.
     """
 
     def __init__(self, report: Callable[[object], None] | None = None):
         self._report = report
         self._interrupt = threading.Event()
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
 
     def report(self, value: object) -> None:
         if self._report is not None:
@@ -52,6 +59,20 @@ class TaskState:
 
     def is_interruption_requested(self) -> bool:
         return self._interrupt.is_set()
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the work to stop, for `reason` (said in its journal and audit log)."""
+        self._stop_reason = reason
+        self._stop.set()
+        self._interrupt.set()
+
+    def stop_reason(self) -> str | None:
+        """The reason of a stop asked for, or None (a bare interruption is not a stop)."""
+        return self._stop_reason
+
+    def pause(self, seconds: float) -> None:
+        """Sleep up to `seconds`; return at once when a stop is asked."""
+        self._stop.wait(max(0.0, seconds))
 
 
 @dataclass

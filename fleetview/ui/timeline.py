@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QPalette, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent, QPalette, QPen
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QToolButton,
@@ -21,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fleetview.ui.colors import VersionColors, is_dark, muted
+from fleetview.ui.colors import RED, VersionColors, is_dark, muted
+from fleetview.ui.rich_text import escape, plain_tooltip
 from fleetview.ui.state import FleetFrame, GroupKey, WindowState
 from fleetview.ui.timeline_data import (
     HEADER,
@@ -146,6 +148,13 @@ class TimelinePlot(pg.PlotWidget):
         self._select_band.setZValue(-5)
         self.addItem(self._header_band)
         self.addItem(self._select_band)
+        # Bars of versions marked bad for their group: one hatched item over them all.
+        self._bad_item = pg.BarGraphItem(x0=[], x1=[], y0=[], y1=[])
+        self._bad_item.setZValue(10)
+        self.addItem(self._bad_item)
+        self._bad_why: dict[tuple[int, int], str] = {}  # (group, version code) -> why
+        self._bad_table = np.zeros((0, 0), dtype=bool)
+        self._inst_bad = np.zeros(0, dtype=bool)  # the instance's latest bar is flagged
         self.now_line = pg.InfiniteLine(angle=90, movable=False, label="now",
                                         labelOpts={"position": 0.02, "anchors": [(1, 0), (1, 0)]})
         self.now_line.setZValue(20)
@@ -186,6 +195,10 @@ class TimelinePlot(pg.PlotWidget):
         for item in self._marker_items:
             item.setPen(self._marker_pen(palette))
             item.label.setColor(palette.color(QPalette.ColorRole.Text))
+        hatch = QColor("#ffffff" if is_dark(palette) else "#111111")
+        hatch.setAlpha(200)
+        self._bad_item.setOpts(brush=QBrush(hatch, Qt.BrushStyle.BDiagPattern),
+                               pen=pg.mkPen(QColor(RED), width=1.5))
 
     @staticmethod
     def _marker_pen(palette: QPalette) -> QPen:
@@ -209,6 +222,8 @@ class TimelinePlot(pg.PlotWidget):
             self._version_items[code] = item
             self.addItem(item)
         self.selected_row = None
+        self._bad_why, self._bad_table = {}, np.zeros((0, 0), dtype=bool)
+        self._inst_bad = np.zeros(data.n_instances, dtype=bool)
         if selected is not None:
             self.select_instance(selected)
         self.refresh()
@@ -221,6 +236,32 @@ class TimelinePlot(pg.PlotWidget):
         self.now = now
         self.now_line.setPos(now)
         self.refresh()
+
+    def set_bad(self, why: dict[tuple[int, int], str]) -> None:
+        """Flag the bars of versions marked bad: (group index, version code) -> why."""
+        data = self.data
+        self._bad_why = dict(why)
+        table = np.zeros((len(data.groups), len(data.versions)), dtype=bool)
+        for g, code in self._bad_why:
+            table[g, code] = True
+        self._bad_table = table
+        self._inst_bad = np.zeros(data.n_instances, dtype=bool)
+        if self._bad_why and data.n_segments:
+            # Segments are sorted by instance, then start: each instance's last is its latest.
+            last = np.flatnonzero(np.r_[data.seg_inst[1:] != data.seg_inst[:-1], True])
+            inst = data.seg_inst[last]
+            self._inst_bad[inst] = table[data.inst_group[inst], data.seg_ver[last]] \
+                & ~np.isfinite(data.seg_x1[last])
+        self.refresh()
+        self._row_axis.picture = None
+        self._row_axis.update()
+
+    def bad_reason(self, s: int) -> str | None:
+        """Why segment `s`'s version is marked bad for its group, or None."""
+        if not self._bad_why:
+            return None
+        g = int(self.data.inst_group[int(self.data.seg_inst[s])])
+        return self._bad_why.get((g, int(self.data.seg_ver[s])))
 
     def set_markers(self, markers: pd.DataFrame | None) -> None:
         """Vertical marks for actions: a DataFrame with `time` and `label` columns."""
@@ -269,7 +310,8 @@ class TimelinePlot(pg.PlotWidget):
             mark = "▸" if ref in lay.collapsed else "▾"
             return f"{mark} {group or 'standalone'} · {region} ({count})"
         name = self.data.inst_name[ref] or self.data.inst_id[ref]
-        return f"    {name}"
+        flag = "  ⚠" if len(self._inst_bad) > ref and self._inst_bad[ref] else ""
+        return f"    {name}{flag}"
 
     def instance_of_row(self, row: int) -> int | None:
         lay = self.layout
@@ -314,10 +356,12 @@ class TimelinePlot(pg.PlotWidget):
         version = self.data.versions[int(self.data.seg_ver[s])] or "unknown"
         x0, x1 = float(self.data.seg_x0[s]), float(self.data.seg_x1[s])
         end = min(x1, self.now)
+        why = self.bad_reason(s)
         return (f"{self.data.inst_name[i] or self.data.inst_id[i]} ({self.data.inst_id[i]})\n"
                 f"version {version} · image {self.data.seg_image[s]} · {self.data.seg_state[s]}\n"
                 f"start {_fmt_time(x0)}\n"
-                f"end   {_fmt_time(x1)}  ({_fmt_duration(end - x0)})")
+                f"end   {_fmt_time(x1)}  ({_fmt_duration(end - x0)})"
+                + (f"\n⚠ marked bad: {why}" if why else ""))
 
     def selected_instance(self) -> str | None:
         if self.selected_row is None:
@@ -421,6 +465,13 @@ class TimelinePlot(pg.PlotWidget):
                 pick = np.empty(0, np.int64)
             y = rows[pick] + (1 - BAR) / 2
             item.setOpts(x0=sx0[pick], x1=sx1[pick], y0=y, y1=y + BAR)
+        if self._bad_table.size and len(ver):
+            inst = data.seg_inst[seg[keep]]
+            bad = self._bad_table[data.inst_group[inst], ver]
+            y = rows[bad] + (1 - BAR) / 2
+            self._bad_item.setOpts(x0=sx0[bad], x1=sx1[bad], y0=y, y1=y + BAR)
+        else:
+            self._bad_item.setOpts(x0=[], x1=[], y0=[], y1=[])
         headers = lay.header_rows
         headers = headers[(headers >= math.floor(y0)) & (headers <= math.ceil(y1))]
         n = len(headers)
@@ -440,7 +491,7 @@ class TimelinePlot(pg.PlotWidget):
             return
         p = self._view.mapSceneToView(pos)
         text = self.hover_text(p.x(), p.y())
-        self.setToolTip(text)
+        self.setToolTip(plain_tooltip(text))
         self.hovered.emit(text)
 
     def _on_mouse_clicked(self, ev) -> None:
@@ -497,6 +548,9 @@ class Legend(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(10)
         self.counts: dict[str | None, int] = {}
+        # (name, callable(version)): the window adds actions on a version here; a name may be
+        # a callable(version) giving the entry's text, or None to leave it out.
+        self.version_actions: list[tuple[object, object]] = []
         # Ignored: a long legend is cut at the right rather than pushing the window wider.
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
@@ -511,15 +565,34 @@ class Legend(QWidget):
         for version in sorted(counts, key=version_key, reverse=True):
             colour = self.colors.hex(version)
             chip = QLabel(f"<span style='color:{colour}; font-size:15px'>■</span>&nbsp;"
-                          f"{version or 'unknown'} <span style='opacity:0.7'>"
+                          f"{escape(version or 'unknown')} <span style='opacity:0.7'>"
                           f"({counts[version]:,})</span>", self)
+            chip.setTextFormat(Qt.TextFormat.RichText)
             chip.setObjectName("legendChip")
-            chip.setToolTip(f"{counts[version]:,} instances run {version or 'an unknown version'}")
+            chip.setToolTip(plain_tooltip(
+                f"{counts[version]:,} instances run {version or 'an unknown version'}"))
+            if version is not None:
+                chip.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+                chip.customContextMenuRequested.connect(
+                    lambda pos, c=chip, v=version: self._on_chip_menu(c, v, pos))
             self._layout.addWidget(chip)
         self._layout.addStretch(1)
 
     def text(self) -> str:
         return "  ".join(f"{v or 'unknown'} ({n})" for v, n in self.counts.items())
+
+    def context_menu(self, version: str) -> QMenu:
+        """A version's menu: the window's actions on a version (quarantine...)."""
+        menu = QMenu(self)
+        for name, fn in self.version_actions:
+            text = name(version) if callable(name) else name
+            if text:
+                menu.addAction(text, lambda fn=fn: fn(version))
+        return menu
+
+    def _on_chip_menu(self, chip: QLabel, version: str, pos) -> None:
+        if self.version_actions:
+            self.context_menu(version).exec(chip.mapToGlobal(pos))
 
 
 class TimelineWidget(QWidget):
@@ -536,6 +609,7 @@ class TimelineWidget(QWidget):
         super().__init__(parent)
         self.plot = TimelinePlot(colors, self)
         self.legend = Legend(colors, self)
+        self._state = state
         self._live = True
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 8, 0)
@@ -581,6 +655,7 @@ class TimelineWidget(QWidget):
         self._update_asof()
         if state is not None:
             state.history_changed.connect(self._on_history_changed)
+            state.bad_changed.connect(self._on_bad_changed)
             state.markers_changed.connect(self.set_markers)
             state.fleet_changed.connect(self._on_fleet_changed)
             state.group_selected.connect(self._on_group_selected)
@@ -589,6 +664,21 @@ class TimelineWidget(QWidget):
     # -- the window's state
     def _on_history_changed(self, history: TimelineData, first: bool) -> None:
         self.set_data(history, time.time(), first=first)
+        self._on_bad_changed()
+
+    def _on_bad_changed(self, *_marks) -> None:
+        """Flag the bars of the versions the state says are bad for their group."""
+        state, data = self._state, self.plot.data
+        if state is None:
+            return
+        why: dict[tuple[int, int], str] = {}
+        if state.bad_marks:
+            for g, (scope, region, group) in enumerate(data.groups):
+                bad = state.bad_versions(scope, region, group)
+                for code, version in enumerate(data.versions):
+                    if version in bad:
+                        why[(g, code)] = bad[version]
+        self.plot.set_bad(why)
 
     def _on_fleet_changed(self, frame: FleetFrame) -> None:
         self.legend.set_counts(frame.version_counts)

@@ -232,3 +232,9 @@ def test_going_back_to_a_bad_version_needs_it_typed(store):
     entry = [e for e in audit.entries(store) if e.event == "plan_confirmed"][-1]
     assert entry.action_id == action_id
     assert "1.0 corrupts uploads" in json.loads(entry.detail)["bad_version_confirmed"]
+
+
+def test_a_group_already_there_at_the_first_check_records_its_counts(store):
+    clock = FakeClock()
+    record = runner.execute(store, Group(clock), confirm(store), timing=clock.timing())
+    assert record.status == "recovered" and record.progress == (3, 3) and clock() == 0

@@ -52,8 +52,8 @@ def child(url: str, started: float) -> int:
 
 
 def run(size: str) -> list[Figure]:
-    from fleetview.store import Store
     from fleetview.sim.sample_fleet import demo_fleet
+    from fleetview.store import Store
 
     scale, days, every = SIZES[size]
     tmp = Path(tempfile.mkdtemp(prefix="fleetview-bench-launch-"))

@@ -86,15 +86,16 @@ def test_desired_versions_resolve_numbers_latest_and_default_and_show_drift(flee
         assert web.tags == {"app": "web"} and web.kind == "asg" and not web.updating
 
 
-def test_api_calls_are_counted_and_a_warm_poll_costs_pages_plus_two_per_region(fleet, provider):
+def test_api_calls_are_counted_and_a_warm_poll_costs_pages_plus_three_per_region(fleet,
+                                                                                 provider):
     cold = provider.poll()
     warm = provider.poll()
     # cold: caller identity, then per region instances, groups, template versions,
     # the instance-refresh capability probe and one batch of images
     assert cold.api_calls == 1 + 2 * 5
-    # warm: images and numbered template versions are cached; one page of instances, the
-    # groups, and the moving $Latest/$Default pointers
-    assert warm.api_calls == 2 * 3
+    # warm: numbered template versions are cached; one page of instances, the groups, the
+    # moving $Latest/$Default pointers, and the images in use (their tags may have changed)
+    assert warm.api_calls == 2 * 4
     assert [i.version for i in warm.instances] == [i.version for i in cold.instances]
 
 

@@ -198,14 +198,21 @@ def test_a_standalone_or_unknown_instance_is_refused(fleet, provider):
         provider.plan_replace(inv, "12345")
 
 
-def test_a_group_with_an_update_under_way_is_refused(fleet, provider):
-    fleet.state.patch_group(fleet.state.find_group("web"),
-                            {"versions": [{"instanceTemplate": "app-1-10-0-tmpl"}]})
+def test_a_group_with_an_update_under_way_refuses_a_replace_and_plans_a_rollback(
+        fleet, provider):
+    fleet.state.patch_group(fleet.state.find_group("web"), {
+        "versions": [{"instanceTemplate": "app-1-10-0-tmpl"}],
+        "updatePolicy": {"maxSurge": {"fixed": 2}, "maxUnavailable": {"fixed": 0}}})
     inv = provider.poll()
     with pytest.raises(ActionRefused, match="update under way"):
-        provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
-    with pytest.raises(ActionRefused, match="update under way"):
         provider.plan_replace(inv, member(inv, "web").id)
+    # A rollback stops the update under way (tests/providers/test_gcp_incident.py).
+    plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
+    assert plan.notes[0].startswith("stops the update under way, then rolls back: group web "
+                                    "is rolling out 1.10.0; 2 of its 5 instances (3 wanted, 2 "
+                                    "added by the update) are already on 1.10.0 (2 still "
+                                    "starting)")
+    assert plan.params["max_surge"] == 1 and plan.batch_size == 1  # the rollback's own surge
 
 
 def test_a_version_without_an_existing_image_is_refused(fleet, provider):

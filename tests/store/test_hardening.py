@@ -164,7 +164,7 @@ def test_schema_1_migrates_to_text_columns_without_losing_history(store_url):
     engine = sa.create_engine(store_url)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT value FROM fleetview_meta WHERE key = "
-                                    "'schema_version'")).scalar_one() == "2"
+                                    "'schema_version'")).scalar_one() == str(store_schema.SCHEMA_VERSION)
     engine.dispose()
 
 

@@ -88,12 +88,12 @@ def test_a_running_action_shows_its_progress_and_its_end(qtbot, window):
     controller = window.action_controller
     plan = ActionPlan("rollback", "aws", *WEB, ("w2", "w3"), ("1.1",), "1.0", "ami-1.0", (),
                       "rolling-replacement")
-    record = SimpleNamespace(plan=plan, status="finished", message="")
+    record = SimpleNamespace(plan=plan, status="recovered", message="")
     go_on, where = threading.Event(), {}
 
-    def work(emit):
+    def work(state):
         where["thread"] = threading.current_thread().name
-        emit(ProgressEvent("batch-1", "progress", "Replacing w2", done=1, total=2))
+        state.report(ProgressEvent("batch-1", "progress", "Replacing w2", done=1, total=2))
         go_on.wait(10)
         return record
 
@@ -107,13 +107,13 @@ def test_a_running_action_shows_its_progress_and_its_end(qtbot, window):
         go_on.set()
     assert finished.args == ["act-1", record]
     assert not controller.running()
-    assert window.statusBar().currentMessage() == "Roll back web to 1.0: finished"
+    assert window.statusBar().currentMessage() == "Roll back web to 1.0: recovered"
 
 
 def test_a_failing_action_says_so(qtbot, window):
     controller = window.action_controller
 
-    def work(emit):
+    def work(state):
         raise RuntimeError("the provider went away")
 
     controller._start("act-2", work)

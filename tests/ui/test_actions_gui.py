@@ -127,7 +127,7 @@ def test_keyboard_only_rollback_in_four_interactions_converges_and_shows(
     with qtbot.waitSignal(controller.action_finished, timeout=120000) as finished:
         qtbot.keyClick(dialog.reason, Qt.Key.Key_Return)
     action_id, record = finished.args
-    assert record.status == "finished", record.message
+    assert record.status == "recovered", record.message
     assert record.time_to_recover_s is not None
 
     provider = make_provider(history.scopes[0], history.versions)
@@ -140,14 +140,14 @@ def test_keyboard_only_rollback_in_four_interactions_converges_and_shows(
     qtbot.waitUntil(lambda: set(window.fleet.loc[window.fleet["group"] == "api", "version"])
                     == {OLD}, timeout=60000)
     events = [e.event for e in audit.entries(window.store)]
-    assert events[0] == "plan_confirmed" and events[-1] == "finished"
-    # The timeline marks when the action was confirmed and when it finished.
+    assert events[0] == "plan_confirmed" and events[-1] == "recovered"
+    # The timeline marks when the action was confirmed and when it recovered.
     qtbot.waitUntil(lambda: len(window.timeline.plot._marker_items) == 2, timeout=15000)
     labels = [m.label.format for m in window.timeline.plot._marker_items]
     assert any("rollback api → 1.3.0" in text for text in labels), labels
     assert audit.verify(window.store).ok
     qtbot.waitUntil(lambda: controller.panel.tree.topLevelItemCount() == 1, timeout=10000)
-    assert controller.panel.tree.topLevelItem(0).text(2) == "finished"
+    assert controller.panel.tree.topLevelItem(0).text(2) == "recovered"
 
 
 def test_replace_from_the_table_brings_a_new_instance(history, qtbot, tmp_path):
@@ -161,7 +161,7 @@ def test_replace_from_the_table_brings_a_new_instance(history, qtbot, tmp_path):
     qtbot.keyClicks(dialog.reason, "disk errors")
     with qtbot.waitSignal(controller.action_finished, timeout=120000) as finished:
         dialog.run_button.click()
-    assert finished.args[1].status == "finished", finished.args[1].message
+    assert finished.args[1].status == "recovered", finished.args[1].message
     api = [i for i in make_provider(history.scopes[0], history.versions).poll().instances
            if i.group == "api" and i.state == State.RUNNING]
     assert victim not in {i.id for i in api}

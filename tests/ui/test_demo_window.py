@@ -63,7 +63,7 @@ def test_demo_window_shows_both_clouds_rolls_back_and_cleans_up(qtbot, tmp_path)
         qtbot.keyClicks(dialog.reason, "2.4.0 is bad")
         with qtbot.waitSignal(controller.action_finished, timeout=180000) as finished:
             dialog.run_button.click()
-        assert finished.args[1].status == "finished", finished.args[1].message
+        assert finished.args[1].status == "recovered", finished.args[1].message
 
         def api_versions() -> set[str]:
             fleet = window.fleet

@@ -53,3 +53,22 @@ def test_quotes_and_half_typed_input():
     assert parse_filter('name:"web a"').terms[0].value == "web a"
     assert parse_filter('name:"web').words == () and parse_filter('name:"web').terms
     assert parse_filter("region:").empty
+
+
+def test_a_pasted_megabyte_is_cut_to_what_a_filter_reads_and_said():
+    from fleetview.ui.fleet_filter import MAX_CHARS, MAX_TERMS
+
+    flt = parse_filter("web " * 250_000)  # 1 MB: shlex alone took seconds on it
+    assert flt.words == ("web",)
+    assert flt.errors == ("the filter is 1,000,000 characters long; only the first "
+                          f"{MAX_CHARS} are used",)
+    many = parse_filter(" ".join(f"w{n}" for n in range(40)))
+    assert len(many.words) == MAX_TERMS
+    assert f"only the first {MAX_TERMS} are used" in many.errors[0]
+
+
+def test_bad_yes_keeps_the_instances_on_a_version_marked_bad():
+    flagged = FLEET.assign(marked_bad=[None, "1.4.2 was quarantined", None, None])
+    assert list(flagged["instance_id"][filter_mask(flagged, parse_filter("bad:yes"))]) == \
+        ["i-2"]
+    assert len(parse_filter("bad:maybe").errors) == 1

@@ -7,9 +7,10 @@ import csv
 import pandas as pd
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
-from fleetview.ui.colors import DRIFT, VersionColors
-from fleetview.ui.fleet_table import COLUMNS, FleetTable, prepare_rows
+from fleetview.ui.colors import DRIFT, RED, VersionColors
+from fleetview.ui.fleet_table import COLUMNS, MAX_FILTER_BOX_CHARS, FleetTable, prepare_rows
 from fleetview.ui.state import FleetFrame, WindowState
 
 START = pd.Timestamp("2026-01-01 08:30", tz="UTC")
@@ -121,3 +122,48 @@ def test_it_follows_the_windows_state(qtbot):
     assert table.selected_instance() == "w2"
     state.select_instance(None, "window")
     assert table.selected_instance() is None
+
+
+def test_export_neutralises_cells_a_spreadsheet_would_run(table, tmp_path):
+    frame = fleet()
+    frame.loc[0, "name"] = '=HYPERLINK("http://evil.example","x")'
+    frame.loc[1, "group"] = "+web"
+    frame.loc[2, "image_name"] = "@SUM(A1)"
+    frame.loc[3, "name"] = "-1+2"
+    table.set_frame(frame)
+    path = tmp_path / "fleet.csv"
+    table.export_csv(path)
+    with path.open() as f:
+        rows = {r["instance_id"]: r for r in csv.DictReader(f)}
+    assert rows["w1"]["name"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert rows["w2"]["group"] == "'+web"
+    assert rows["a1"]["image_name"] == "'@SUM(A1)"
+    assert rows["b1"]["name"] == "'-1+2"
+    assert rows["a1"]["version"] == "2.0"  # plain values stay as they are
+
+
+def test_a_pasted_megabyte_does_not_hold_the_window_and_says_so(qtbot, table):
+    table.show()
+    table.filter_box.setFocus()
+    QApplication.clipboard().setText("web " * 250_000)
+    table.filter_box.paste()
+    assert len(table.filter_box.text()) <= MAX_FILTER_BOX_CHARS
+    assert table.filter_note.isVisible()
+    assert "only the first 500 are used" in table.filter_note.text()
+    assert [r for r in table.model.visible_frame()["instance_id"]] == ["w1", "w2"]
+    table.set_filter_text("web")
+    assert not table.filter_note.isVisible()
+
+
+def test_an_instance_on_a_bad_version_is_flagged(table):
+    frame = fleet().assign(marked_bad=[None, "1.9 was quarantined on every group", None,
+                                       None])
+    table.set_frame(frame)
+    row = table.model.row_of("w2")
+    assert cell(table, row, "version") == "1.9  ⚠ bad"
+    assert cell(table, row, "version", Qt.ItemDataRole.ToolTipRole) == \
+        "marked bad: 1.9 was quarantined on every group"
+    assert cell(table, row, "version", Qt.ItemDataRole.ForegroundRole).name() == RED.lower()
+    assert cell(table, table.model.row_of("w1"), "version") == "1.10"
+    table.view.sortByColumn(column("version"), Qt.SortOrder.AscendingOrder)  # still versions
+    assert list(table.model.visible_frame()["version"]) == ["0.9", "1.9", "1.10", "2.0"]

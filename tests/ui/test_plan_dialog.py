@@ -113,7 +113,7 @@ def test_run_waits_for_a_reason_and_enter_confirms(qtbot, open_dialog):
     assert dialog.run_button.isEnabled()
     with qtbot.waitSignal(dialog.confirmed) as confirmed:
         qtbot.keyClick(dialog.reason, Qt.Key.Key_Return)
-    assert confirmed.args == ["1.4.0 leaks memory", ""]
+    assert confirmed.args == ["1.4.0 leaks memory", "", ""]
     assert not dialog.isVisible()
 
 
@@ -149,3 +149,68 @@ def test_choosing_another_target_plans_again(qtbot, open_dialog):
     dialog.show_prepared(newer)
     assert dialog.title.text() == "Roll back api to 1.2.0 (prod · us-east-1)"
     assert rows(dialog)["Target version"] == "1.2.0"
+
+
+# -- no return to a bad version, and a rollout in flight ----------------------------------------
+
+BAD_WHY = "1.3.0 was rolled back from on api by ana at 2026-01-02 10:00 UTC: 1.3.0 leaks memory"
+
+
+def test_bad_versions_are_marked_in_the_chooser(open_dialog):
+    dialog = open_dialog(rollback(versions=["1.3.0", "1.2.0", "1.1.0"],
+                                  bad={"1.1.0": "1.1.0 was quarantined: corrupts uploads"},
+                                  plan=ActionPlan(**{**vars(rollback_plan()),
+                                                     "to_version": "1.2.0"})))
+    texts = [dialog.target.itemText(i) for i in range(dialog.target.count())]
+    assert texts == ["1.3.0", "1.2.0", "1.1.0  ⚠ marked bad"]
+    assert dialog.target.itemData(2) == "1.1.0"
+    assert "corrupts uploads" in dialog.target.itemData(2, Qt.ItemDataRole.ToolTipRole)
+    assert not dialog.bad.isVisible() and not dialog.typed_version.isVisible()
+
+
+def test_choosing_a_bad_version_says_why_and_needs_it_typed(qtbot, open_dialog):
+    asked = []
+    dialog = open_dialog(rollback(bad={"1.2.0": BAD_WHY}), replan=asked.append)
+    dialog.target.activated.emit(1)  # the operator picks 1.2.0, which is marked bad
+    assert asked == ["1.2.0"]  # the chooser hands over the version, not its label
+    plan = ActionPlan(**{**vars(rollback_plan()), "to_version": "1.2.0"})
+    dialog.show_prepared(rollback(plan=plan, versions=["1.2.0", "1.3.0"],
+                                  bad={"1.2.0": BAD_WHY}))
+    assert dialog.bad.isVisible()
+    assert dialog.bad.text() == f"⚠ 1.2.0 is marked bad: {BAD_WHY}"
+    assert dialog.typed_version.isVisible()
+    assert "type 1.2.0 to confirm" in dialog.typed_version_label.text()
+    assert dialog.focusWidget() is dialog.typed_version
+    qtbot.keyClick(dialog.typed_version, Qt.Key.Key_Return)  # nothing typed: on to the reason
+    assert dialog.focusWidget() is dialog.reason and dialog.isVisible()
+    qtbot.keyClicks(dialog.reason, "1.3.0 is worse")
+    assert not dialog.run_button.isEnabled()
+    qtbot.keyClicks(dialog.typed_version, "1.2")
+    assert not dialog.run_button.isEnabled()
+    qtbot.keyClicks(dialog.typed_version, ".0")
+    assert dialog.run_button.isEnabled()
+    with qtbot.waitSignal(dialog.confirmed) as confirmed:
+        qtbot.keyClick(dialog.reason, Qt.Key.Key_Return)
+    assert confirmed.args == ["1.3.0 is worse", "", "1.2.0"]  # Confirmation.typed_version
+
+
+def test_a_rollout_in_flight_is_said_before_the_plan(open_dialog):
+    dialog = open_dialog(rollback(note="will stop the update under way"))
+    assert dialog.note.isVisible()
+    assert dialog.note.text() == ("Rollout in flight: this rollback will stop the update "
+                                  "under way, then roll back")
+    assert not open_dialog(rollback()).note.isVisible()
+
+
+def test_values_from_the_cloud_are_shown_as_text_not_markup(open_dialog):
+    plan = ActionPlan(**{**vars(rollback_plan()), "group": "<i>api</i>",
+                         "notes": ("<img src=x> draining",)})
+    dialog = open_dialog(rollback(plan=plan, identity="<b>arn</b>", protected="env=<b>prod</b>",
+                                  refusal="group <i>api</i> is busy"))
+    acting = dialog.findChild(QLabel, "actingAs")
+    assert acting.textFormat() == Qt.TextFormat.PlainText and acting.text() == "<b>arn</b>"
+    assert dialog.title.textFormat() == Qt.TextFormat.PlainText
+    assert dialog.refusal.textFormat() == Qt.TextFormat.PlainText
+    assert "&lt;b&gt;prod&lt;/b&gt;" in dialog.typed_label.text()
+    note = rows(dialog)["Note"]
+    assert note == "<img src=x> draining"

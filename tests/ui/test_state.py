@@ -165,3 +165,25 @@ def test_a_failing_subscriber_is_not_hidden():
     state.fleet_changed.connect(broken)
     with pytest.raises(ValueError, match="bug in a view"):
         state.set_frame(frame())
+
+
+def test_the_model_carries_the_bad_marks_and_says_which_instance_runs_one():
+    from fleetview.actions.quarantine import BadMark
+    from fleetview.ui.state import bad_reasons
+
+    wide = BadMark(1, "0.9", None, None, None, "0.9 leaks", "sec", "quarantine", None, 0)
+    web = BadMark(2, "1.0", "prod", "us-east-1", "web", "1.0 returns 500s", "ana", "rollback",
+                  "act-1", 1)
+    state, calls = WindowState(), []
+    state.bad_changed.connect(calls.append)
+    state.set_frame(FleetFrame(FLEET, GROUPS, bad_marks=(wide, web)))
+    state.set_frame(FleetFrame(FLEET, GROUPS, bad_marks=(wide, web)))  # the same: no event
+    assert calls == [(wide, web)]
+    assert state.bad_reason("prod", "us-east-1", "web", "1.0").endswith("1.0 returns 500s")
+    assert state.bad_reason("prod", "us-east-1", "api", "1.0") is None  # web's mark only
+    assert state.bad_reason("lab", "europe-west1", None, "0.9").endswith("0.9 leaks")
+    assert set(state.quarantined()) == {"0.9"}
+    reasons = bad_reasons(FLEET, state.bad_marks)
+    assert [r is not None for r in reasons] == [False, True, True]
+    state.set_frame(FleetFrame(FLEET, GROUPS))  # a frame that did not read marks keeps them
+    assert state.bad_marks == (wide, web)

@@ -158,3 +158,22 @@ def test_no_process_wide_setting_changes_when_a_runner_is_made(qtbot):
         runner.shutdown()
     finally:
         sys.setswitchinterval(before)
+
+
+def test_a_stop_has_a_reason_and_cuts_a_pause_short_an_interruption_does_not():
+    import time
+
+    from fleetview.ui.tasks import TaskState
+
+    state = TaskState()
+    state.request_interruption()  # the window closes: not a stop
+    assert state.stop_reason() is None
+    started = time.monotonic()
+    state.pause(0.05)
+    assert time.monotonic() - started >= 0.04
+    state.request_stop("stopped by ana: wrong group")
+    assert state.stop_reason() == "stopped by ana: wrong group"
+    assert state.is_interruption_requested()
+    started = time.monotonic()
+    state.pause(30)
+    assert time.monotonic() - started < 1

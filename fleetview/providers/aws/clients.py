@@ -1,18 +1,24 @@
 """AWS credentials and clients: one session per scope (its profile, its assumed role), one cached
-client per service and region, and the count of API requests a poll sends."""
+client per service and region, the count of API requests a poll sends, and its deadline."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 
+from fleetview.providers.aws.errors import NoAnswer
+
 ROLE_SESSION_NAME = "fleetview"
+CONNECT_TIMEOUT_S = 5.0  # the longest wait for a connection
+READ_TIMEOUT_S = 30.0  # the longest wait for an answer to one try of a call
 
 _local = threading.local()
 
@@ -29,10 +35,26 @@ class CallCounter:
             self.value += 1
 
 
-def _count_request(**_: object) -> None:
+def _count_request(request=None, **_: object) -> None:
+    deadline = getattr(_local, "deadline", None)
+    if deadline is not None and time.monotonic() >= deadline[0]:
+        # No try starts past the poll's deadline: botocore would otherwise retry on.
+        raise NoAnswer(_origin(getattr(request, "url", "") or ""), deadline[1])
     counter = getattr(_local, "counter", None)
     if counter is not None:
         counter.add()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else (url or "the endpoint")
+
+
+def timeouts(deadline_s: float, attempts: int) -> tuple[float, float]:
+    """(connect, read) timeouts of one try, sized so that every try of a call fits in the
+    poll's deadline: a hung endpoint costs at most the deadline, not attempts x 30 s."""
+    per_try = deadline_s / max(1, attempts)
+    return (min(CONNECT_TIMEOUT_S, max(1.0, per_try / 2)), min(READ_TIMEOUT_S, max(1.0, per_try)))
 
 
 def _note_operation(event_name: str = "", **_: object) -> None:
@@ -41,15 +63,19 @@ def _note_operation(event_name: str = "", **_: object) -> None:
 
 
 @contextmanager
-def counting(counter: CallCounter, first: tuple[str, str] = ("", "")) -> Iterator[None]:
+def counting(counter: CallCounter, first: tuple[str, str] = ("", ""),
+             deadline: tuple[float, float] | None = None) -> Iterator[None]:
     """Count the requests this thread sends into `counter`; `first` is the operation named
-    by an error that comes before any call."""
+    by an error that comes before any call. `deadline` is (monotonic instant, seconds): no
+    request of this thread starts past it (NoAnswer)."""
     _local.counter = counter
     _local.operation = first
+    _local.deadline = deadline
     try:
         yield
     finally:
         _local.counter = None
+        _local.deadline = None
 
 
 def last_operation() -> tuple[str, str]:
@@ -93,18 +119,23 @@ class Clients:
     """One scope's session and its clients; polls, actions and `doctor` all go through it.
 
     `endpoint_for` gives one region its own endpoint (tests, the demo); `attempts` counts the
-    first try of a call (botocore's standard retry mode, with its own backoff).
+    first try of a call (botocore's standard retry mode, with its own backoff). The connect
+    and read timeouts of one try follow from `deadline_s`, the longest a poll may take,
+    unless given.
     """
 
     def __init__(self, config, *, attempts: int = 4,
                  endpoint_for: Callable[[str], str | None] | None = None,
-                 connect_timeout_s: float = 5.0, read_timeout_s: float = 30.0) -> None:
+                 connect_timeout_s: float | None = None, read_timeout_s: float | None = None,
+                 deadline_s: float = 300.0) -> None:
         self.config = config
         self.endpoint_for = endpoint_for
+        self.deadline_s = deadline_s
+        connect, read = timeouts(deadline_s, attempts)
         self.botocore_config = Config(
             retries={"mode": "standard", "total_max_attempts": attempts},
-            connect_timeout=connect_timeout_s,
-            read_timeout=read_timeout_s,
+            connect_timeout=connect if connect_timeout_s is None else connect_timeout_s,
+            read_timeout=read if read_timeout_s is None else read_timeout_s,
             max_pool_connections=10,
         )
         self._lock = threading.Lock()
@@ -118,6 +149,10 @@ class Clients:
     def endpoint(self, region: str) -> str | None:
         return (self.endpoint_for(region) if self.endpoint_for else None) or \
             self.config.endpoint_url
+
+    def endpoint_url(self, service: str, region: str) -> str:
+        """Where `service` in `region` is asked, for messages."""
+        return self.endpoint(region) or self.client(service, region).meta.endpoint_url
 
     def session(self) -> boto3.Session:
         with self._lock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -29,6 +31,73 @@ UNSUPPORTED = {"NotImplemented", "InvalidAction", "UnknownOperationException",
 
 # botocore event names (service ids) -> IAM action prefixes.
 IAM_PREFIX = {"auto-scaling": "autoscaling", "autoscaling": "autoscaling", "ec2": "ec2", "sts": "sts"}
+
+
+class ForeignAnswer(Exception):  # noqa: N818 - it is an answer, not an error of ours
+    """An HTTP 200 answer without what the API always sends (its result and a request id):
+    a proxy's or captive portal's page, or a wrong endpoint_url. Never taken as an empty
+    result: it would read as "every instance gone"."""
+
+    def __init__(self, endpoint: str, operation: str, missing: str) -> None:
+        super().__init__(f"{endpoint} answered {operation} with a page that is not AWS's "
+                         f"(no {missing})")
+        self.endpoint, self.operation, self.missing = endpoint, operation, missing
+
+
+class NoAnswer(Exception):  # noqa: N818 - the endpoint's silence, not an error of ours
+    """The endpoint did not answer before the poll's deadline."""
+
+    def __init__(self, endpoint: str, seconds: float) -> None:
+        super().__init__(f"no answer from {endpoint} in {seconds:.0f} s")
+        self.endpoint, self.seconds = endpoint, seconds
+
+
+def checked(response: dict, endpoint: str, operation: str, key: str | None = None) -> dict:
+    """`response` if it carries a request id (and `key`), else ForeignAnswer."""
+    missing = []
+    if key is not None and key not in response:
+        missing.append(key)
+    if not (response.get("ResponseMetadata") or {}).get("RequestId"):
+        missing.append("request id")
+    if missing:
+        raise ForeignAnswer(endpoint, operation, " and no ".join(missing))
+    return response
+
+
+def is_foreign(exc: BaseException) -> bool:
+    """Whether botocore failed to read an answer: not XML at all (ResponseParserError), or
+    XML of another shape, which some of its parsers meet with a KeyError or TypeError."""
+    if isinstance(exc, ForeignAnswer | ResponseParserError):
+        return True
+    if isinstance(exc, KeyError | TypeError | AttributeError | IndexError):
+        frames = traceback.extract_tb(exc.__traceback__)
+        return any(f.filename.replace("\\", "/").endswith("botocore/parsers.py")
+                   for f in frames)
+    return False
+
+
+def no_answer(where: str, endpoint: str, seconds: float) -> str:
+    prefix = f"{where}: " if where else ""
+    return (f"{prefix}no answer from {endpoint} in {seconds:.0f} s; the region keeps its last "
+            "known state. Check the network, a proxy or endpoint_url, then poll again (a "
+            "fleet that takes longer to list needs a longer poll.deadline_s)")
+
+
+def foreign(where: str, endpoint: str, exc: BaseException) -> str:
+    prefix = f"{where}: " if where else ""
+    if isinstance(exc, ForeignAnswer):
+        what = str(exc)
+    else:
+        if isinstance(exc, KeyError) and exc.args:
+            detail = f"no {exc.args[0]}"
+        elif "invalid XML" in str(exc):
+            detail = "not XML"
+        else:
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        what = f"{endpoint} answered with something that is not an AWS response ({detail})"
+    return (f"{prefix}{what}: a proxy, a captive portal or a wrong endpoint_url; the region "
+            "keeps its last known state. Check endpoint_url and any proxy between FleetView "
+            "and AWS, then poll again")
 
 
 def is_unsupported(exc: BaseException) -> bool:
@@ -66,8 +135,14 @@ def explain(exc: BaseException, profile: str | None = None, where: str = "",
     if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
         return (f"{prefix}cannot reach the endpoint ({exc}); check the network, proxy and "
                 "the region name, then poll again")
+    if isinstance(exc, NoAnswer):
+        return no_answer(where, exc.endpoint, exc.seconds)
+    if isinstance(exc, ForeignAnswer):
+        return foreign(where, exc.endpoint, exc)
     if isinstance(exc, ReadTimeoutError):
-        return f"{prefix}AWS did not answer in time after retries ({exc}); try again later"
+        endpoint = exc.kwargs.get("endpoint_url", "the endpoint")
+        return (f"{prefix}no answer from {endpoint} in time, after retries; check the "
+                "network and try again later")
     if isinstance(exc, ResponseParserError):
         return (f"{prefix}the endpoint answered something that is not an AWS response "
                 f"({str(exc).splitlines()[0]}); check endpoint_url, or the endpoint does not "

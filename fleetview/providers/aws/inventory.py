@@ -1,25 +1,39 @@
 """One AWS poll: instances, Auto Scaling groups, launch templates and AMIs, region by region,
-with what never changes (numbered template versions, launch configurations) cached across polls."""
+within one deadline, with what never changes (numbered template versions, launch
+configurations) cached across polls."""
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope
 from fleetview.providers.aws.clients import CallCounter, Clients, counting, last_operation
-from fleetview.providers.aws.errors import DENIED, error_code, explain, is_unsupported
+from fleetview.providers.aws.errors import (
+    DENIED,
+    NoAnswer,
+    checked,
+    error_code,
+    explain,
+    foreign,
+    is_foreign,
+    is_unsupported,
+    no_answer,
+)
 from fleetview.providers.aws.shapes import REFRESH_ACTIVE, image_of, instance_of, template_spec
 
 # DescribeImages takes at most 200 values in one filter.
 IMAGE_BATCH = 200
-# An AMI never changes, but it can be deregistered: cached images are re-checked this often.
-IMAGE_RECHECK_S = 900.0
+# An AMI's content never changes, but its tags (the version), its deprecation and its
+# registration do, and no cheaper call tells: images in use are described again when their
+# last answer is older than this. 0: every poll (one call per 200 AMIs a region), so an edited
+# version tag shows at the next poll. A deregistered AMI is never asked about again.
+IMAGE_RECHECK_S = 0.0
 
 
 @dataclass
@@ -71,7 +85,7 @@ class Poller:
         self.region_workers = region_workers
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._account: str | None = None
+        self._account_id: str | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -80,31 +94,44 @@ class Poller:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def account_id(self) -> str:
-        if self._account is None:
-            self._account = self.clients.caller()["Account"]
-        return self._account
+        if self._account_id is None:
+            sts = self.clients.client("sts")
+            self._account_id = checked(sts.get_caller_identity(), sts.meta.endpoint_url,
+                                       "GetCallerIdentity", "Account")["Account"]
+        return self._account_id
 
     # -- poll ----------------------------------------------------------------------------
 
     def poll(self) -> Inventory:
-        """Every region's instances, groups and images; versions are not labelled yet."""
+        """Every region's instances, groups and images; versions are not labelled yet.
+
+        The poll ends by its deadline (`clients.deadline_s`): a region that has not answered
+        by then is a failed region, whatever its calls are still waiting for."""
         polled_at = datetime.now(UTC)
         regions = tuple(self.config.regions)
         counter = CallCounter()
+        seconds = self.clients.deadline_s
+        started = time.monotonic()
+        deadline = (started + seconds, seconds)
+        lanes = self.lanes(regions)
+        pool = self._executor(len(lanes))
         try:
-            with counting(counter):
-                account = self.account_id()
+            account = self._account(pool, counter, deadline)
         except Exception as exc:
-            message = explain(exc, self.config.profile, "sts GetCallerIdentity", "sts")
+            message = self._explain(exc, "sts GetCallerIdentity", "sts",
+                                    self.clients.home_region, started)
             return Inventory(scope=Scope("aws", self.config.name, "", regions),
                              polled_at=polled_at, api_calls=counter.value,
                              errors=tuple(RegionError(r, message) for r in regions))
-        lanes = self.lanes(regions)
-        pool = self._executor(len(lanes))
-        pending = [pool.submit(self._poll_lane, lane, account, counter) for lane in lanes]
-        results: dict[str, _RegionResult] = {}
-        for future in pending:
-            results.update(future.result())
+        answered: dict[str, _RegionResult] = {}
+        pending = [pool.submit(self._poll_lane, lane, account, counter, deadline, answered)
+                   for lane in lanes]
+        wait(pending, timeout=max(0.0, deadline[0] - time.monotonic()))
+        results = dict(answered)  # a lane still waiting writes into it too late to count
+        for region in regions:
+            if region not in results:
+                results[region] = _RegionResult(error=no_answer(
+                    region, self.clients.endpoint_url("ec2", region), seconds))
         instances: list[Instance] = []
         groups: list[Group] = []
         images: dict[str, Image] = {}
@@ -125,10 +152,40 @@ class Poller:
             errors=tuple(errors), regions_ok=tuple(ok), api_calls=counter.value,
         )
 
+    def _account(self, pool: ThreadPoolExecutor, counter: CallCounter,
+                 deadline: tuple[float, float]) -> str:
+        """The account id (asked once), within the poll's deadline."""
+        if self._account_id is not None:
+            return self._account_id
+
+        def ask() -> str:
+            with counting(counter, ("sts", "GetCallerIdentity"), deadline):
+                return self.account_id()
+
+        future = pool.submit(ask)
+        wait([future], timeout=max(0.0, deadline[0] - time.monotonic()))
+        if not future.done():
+            raise NoAnswer(self.clients.endpoint_url("sts", self.clients.home_region),
+                           deadline[1])
+        return future.result()
+
+    def _explain(self, exc: BaseException, where: str, service: str, region: str,
+                 started: float | None = None) -> str:
+        endpoint = self.clients.endpoint(region) or ""
+        if isinstance(exc, ReadTimeoutError):
+            endpoint = exc.kwargs.get("endpoint_url") or endpoint
+            if started is not None:
+                return no_answer(where, endpoint, time.monotonic() - started)
+        if is_foreign(exc):
+            return foreign(where, endpoint or self.clients.endpoint_url(service, region), exc)
+        return explain(exc, self.config.profile, where, service)
+
     def _executor(self, lanes: int) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                workers = self.region_workers or min(lanes, 32)
+                # One more than the lanes: the account lookup, and a lane of the last poll
+                # that is still waiting out its read timeout past that poll's deadline.
+                workers = self.region_workers or min(lanes + 1, 33)
                 self._pool = ThreadPoolExecutor(max_workers=max(1, workers),
                                                 thread_name_prefix="fleetview-aws")
             return self._pool
@@ -146,27 +203,36 @@ class Poller:
             lanes.setdefault(self.clients.endpoint(region) or f"aws:{region}", []).append(region)
         return list(lanes.values())
 
-    def _poll_lane(self, lane: list[str], account: str, counter: CallCounter
-                   ) -> dict[str, _RegionResult]:
-        return {r: self._poll_region_counted(r, account, counter) for r in lane}
+    def _poll_lane(self, lane: list[str], account: str, counter: CallCounter,
+                   deadline: tuple[float, float], answered: dict[str, _RegionResult]) -> None:
+        for region in lane:
+            if time.monotonic() >= deadline[0]:
+                return  # not started: the poll reports it as not answered
+            answered[region] = self._poll_region_counted(region, account, counter, deadline)
 
-    def _poll_region_counted(self, region: str, account: str, counter: CallCounter
-                             ) -> _RegionResult:
-        with counting(counter, ("ec2", "DescribeInstances")):
+    def _poll_region_counted(self, region: str, account: str, counter: CallCounter,
+                             deadline: tuple[float, float] | None = None) -> _RegionResult:
+        started = time.monotonic()
+        with counting(counter, ("ec2", "DescribeInstances"), deadline):
             try:
                 return self._poll_region(region, account)
             except Exception as exc:
                 service, operation = last_operation()
                 where = region if isinstance(exc, ClientError) else f"{region} {operation}"
-                return _RegionResult(error=explain(exc, self.config.profile, where, service))
+                if isinstance(exc, NoAnswer | ReadTimeoutError):
+                    where = region
+                return _RegionResult(error=self._explain(exc, where, service, region, started))
 
     def _poll_region(self, region: str, account: str) -> _RegionResult:
         ec2 = self.clients.client("ec2", region)
+        endpoint = ec2.meta.endpoint_url
         result = _RegionResult()
         pages = ec2.get_paginator("describe_instances").paginate(
             PaginationConfig={"PageSize": self.page_size})
         for page in pages:
-            for reservation in page.get("Reservations", []):
+            # A page without Reservations is no empty region: it is not EC2's answer.
+            checked(page, endpoint, "DescribeInstances", "Reservations")
+            for reservation in page["Reservations"]:
                 for raw in reservation.get("Instances", []):
                     result.instances.append(instance_of(raw, self.config.name, account, region))
         result.groups = self._groups(region, account, result.instances)
@@ -193,8 +259,9 @@ class Poller:
         for start in range(0, len(stale), IMAGE_BATCH):
             batch = stale[start:start + IMAGE_BATCH]
             # A filter, not ImageIds: one deregistered id would fail the whole ImageIds call.
-            response = ec2.describe_images(
-                Filters=[{"Name": "image-id", "Values": batch}], IncludeDeprecated=True)
+            response = checked(ec2.describe_images(
+                Filters=[{"Name": "image-id", "Values": batch}], IncludeDeprecated=True),
+                ec2.meta.endpoint_url, "DescribeImages", "Images")
             answered = {raw["ImageId"]: raw for raw in response.get("Images", [])}
             for image_id in batch:
                 raw = answered.get(image_id)
@@ -215,7 +282,9 @@ class Poller:
         raws: list[dict] = []
         for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
                 PaginationConfig={"PageSize": 100}):
-            raws.extend(page.get("AutoScalingGroups", []))
+            checked(page, asg.meta.endpoint_url, "DescribeAutoScalingGroups",
+                    "AutoScalingGroups")
+            raws.extend(page["AutoScalingGroups"])
         if not raws:
             return []
         specs = {raw["AutoScalingGroupName"]: template_spec(raw) for raw in raws}
@@ -295,6 +364,7 @@ class Poller:
         latest: dict[str, int] = {}
         for page in ec2.get_paginator("describe_launch_template_versions").paginate(
                 Versions=["$Latest", "$Default"], PaginationConfig={"PageSize": 200}):
+            checked(page, ec2.meta.endpoint_url, "DescribeLaunchTemplateVersions")
             for v in page.get("LaunchTemplateVersions", []):
                 template, number = v["LaunchTemplateId"], int(v["VersionNumber"])
                 self.state.template_images[(region, template, number)] = \
@@ -314,8 +384,9 @@ class Poller:
                 missing.setdefault(template, set()).add(number)
         ec2 = self.clients.client("ec2", region)
         for template, numbers in missing.items():
-            response = ec2.describe_launch_template_versions(
-                LaunchTemplateId=template, Versions=[str(n) for n in sorted(numbers)])
+            response = checked(ec2.describe_launch_template_versions(
+                LaunchTemplateId=template, Versions=[str(n) for n in sorted(numbers)]),
+                ec2.meta.endpoint_url, "DescribeLaunchTemplateVersions")
             for v in response.get("LaunchTemplateVersions", []):
                 known[(region, template, int(v["VersionNumber"]))] = \
                     (v.get("LaunchTemplateData") or {}).get("ImageId")
@@ -326,7 +397,9 @@ class Poller:
         asg = self.clients.client("autoscaling", region)
         for start in range(0, len(missing), 50):
             batch = missing[start:start + 50]
-            response = asg.describe_launch_configurations(LaunchConfigurationNames=batch)
+            response = checked(asg.describe_launch_configurations(
+                LaunchConfigurationNames=batch), asg.meta.endpoint_url,
+                "DescribeLaunchConfigurations")
             for lc in response.get("LaunchConfigurations", []):
                 known[(region, lc["LaunchConfigurationName"])] = lc.get("ImageId")
 

@@ -35,6 +35,7 @@ class AwsProvider(Provider):
 
     name = "aws"
     cloud = CLOUD
+    default_timing = DEFAULT_TIMING
 
     def __init__(
         self,
@@ -44,14 +45,16 @@ class AwsProvider(Provider):
         timing: Timing | None = None,
         endpoint_for: Callable[[str], str | None] | None = None,
         page_size: int = 1000,
-        connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 30.0,
+        connect_timeout_s: float | None = None,
+        read_timeout_s: float | None = None,
         region_workers: int | None = None,
     ) -> None:
         super().__init__(config, rules, timing=timing or DEFAULT_TIMING)
+        # The timeouts of one try follow from the poll's deadline unless given.
         self.clients = Clients(config, attempts=self.timing.attempts, endpoint_for=endpoint_for,
                                connect_timeout_s=connect_timeout_s,
-                               read_timeout_s=read_timeout_s)
+                               read_timeout_s=read_timeout_s,
+                               deadline_s=self.timing.poll_deadline_s)
         self.poller = Poller(config, self.clients, PollState(), page_size=page_size,
                              region_workers=region_workers)
         self.actions = Actions(config, self.clients, self.poller, self.timing)

@@ -11,9 +11,15 @@ from datetime import UTC, datetime
 
 from google.cloud import compute_v1
 
-from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, ProgressEvent
+from fleetview.domain.actions import (
+    ActionPlan,
+    ActionRefused,
+    Convergence,
+    PlanStep,
+    ProgressEvent,
+)
 from fleetview.domain.errors import ProviderError
-from fleetview.domain.model import Group, Image, Instance, Inventory
+from fleetview.domain.model import Group, Image, Instance, Inventory, State
 from fleetview.domain.timing import TimedOut, Timing, waiting
 from fleetview.domain.versions import VersionRules, version_key
 from fleetview.providers.gcp.clients import Compute
@@ -34,6 +40,9 @@ Step = Generator[ProgressEvent, None, str]
 # requestIds are uuid5s under this namespace: the same action and step always send the same
 # id, so a retried step is ignored by Compute instead of acting twice.
 REQUEST_NAMESPACE = uuid.UUID("5b0f6d1e-3c1a-4b7e-9d53-6f1e0c2a9a41")
+# A stop pins at most two versions, a main one and a canary, as gcloud's start-update names
+# them (--version, --canary-version); a group on more templates is left as it is.
+MAX_VERSIONS = 2
 SURGE_SHARE = 0.1  # a rollback adds up to 10% of the group (at least one per zone) at a time
 
 
@@ -60,6 +69,15 @@ def rollback_template_name(source: str, version: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def in_flight_versions(group: Group, target: str) -> tuple[str, ...]:
+    """The versions an updating group is rolling out, other than `target`: what a rollback in
+    flight stops spreading. () for a group that is not updating."""
+    if not group.updating:
+        return ()
+    spreading = {v for v in (group.desired_version, group.canary_version) if v and v != target}
+    return tuple(sorted(spreading, key=version_key))
 
 
 class Actions:
@@ -150,6 +168,29 @@ class Actions:
         size = group.target_size
         first: tuple[PlanStep, ...] = ()
         notes: tuple[str, ...] = (f"uses template {template.path}",)
+        # A rollout in flight is rolled back the way GCE documents: new versions patched over
+        # the update under way; it stops spreading at once, with no wait for it to finish.
+        rollout = in_flight_versions(group, version)
+        on_new = [i for i in members if i.version in rollout]
+        stopping: tuple[str, ...] = ()
+        replaced_new: tuple[str, ...] = ()
+        patch_prefix = ""
+        if group.updating:
+            spreading = ", ".join(rollout) or "its current versions"
+            starting = sum(1 for i in on_new if i.state != State.RUNNING)
+            added = len(members) - size  # the update's surge instances
+            stopping = (
+                f"stops the update under way, then rolls back: group {group.name} is rolling "
+                f"out {spreading}; {len(on_new)} of its {len(members)} instances"
+                + (f" ({size} wanted, {added} added by the update)" if added > 0 else "")
+                + f" are already on {spreading}"
+                + (f" ({starting} still starting)" if starting else "")
+                + f": the rollback replaces them with {version}",)
+            if on_new:
+                replaced_new = (f"the {len(on_new)} instance{'s' if len(on_new) != 1 else ''} "
+                                f"already on {spreading} "
+                                f"{'are' if len(on_new) != 1 else 'is'} replaced by the rollback",)
+            patch_prefix = f"stop the update under way to {spreading}: "
         if source is not None:
             first = (PlanStep("template", f"create instance template {template.name}: a copy "
                               f"of {source.name} booting image {image.name} "
@@ -163,7 +204,8 @@ class Actions:
             from_versions=tuple(sorted(from_versions, key=version_key)),
             to_version=version, to_image_id=image.id,
             steps=first + (
-                PlanStep("patch", f"set {group.name}'s versions to template {template.name} "
+                PlanStep("patch", f"{patch_prefix}set {group.name}'s versions to template "
+                         f"{template.name} "
                          f"(image {image.name}), update policy PROACTIVE, REPLACE, maxSurge "
                          f"{surge}, maxUnavailable 0"),
                 PlanStep("track", f"wait until every instance of {group.name} runs "
@@ -174,14 +216,16 @@ class Actions:
                            f"instance{'s' if surge != 1 else ''} start beside them at a time"),
             irreversible=("each replaced instance's boot disk and local data are deleted",
                           f"the group's current versions ({', '.join(last(p) for p in current)}) "
-                          "are replaced; going forward again needs another update"),
-            notes=notes + (
+                          "are replaced; going forward again needs another update",
+                          *replaced_new),
+            notes=stopping + notes + (
                 (f"image {image.name} is deprecated; it still boots",) if image.deprecated
                 else ()),
             params={"action_id": aid, "project": self.project, **self._mig_location(group),
                     "template": template.path, "template_name": template.name,
                     "image_id": image.id, "max_surge": surge, "max_unavailable": 0,
-                    "previous_templates": current,
+                    "previous_templates": current, "in_flight": group.updating,
+                    "rollout_versions": list(rollout), "on_rollout": len(on_new),
                     **({"template_source": source.path} if source is not None else {})},
         )
 
@@ -422,14 +466,12 @@ class Actions:
         what = f"updating group {p['mig']}"
         mig = self._mig_call(plan, "get", "compute.instanceGroupManagers.get", what)
         templates = [template_path(v.instance_template, self.project) for v in mig.versions]
-        if templates != [p["template"]]:
-            if sorted(templates) != sorted(p["previous_templates"]):
-                raise ProviderError(f"group {p['mig']} changed since the plan was made (its "
-                                    f"templates are now {', '.join(map(last, templates))}); "
-                                    "plan the rollback again")
-            if not mig.status.is_stable or not mig.status.version_target.is_reached:
-                raise ProviderError(f"group {p['mig']} has an update under way; wait until it "
-                                    "is stable and plan again")
+        # An update under way is not waited for: the new versions replace its versions, and the
+        # group stops spreading them (GCE's way to roll back an update in flight).
+        if templates != [p["template"]] and sorted(templates) != sorted(p["previous_templates"]):
+            raise ProviderError(f"group {p['mig']} changed since the plan was made (its "
+                                f"templates are now {', '.join(map(last, templates))}); plan "
+                                "the rollback again")
         body = compute_v1.InstanceGroupManager(
             versions=[compute_v1.InstanceGroupManagerVersion(
                 instance_template=p["template"], name="fleetview-rollback")],
@@ -491,3 +533,152 @@ class Actions:
         return self.compute.pages("region_migs", "list_managed_instances",
                                   "compute.instanceGroupManagers.get", what,
                                   {**request, "region": p["mig_region"]})
+
+    # -- convergence and stop --------------------------------------------------------------
+
+    def _template_version(self, plan: ActionPlan, path: str) -> str:
+        """The version label of a template's image; its name where no image can be read (an
+        image family, a deleted template)."""
+        if path == plan.params.get("template") and plan.to_version:
+            return plan.to_version
+        template = self.poller.template(path)
+        if template is None or not template.image_id:
+            return last(path)
+        image, _ = self.poller.image(template.image_id)
+        return image.version or self.rules.version_of(image)
+
+    def _managed(self, plan: ActionPlan, what: str) -> list:
+        return [mi for page in self._managed_pages(plan, what) for mi in page.managed_instances]
+
+    def convergence(self, plan: ActionPlan) -> Convergence:
+        """Members that run the target template, RUNNING with no action under way, of the
+        MIG's targetSize (surge instances beyond it do not count); read now from the MIG."""
+        p = plan.params
+        what = f"reading group {p['mig']}"
+        mig = self._mig_call(plan, "get", "compute.instanceGroupManagers.get", what)
+        if plan.kind == "rollback":
+            targets = {p["template"]}
+        else:  # a recreated instance runs whatever version the group gives it
+            targets = {template_path(v.instance_template, self.project) for v in mig.versions}
+            if not targets and mig.instance_template:
+                targets = {template_path(mig.instance_template, self.project)}
+        on_target = 0
+        others: dict[str, int] = {}
+        for mi in self._managed(plan, what):
+            if plan.kind == "replace" and mi.id and str(mi.id) == p.get("instance_id"):
+                continue  # the instance being replaced, until it comes back under a new id
+            template = template_path(mi.version.instance_template, self.project)
+            ready = mi.current_action == "NONE" and mi.instance_status == "RUNNING"
+            if template in targets and ready:
+                on_target += 1
+                continue
+            key = "starting" if template in targets else self._template_version(plan, template)
+            others[key] = others.get(key, 0) + 1
+        needed = mig.target_size
+        return Convergence(min(on_target, needed), needed, plan.to_version, others)
+
+    def stop(self, plan: ActionPlan, done: frozenset[str]) -> Step:
+        if plan.kind == "replace":
+            p = plan.params
+            if "recreate" in done:
+                return (f"nothing to stop: the recreate of {p['instance_name']} was sent and "
+                        f"group {p['mig']} finishes it on its own")
+            return (f"FleetView stopped before recreating {p['instance_name']}; group "
+                    f"{p['mig']} was not changed")
+        return (yield from self._stop_rollback(plan, done))
+
+    def _counts(self, plan: ActionPlan, members) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for mi in members:
+            if mi.current_action not in ("DELETING", "ABANDONING"):
+                path = template_path(mi.version.instance_template, self.project)
+                counts[path] = counts.get(path, 0) + 1
+        return counts
+
+    def _describe_counts(self, plan: ActionPlan, counts: Mapping[str, int]) -> str:
+        by_version: dict[str, int] = {}
+        for path, n in counts.items():
+            version = self._template_version(plan, path)
+            by_version[version] = by_version.get(version, 0) + n
+        parts = [(n, v) for v, n in sorted(by_version.items(), key=lambda kv: version_key(kv[0]),
+                                           reverse=True)]
+        if not parts:
+            return "no instances"
+        words = [f"{n} instance{'s' if n != 1 else ''} of {v}" if i == 0 else f"{n} of {v}"
+                 for i, (n, v) in enumerate(parts)]
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+    def _stop_rollback(self, plan: ActionPlan, done: frozenset[str]) -> Step:
+        """Pin the MIG where it stands: no proactive replacement (OPPORTUNISTIC) and, once the
+        instances it is creating or deleting are through, versions holding each template's
+        count, so the group is stable and replaces nothing more until its next update."""
+        p = plan.params
+        mig_name = p["mig"]
+        what = f"stopping the update of group {mig_name}"
+        mig = self._mig_call(plan, "get", "compute.instanceGroupManagers.get", what)
+        templates = [template_path(v.instance_template, self.project) for v in mig.versions]
+        ours = templates == [p["template"]]
+        before = sorted(templates) == sorted(p["previous_templates"])
+        updating = not mig.status.is_stable or not mig.status.version_target.is_reached
+        sent = "" if "patch" in done or ours else "FleetView stopped before changing its " \
+            "versions; "
+        if not updating:
+            counts = self._counts(plan, self._managed(plan, what))
+            return (f"{sent}group {mig_name} had no update under way: it stays on "
+                    f"{self._describe_counts(plan, counts)}")
+        if not ours and not (before and p.get("in_flight")):
+            return (f"{sent}group {mig_name} is updating to versions FleetView did not set "
+                    f"({', '.join(map(last, templates))}); FleetView left it alone: stop it in "
+                    "the console if it must stop")
+        # 1. Nothing more is replaced proactively; what has started finishes.
+        op = self._mig_call(
+            plan, "patch_unary", "compute.instanceGroupManagers.update", what,
+            instance_group_manager_resource=compute_v1.InstanceGroupManager(
+                update_policy=compute_v1.InstanceGroupManagerUpdatePolicy(
+                    type_="OPPORTUNISTIC")),
+            request_id=request_id(p["action_id"], "stop"))
+        self._wait_operation(op, what)
+        # 2. Wait for the instances being created, recreated or deleted.
+        try:
+            for _ in waiting(self.timing, f"group {mig_name} still has instances in action"):
+                mig = self._mig_call(plan, "get", "compute.instanceGroupManagers.get", what)
+                members = self._managed(plan, what)
+                busy = [mi for mi in members if mi.current_action != "NONE"]
+                if not busy and len(members) == mig.target_size:
+                    break
+                yield ProgressEvent(None, "progress",
+                                    f"group {mig_name}: update stopped; {len(busy)} instance"
+                                    f"{'s' if len(busy) != 1 else ''} finishing what "
+                                    f"{'they' if len(busy) != 1 else 'it'} started",
+                                    done=len(members) - len(busy), total=len(members), at=_now())
+        except TimedOut as exc:
+            counts = self._counts(plan, self._managed(plan, what))
+            return (f"{sent}group {mig_name}'s update is stopped (update policy OPPORTUNISTIC: "
+                    f"it replaces nothing more until its next update) but its versions are not "
+                    f"pinned: {exc}; it has {self._describe_counts(plan, counts)}")
+        # 3. Versions that hold each template's count: the group is stable where it stands.
+        counts = self._counts(plan, members)
+        if not counts or len(counts) > MAX_VERSIONS:
+            return (f"{sent}group {mig_name}'s update is stopped (update policy OPPORTUNISTIC: "
+                    "it replaces nothing more until its next update); it stays on "
+                    f"{self._describe_counts(plan, counts)}, on {len(counts)} templates, so "
+                    "FleetView left its versions as they are and it shows as updating")
+        names = {template_path(v.instance_template, self.project): v.name
+                 for v in mig.versions}
+        keep = p["template"] if p["template"] in counts else max(
+            counts, key=lambda t: (counts[t], t))
+        order = [keep] + sorted(t for t in counts if t != keep)
+        versions = [compute_v1.InstanceGroupManagerVersion(
+            instance_template=t, **({"name": names[t]} if names.get(t) else {}),
+            **({} if t == keep else {"target_size": compute_v1.FixedOrPercent(
+                fixed=counts[t])}))
+            for t in order]
+        op = self._mig_call(
+            plan, "patch_unary", "compute.instanceGroupManagers.update", what,
+            instance_group_manager_resource=compute_v1.InstanceGroupManager(versions=versions),
+            request_id=request_id(p["action_id"], "stop-pin"))
+        self._wait_operation(op, what)
+        pinned = ", versions pinned to these counts" if len(counts) > 1 else ""
+        return (f"{sent}group {mig_name} stays on {self._describe_counts(plan, counts)}; it "
+                f"replaces nothing more until its next update (update policy OPPORTUNISTIC"
+                f"{pinned})")

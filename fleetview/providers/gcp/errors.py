@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
@@ -78,6 +80,39 @@ def unreachable(config, what: str, exc: BaseException) -> TransientError:
     return TransientError(f"scope {config.name}: cannot reach the Compute API at "
                           f"{config.api_endpoint or 'compute.googleapis.com'} while {what} "
                           f"({type(exc).__name__}); check the network or api_endpoint")
+
+
+def no_answer(config, endpoint: str, what: str, seconds: float) -> TransientError:
+    return TransientError(f"scope {config.name}: no answer from {endpoint} in {seconds:.0f} s "
+                          f"while {what}; its regions keep their last known state. Check the "
+                          "network, a proxy or api_endpoint, then poll again (a project that "
+                          "takes longer to list needs a longer poll.deadline_s)")
+
+
+def foreign_answer(config, endpoint: str, what: str, detail: str) -> ProviderError:
+    """An HTTP 200 answer that is not the Compute API's (a proxy's or captive portal's page,
+    a wrong api_endpoint): a failed poll, never an empty project."""
+    return ProviderError(f"scope {config.name}: {endpoint} answered with a page that is not "
+                         f"the Compute API's while {what} ({detail}): a proxy, a captive "
+                         "portal or a wrong api_endpoint; its regions keep their last known "
+                         "state. Check api_endpoint and any proxy between FleetView and "
+                         "Google, then poll again")
+
+
+def bad_credentials_file(config, path: str, exc: BaseException) -> ProviderError:
+    # google.auth raises ("what", cause): say both, not a tuple's repr.
+    parts = [str(a).strip().rstrip(".") for a in exc.args if str(a).strip()]
+    reason = ": ".join(parts) or type(exc).__name__
+    if not os.path.exists(path):
+        why = "there is no such file"
+    elif not os.access(path, os.R_OK):
+        why = "it cannot be read (check its permissions)"
+    else:
+        why = f"it is not usable credentials ({reason})"
+    return ProviderError(f"scope {config.name}: GOOGLE_APPLICATION_CREDENTIALS names {path}, "
+                         f"but {why}; point it at a service account key file (JSON) or an "
+                         "application default credentials file, or unset it to use "
+                         "`gcloud auth application-default login`")
 
 
 def refresh_failed(config, exc: BaseException) -> ProviderError:

@@ -1,4 +1,5 @@
-"""One GCP poll: aggregated lists of instances and MIGs, templates and images cached across polls."""
+"""One GCP poll: aggregated lists of instances and MIGs, templates and images cached across
+polls, within one deadline."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Image, Inventory, RegionError, Scope
 from fleetview.providers.gcp.clients import Compute
-from fleetview.providers.gcp.errors import NotFoundError
+from fleetview.providers.gcp.errors import NotFoundError, foreign_answer
 from fleetview.providers.gcp.shapes import (
     Template,
     boot_disk,
@@ -65,6 +66,10 @@ class Poller:
         # answers, marking an unreachable zone with an UNREACHABLE warning.
         request = {"project": self.project, "max_results": PAGE_SIZE}
         for pb in self.compute.pages(client, "aggregated_list", permission, what, request):
+            if not pb.items:
+                # Compute names every zone (or region) on every page, with a warning where
+                # it has nothing: a page without `items` is not its answer.
+                raise foreign_answer(self.config, self.compute.endpoint, what, "no items")
             for key, scoped in pb.items.items():
                 if scoped.HasField("warning") and scoped.warning.code == "UNREACHABLE":
                     unreachable.add(key)
@@ -166,7 +171,10 @@ class Poller:
                      regions=regions)
 
     def failed(self, exc: ProviderError, started_calls: int) -> Inventory:
-        regions = self.config.regions or self.state.regions_seen or ("global",)
+        """Nothing could be read: every region failed. When no region is known (none in
+        the config, none seen since a restart), the error names the region "", which the
+        store records as the whole scope, so every region it has seen shows the failure."""
+        regions = self.config.regions or self.state.regions_seen or ("",)
         return Inventory(
             scope=self.scope(tuple(self.config.regions or self.state.regions_seen)),
             polled_at=datetime.now(UTC),
@@ -176,6 +184,10 @@ class Poller:
         )
 
     def poll(self) -> Inventory:
+        with self.compute.deadline(self.compute.timing.poll_deadline_s):
+            return self._poll()
+
+    def _poll(self) -> Inventory:
         started_calls = self.compute.calls
         polled_at = datetime.now(UTC)
         try:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator, Mapping
 
-from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, ProgressEvent, StepResult
+from fleetview.domain.actions import (
+    ActionPlan,
+    ActionRefused,
+    Convergence,
+    PlanStep,
+    ProgressEvent,
+    StepResult,
+)
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory
 from fleetview.domain.timing import Timing
@@ -38,8 +45,11 @@ class GcpProvider(Provider):
 
     name = "gcp"
     cloud = CLOUD
+    default_timing = DEFAULT_TIMING
     # A template on an image family names no image: the MIG recreates from the newest.
     replace_needs_image = False
+    # A rollback patches its versions over an update under way (GCE's documented way).
+    rolls_back_in_flight = True
 
     def __init__(self, config, rules: VersionRules, *, timing: Timing | None = None) -> None:
         super().__init__(config, rules, timing=timing or DEFAULT_TIMING)
@@ -87,6 +97,13 @@ class GcpProvider(Provider):
                                 "version of FleetView")
         message = yield from run(self._actions, plan, step)
         return StepResult(message or "")
+
+    def convergence(self, plan: ActionPlan) -> Convergence:
+        return self._actions.convergence(plan)
+
+    def stop(self, plan: ActionPlan, done: frozenset[str]
+             ) -> Generator[ProgressEvent, None, str]:
+        return (yield from self._actions.stop(plan, done))
 
     def explain(self, exc: BaseException, plan: ActionPlan, step: PlanStep) -> str:
         return errors.explain(exc, self.config, f"running step {step.key} of the {plan.kind} of "
