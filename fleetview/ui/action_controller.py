@@ -56,6 +56,10 @@ def tracking_timing(base: Timing, state: TaskState) -> Timing:
     return dataclasses.replace(base, sleep=state.pause)
 
 
+def _instances(n: int) -> str:
+    return f"{n:,} instance" if n == 1 else f"{n:,} instances"
+
+
 def local_operator() -> str:
     """Who sits at this window, for what is not done with a cloud's credentials."""
     try:
@@ -80,9 +84,13 @@ def audit_markers(store) -> pd.DataFrame:
     log = log[log["event"].isin(list(_MARKED))]
     if log.empty:
         return pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"), "label": []})
+    # An action's end does not repeat what it was: its confirmation says.
+    confirmed = {}
+    for row in log[log["event"] == "plan_confirmed"].itertuples(index=False):
+        confirmed[row.action_id] = json.loads(row.detail or "{}")
     labels = []
     for row in log.itertuples(index=False):
-        detail = json.loads(row.detail or "{}")
+        detail = {**confirmed.get(row.action_id, {}), **json.loads(row.detail or "{}")}
         what = detail.get("kind", "action")
         target = detail.get("to_version")
         text = f"{_MARKED[row.event]} {what} {row.group or ''}"
@@ -230,8 +238,8 @@ class ActionController(QObject):
                 entries.append(PaletteEntry(
                     f"Quarantine version {version}", "command",
                     lambda v=version: self.ask_quarantine(v),
-                    detail=f"mark it bad for every group · {counts.get(version, 0):,} "
-                           "instances run it"))
+                    detail=f"mark it bad for every group · {_instances(counts.get(version, 0))}"
+                           " run it"))
         return entries
 
     def _rollback_node(self, key) -> None:
@@ -389,7 +397,10 @@ class ActionController(QObject):
         if event.message:
             self.state.say(event.message, 5000)
             if event.step is None and event.message.startswith("not converged"):
-                self._seen_status(action_id, "not_converged", event.message)
+                record = self.panel.records.get(action_id)
+                self._seen_status(action_id, "not_converged",
+                                  f"{describe(record)}: {event.message}" if record
+                                  else event.message)
 
     def _on_finished(self, action_id: str, record) -> None:
         self._running.discard(action_id)
@@ -407,6 +418,9 @@ class ActionController(QObject):
     def _ended_text(record) -> str:
         status = {"not_converged": "not converged",
                   "finished": "steps finished"}.get(record.status, record.status)
+        if record.status != "recovered" and record.message \
+                and record.message.startswith(status):  # the message says it already
+            return f"{describe(record)}: {record.message}"
         text = f"{describe(record)}: {status}"
         ttr = getattr(record, "time_to_recover_s", None)
         if record.status == "recovered" and ttr is not None:
@@ -498,7 +512,11 @@ class ActionController(QObject):
             from fleetview.providers import make_provider
 
             p = provider or make_provider(scope_config, self.config.versions)
-            return runner.stop(self.store, p, action_id, actor, reason, on_event=state.report)
+            try:  # who stops it in the cloud, as `fleetview stop` says it
+                who = p.identity()
+            except FleetViewError:  # the cloud is what is failing: the stop still goes on
+                who = actor
+            return runner.stop(self.store, p, action_id, who, reason, on_event=state.report)
 
         self._start(action_id, work)
 

@@ -141,11 +141,14 @@ class ActionsPanel(QWidget):
         layout.addLayout(buttons)
         self.records: dict[str, ActionRecord] = {}
         self._live: dict[str, tuple[int, int]] = {}
+        self._wanted: str | None = None  # to select once the journal read brings it
         self.set_records([])
 
     def set_records(self, records: list[ActionRecord]) -> None:
         current = self.tree.currentItem()
         selected = current.data(0, Qt.ItemDataRole.UserRole) if current else None
+        if self._wanted is not None and self._wanted in {r.action_id for r in records}:
+            selected, self._wanted = self._wanted, None
         self.records = {r.action_id: r for r in records}
         # Live progress only stands for an action still open: after that the journal knows.
         self._live = {a: v for a, v in self._live.items()
@@ -199,6 +202,9 @@ class ActionsPanel(QWidget):
         self._fill_bar(bar, *progress_text(record, live))
         bar.setToolTip("Instances on the target version of those the group needs"
                        if record.needed or live else "Steps done of the plan's steps")
+        # An action that ended short of recovering moves no more: its bar is greyed, so a
+        # full one (the steps of an old "finished" action) is not read as done.
+        bar.setEnabled(record.open or record.status == "recovered")
         return bar
 
     @staticmethod
@@ -241,9 +247,13 @@ class ActionsPanel(QWidget):
         return self.records.get(item.data(0, Qt.ItemDataRole.UserRole)) if item else None
 
     def select(self, action_id: str) -> None:
+        """Select the action's row, now or when a read of the journal first brings it (an
+        action just started), so that Stop is one click away."""
         item = self._item(action_id)
         if item is not None:
             self.tree.setCurrentItem(item)
+        else:
+            self._wanted = action_id
 
     def _update_buttons(self, *_args) -> None:
         record = self.selected()

@@ -202,7 +202,7 @@ class FleetTableModel(QAbstractTableModel):
         column = COLUMNS[col][1]
         bad = column == "version" and self._bad is not None and bool(self._bad[row])
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{self._cells[col][row]}  ⚠ bad" if bad else self._cells[col][row]
+            return f"{self._cells[col][row]}  ⚠" if bad else self._cells[col][row]
         if role == Qt.ItemDataRole.DecorationRole and column in _VERSION_COLUMNS:
             text = self._cells[col][row]
             return self.colors.color(text) if text else None

@@ -73,8 +73,9 @@ class _Node:
         """The tooltip lines that flag instances running a version marked bad."""
         if not self.bad:
             return ""
-        lines = [f"⚠ {self.bad_count} instance{'s' if self.bad_count != 1 else ''} run a "
-                 "version marked bad:"]
+        lines = [f"⚠ {self.bad_count} instance runs a version marked bad:"
+                 if self.bad_count == 1 else
+                 f"⚠ {self.bad_count} instances run a version marked bad:"]
         lines += [f"  {version} ({count}): {why}" for version, (count, why) in
                   sorted(self.bad.items(), key=lambda kv: version_key(kv[0]), reverse=True)]
         return "\n".join(lines)

@@ -78,7 +78,8 @@ def test_replace_refuses_a_standalone_instance_and_a_read_only_scope(provider, m
     reader.close()
 
 
-def test_protected_groups_plan_and_refreshing_groups_are_refused(provider, moto_server):  # noqa: F811
+def test_protected_groups_plan_and_refreshing_groups_stop_the_refresh_first(provider,
+                                                                            moto_server):  # noqa: F811
     inv = provider.poll()
     guarded = make(moto_server.url, protect=("app=api",))
     boto3.client("autoscaling", region_name=REGION, endpoint_url=moto_server.url
@@ -91,11 +92,16 @@ def test_protected_groups_plan_and_refreshing_groups_are_refused(provider, moto_
     assert polled.group("api", REGION).tags.get("app") == "api"
     assert guarded.plan_rollback(polled, "api", REGION, "1.2.0").to_version == "1.2.0"
     guarded.close()
-    busy = dataclasses.replace(inv.group("api", REGION), updating=True,
-                               extra={"instance_refresh": "InProgress"})
+    api = inv.group("api", REGION)
+    busy = dataclasses.replace(api, updating=True,
+                               extra={**api.extra, "instance_refresh": "InProgress"})
     inv = dataclasses.replace(inv, groups=(busy,))
-    with pytest.raises(ActionRefused, match="instance refresh InProgress"):
-        provider.plan_rollback(inv, "api", REGION, "1.2.0")
+    # A rollback of a group under refresh is planned (behaviour changed on purpose): it stops
+    # the refresh first; one the poll knows nothing more of is cancelled, not rolled back.
+    plan = provider.plan_rollback(inv, "api", REGION, "1.2.0")
+    assert plan.notes[0].startswith("stops the update under way, then rolls back: group api "
+                                    "has an instance refresh InProgress")
+    assert [s.key for s in plan.steps][0] == "refresh:cancel"
     member = next(i for i in inv.instances if i.group == "api")
     with pytest.raises(ActionRefused, match="instance refresh"):
         provider.plan_replace(inv, member.id)
@@ -218,8 +224,8 @@ def test_instance_refresh_path_sends_what_the_api_expects(moto_server, fleet):  
     provider = make(moto_server.url)  # knows nothing of moto: plans as for AWS
     plan = provider.plan_rollback(inv, "api", REGION, "1.2.0", min_healthy_percent=75)
     assert plan.mechanism == "instance-refresh"
-    assert [s.key for s in plan.steps] == ["template", "point", "refresh:start",
-                                           "refresh:track"]
+    # The group is not pointed first: the refresh carries the version (DesiredConfiguration).
+    assert [s.key for s in plan.steps] == ["template", "refresh:start", "refresh:track"]
     template, image = plan.params["launch_template_id"], plan.to_image_id
     ec2 = provider.clients.client("ec2", REGION)
     asg = provider.clients.client("autoscaling", REGION)
@@ -242,12 +248,12 @@ def test_instance_refresh_path_sends_what_the_api_expects(moto_server, fleet):  
             "LaunchTemplateData": {"ImageId": image}})
         ec2_stub.add_response("describe_launch_template_versions", {
             "LaunchTemplateVersions": [version(3, image)]}, {"LaunchTemplateId": template})
-        asg_stub.add_response("update_auto_scaling_group", {}, {
-            "AutoScalingGroupName": "api",
-            "LaunchTemplate": {"LaunchTemplateId": template, "Version": "3"}})
         asg_stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r-1"}, {
             "AutoScalingGroupName": "api", "Strategy": "Rolling",
-            "Preferences": {"MinHealthyPercentage": 75, "SkipMatching": True}})
+            "DesiredConfiguration": {
+                "LaunchTemplate": {"LaunchTemplateId": template, "Version": "3"}},
+            "Preferences": {"MinHealthyPercentage": 75, "SkipMatching": True,
+                            "ScaleInProtectedInstances": "Wait", "StandbyInstances": "Wait"}})
         for status in ("Pending", "InProgress", "Successful"):
             asg_stub.add_response("describe_instance_refreshes", {"InstanceRefreshes": [{
                 "InstanceRefreshId": "r-1", "AutoScalingGroupName": "api", "Status": status,
@@ -258,7 +264,7 @@ def test_instance_refresh_path_sends_what_the_api_expects(moto_server, fleet):  
         asg_stub.assert_no_pending_responses()
     assert events[-1].status == "finished"
     assert [e.step for e in events if e.status == "done"] == [
-        "template", "point", "refresh:start", "refresh:track"]
+        "template", "refresh:start", "refresh:track"]
     provider.close()
 
 
@@ -279,10 +285,10 @@ def test_instance_refresh_failure_and_an_active_refresh_are_reported(moto_server
             "AutoScalingGroupName": "api", "MaxRecords": 1})
         stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []}, {
             "AutoScalingGroupNames": ["api"]})
-        events = list(run_steps(provider, plan, done=["template", "point", "refresh:start"]))
+        events = list(run_steps(provider, plan, done=["template", "refresh:start"]))
     assert events[-2].step == "refresh:track" and events[-2].status == "failed"
     assert "ended Failed: instances failed health checks" in events[-2].message
-    assert events[-1].step is None and "stays pointed at 1.2.0" in events[-1].message
+    assert events[-1].step is None and "instances not yet on 1.2.0" in events[-1].message
     provider.close()
 
 
@@ -294,7 +300,8 @@ def test_without_instance_refresh_a_refresh_plan_falls_back_to_batches(moto_serv
     events = list(run_steps(provider, plan))
     assert events[-1].status == "finished", events[-1].message
     steps = [e.step for e in events if e.status == "done"]
-    assert steps == ["template", "point", "refresh:start", "batch:1", "batch:2"]
+    # FleetView's batches launch from the group's configuration: it is pointed first.
+    assert steps == ["template", "refresh:start", "point", "batch:1", "batch:2"]
     assert "no instance refresh" in next(e.message for e in events
                                          if e.step == "refresh:start" and e.status == "done")
     assert versions_in(provider.poll(), "api") == ["1.2.0"] * 4
@@ -306,11 +313,13 @@ def test_a_stubbed_call_with_other_parameters_fails_the_step(moto_server, fleet)
     inv = make(moto_server.url).poll()
     provider = make(moto_server.url)
     plan = provider.plan_rollback(inv, "api", REGION, "1.2.0", min_healthy_percent=75)
+    list(provider.run_step(plan, plan.steps[0]))  # the template version, on moto
     with Stubber(provider.clients.client("autoscaling", REGION)) as stub:
         stub.add_response("start_instance_refresh", {"InstanceRefreshId": "r"}, {
-            "AutoScalingGroupName": "api", "Strategy": "Rolling",
-            "Preferences": {"MinHealthyPercentage": 90, "SkipMatching": ANY}})
-        events = list(run_steps(provider, plan, done=["template", "point"]))
+            "AutoScalingGroupName": "api", "Strategy": "Rolling", "DesiredConfiguration": ANY,
+            "Preferences": {"MinHealthyPercentage": 90, "SkipMatching": ANY,
+                            "ScaleInProtectedInstances": ANY, "StandbyInstances": ANY}})
+        events = list(run_steps(provider, plan, done=["template"]))
     failed = [e for e in events if e.status == "failed"]
     assert failed[0].step == "refresh:start" and "MinHealthyPercentage" in failed[0].message
     provider.close()
@@ -332,7 +341,7 @@ def test_waits_end_at_their_deadline_on_the_clock(moto_server, fleet):  # noqa: 
                 {"AutoScalingGroupName": "api", "MaxRecords": 1})
         stub.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": []},
                           {"AutoScalingGroupNames": ["api"]})
-        events = list(run_steps(provider, plan, done=["template", "point", "refresh:start"]))
+        events = list(run_steps(provider, plan, done=["template", "refresh:start"]))
         stub.assert_no_pending_responses()
     assert clock.now == 60.0
     assert [e.message for e in events if e.status == "progress"][0] == \

@@ -125,3 +125,11 @@ def test_status_colours_and_tips(qtbot):
     panel.set_records([record("finished", recovered_after_s=27)])
     item = panel.tree.topLevelItem(0)
     assert "never checked" in item.toolTip(2) and "never checked" in item.toolTip(5)
+
+
+def test_an_action_just_started_is_selected_once_the_journal_brings_it(qtbot):
+    panel = ActionsPanel()
+    qtbot.addWidget(panel)
+    panel.select("a-1")  # started: not read from the journal yet
+    panel.set_records([record("running", done=0)])
+    assert panel.selected().action_id == "a-1" and panel.stop.isEnabled()

@@ -1,10 +1,13 @@
 """AWS's half of replace and rollback: plans once the shared refusals have passed, and the steps
-(launch template versions, instance refresh, or FleetView's own batches where there is none)."""
+(launch template versions, instance refresh, or FleetView's own batches where there is none;
+a refresh under way rolled back by AWS or cancelled first), and stopping them."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Mapping
+from collections import Counter
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, ProgressEvent, StepResult
@@ -12,13 +15,24 @@ from fleetview.domain.errors import FleetViewError
 from fleetview.domain.model import Group, Image, Instance, Inventory, State
 from fleetview.domain.timing import TimedOut, Timing, waiting
 from fleetview.providers.aws.clients import Clients
-from fleetview.providers.aws.errors import explain, is_unsupported
+from fleetview.providers.aws.errors import error_code, explain, is_unsupported
 from fleetview.providers.aws.inventory import Poller
-from fleetview.providers.aws.shapes import REFRESH_ACTIVE, REFRESH_FAILED, STATE_MAP
+from fleetview.providers.aws.shapes import (
+    REFRESH_ACTIVE,
+    REFRESH_CANCELLABLE,
+    REFRESH_FAILED,
+    REFRESH_REVERSIBLE,
+    STATE_MAP,
+    template_spec,
+)
 
 Steps = Generator[ProgressEvent, None, StepResult | None]
 
 NO_REFRESH = "this endpoint has no instance refresh; replacing the instances in batches instead"
+# FleetView's refreshes wait for instances in Standby or protected from scale in (AWS fails the
+# refresh after an hour of waiting): Ignore would leave them on the old version unsaid, and
+# Terminate / Refresh would override what an operator set on purpose. The plan warns instead.
+WAIT_FOR = {"ScaleInProtectedInstances": "Wait", "StandbyInstances": "Wait"}
 
 
 class StepFailed(FleetViewError):
@@ -35,6 +49,59 @@ def batch_steps(batches: list[list[str]], version: str | None) -> list[PlanStep]
             for n, b in enumerate(batches)]
 
 
+def point_step(group: str) -> PlanStep:
+    return PlanStep("point", f"Point group {group} at that version")
+
+
+def refresh_steps(min_healthy_percent: int, instances: tuple[str, ...]) -> list[PlanStep]:
+    return [
+        PlanStep("refresh:start", "Start an instance refresh to that version "
+                 f"(DesiredConfiguration; MinHealthyPercentage {min_healthy_percent}, "
+                 "SkipMatching, waiting for instances in Standby or protected from scale in); "
+                 "the group takes the version once the refresh succeeds", instances),
+        PlanStep("refresh:track", "Wait until the instance refresh succeeds"),
+    ]
+
+
+def cancel_step(refresh_id: str | None, on_rollout: int, rollout: str) -> PlanStep:
+    return PlanStep("refresh:cancel", f"Stop the update under way: cancel instance refresh "
+                    f"{refresh_id} (CancelInstanceRefresh) and wait until it is Cancelled; the "
+                    f"{on_rollout} instance{'s' if on_rollout != 1 else ''} already on {rollout} "
+                    "stay until the rollback replaces them")
+
+
+def waits(group: Group, replaced: list[Instance], refreshes: bool) -> list[str]:
+    """Warnings for instances that would hold up the rollback: in Standby (named), or
+    protected from scale in."""
+    ids = {i.id for i in replaced}
+    standby = [i for i in group.extra.get("standby") or () if i in ids]
+    protected = [i for i in group.extra.get("scale_in_protected") or () if i in ids]
+    notes = []
+    if standby and refreshes:
+        notes.append(f"{_count(standby)} in Standby ({', '.join(standby)}) would make the "
+                     "refresh wait until back in service (StandbyInstances Wait; AWS fails the "
+                     "refresh after an hour): put them back in service or detach them first")
+    elif standby:
+        notes.append(f"{_count(standby)} in Standby ({', '.join(standby)}): FleetView's batches "
+                     "do not terminate them, and the batch holding them waits until its "
+                     "deadline: put them back in service or detach them first")
+    if protected and refreshes:
+        notes.append(f"{_count(protected)} protected from scale in ({', '.join(protected)}) "
+                     "would make the refresh wait until the protection is removed "
+                     "(ScaleInProtectedInstances Wait; AWS fails the refresh after an hour)")
+    return notes
+
+
+def _count(ids: list[str]) -> str:
+    return f"{len(ids)} instance{'s' if len(ids) != 1 else ''}"
+
+
+def _label(inventory: Inventory, image_id: str | None) -> str | None:
+    """An AMI's version, or its id where it has none."""
+    image = inventory.images.get(image_id) if image_id else None
+    return (image.version if image is not None and image.version else image_id) or None
+
+
 def _replaced_before(plan: ActionPlan, step: PlanStep) -> int:
     if not step.key.startswith("batch:"):
         return 0
@@ -42,19 +109,35 @@ def _replaced_before(plan: ActionPlan, step: PlanStep) -> int:
     return sum(len(b) for b in (plan.params.get("batches") or [])[:n - 1])
 
 
+@dataclass(frozen=True)
+class _Stop:
+    """How a rollback stops the refresh under way: "rollback" (RollbackInstanceRefresh) or
+    "cancel" (CancelInstanceRefresh, then a refresh of FleetView's own)."""
+
+    via: str
+    steps: tuple[PlanStep, ...]
+    note: str
+    irreversible: tuple[str, ...]
+    version: str | None  # the version the refresh rolls out, where known
+    params: dict
+
+
 class Actions:
     """Plans and runs replace (terminate in the group) and rollback (a launch template version,
     then an instance refresh or batches) for one scope.
 
     It reads what polls learned (template versions, where an AMI lives, whether a region has
-    instance refresh) from the poller, and waits by `timing`.
+    instance refresh) from the poller, and waits by `timing`. `inventory` is a labelled poll,
+    read to say where a stopped action left its group.
     """
 
-    def __init__(self, config, clients: Clients, poller: Poller, timing: Timing) -> None:
+    def __init__(self, config, clients: Clients, poller: Poller, timing: Timing,
+                 inventory: Callable[[], Inventory] | None = None) -> None:
         self.config = config
         self.clients = clients
         self.poller = poller
         self.timing = timing
+        self.inventory = inventory or poller.poll
 
     # -- replace --------------------------------------------------------------------------
 
@@ -121,6 +204,9 @@ class Actions:
     def plan_rollback(self, inventory: Inventory, group: Group, version: str,
                       known_images: Mapping[str, Image], min_healthy_percent: int = 90
                       ) -> ActionPlan:
+        """Roll `group` back to `version`: an instance refresh to a launch template version
+        with its AMI (or FleetView's batches where the endpoint has no instance refresh). A
+        refresh under way is stopped first: rolled back by AWS where AWS can, else cancelled."""
         region = group.region
         template = group.extra.get("launch_template_id")
         if not template:
@@ -130,7 +216,8 @@ class Actions:
         image = self._image_for(inventory, region, version, known_images)
         members = inventory.members(group)
         stale = [i for i in members if i.image_id != image.id]
-        if not stale and group.desired_image_id == image.id:
+        under_way = self._refresh_under_way(group)
+        if under_way is None and not stale and group.desired_image_id == image.id:
             raise ActionRefused(f"group {group.name} already runs and launches {version}; "
                                 "nothing to roll back")
         min_healthy_percent = max(0, min(100, int(min_healthy_percent)))
@@ -148,75 +235,260 @@ class Actions:
             first = PlanStep("template", f"Create a version of launch template {template} from "
                              f"version {source} with AMI {image.id} ({version}), unless one "
                              "exists")
-        steps = [first, PlanStep("point", f"Point group {group.name} at that version")]
-        if self.poller.state.refresh_supported.get(region, True):
-            mechanism = "instance-refresh"
-            steps += [
-                PlanStep("refresh:start", f"Start an instance refresh (MinHealthyPercentage "
-                         f"{min_healthy_percent}, SkipMatching)", tuple(i.id for i in stale)),
-                PlanStep("refresh:track", "Wait until the instance refresh succeeds"),
-            ]
-            notes: tuple[str, ...] = (
-                "AWS replaces the instances and keeps the healthy percentage; where the "
-                "endpoint has no instance refresh (moto), FleetView replaces them itself in "
-                f"batches of {batch_size} instead",)
-        else:
-            mechanism = "rolling-replacement"
-            steps += batch_steps(batches, version)
-            notes = ("this endpoint has no instance refresh: FleetView replaces the instances "
-                     "itself, a batch at a time",)
+        refreshes = under_way is not None or self.poller.state.refresh_supported.get(region,
+                                                                                       True)
+        from_versions = {i.version or "?" for i in stale}
+        if group.desired_version and group.desired_image_id != image.id:
+            from_versions.add(group.desired_version)
+        steps: list[PlanStep] = []
+        notes: list[str] = []
+        irreversible: list[str] = []
+        params: dict[str, object] = {}
+        stop = None
+        if under_way is not None:
+            stop = self._stop_first(inventory, group, image, version, members, under_way)
+            steps += stop.steps
+            notes.append(stop.note)
+            irreversible += stop.irreversible
+            params.update(stop.params)
+            if stop.version and stop.version != version:
+                from_versions.add(stop.version)
+        if stop is None or stop.via == "cancel":
+            if refreshes:
+                steps += [first, *refresh_steps(min_healthy_percent, tuple(i.id for i in stale))]
+                notes.append(
+                    "AWS replaces the instances and keeps the healthy percentage; the group "
+                    "takes the new launch template version only once the refresh succeeds (a "
+                    "cancelled or failed refresh leaves it on its current one). Where the "
+                    "endpoint has no instance refresh (plain moto), FleetView points the group "
+                    f"at the version and replaces the instances itself in batches of "
+                    f"{batch_size} instead")
+            else:
+                steps += [first, point_step(group.name), *batch_steps(batches, version)]
+                notes.append("this endpoint has no instance refresh: FleetView replaces the "
+                             "instances itself, a batch at a time")
+            notes += waits(group, stale, refreshes)
         pointer = str(group.extra.get("launch_template_pointer") or "")
-        if pointer.startswith("$"):
-            notes += (f"the group follows {pointer} of its template today; afterwards it names "
-                      "a version number, so the next deploy must point it at its new version",)
-        from_versions = sorted({i.version or "?" for i in stale} | (
-            {group.desired_version} if group.desired_version and group.desired_image_id
-            != image.id else set()))
+        if pointer.startswith("$") and (stop is None or stop.via == "cancel"):
+            notes.append(f"the group follows {pointer} of its template today; afterwards it "
+                         "names a version number, so the next deploy must point it at its new "
+                         "version")
+        irreversible += [f"{i.id} is terminated: its local disks are lost" for i in stale]
         return ActionPlan(
             kind="rollback", provider="aws", scope=self.config.name, region=region,
             group=group.name, instances=tuple(i.id for i in stale),
-            from_versions=tuple(from_versions), to_version=version, to_image_id=image.id,
-            steps=tuple(steps), mechanism=mechanism, batch_size=batch_size,
-            min_healthy_percent=min_healthy_percent,
+            from_versions=tuple(sorted(from_versions)), to_version=version,
+            to_image_id=image.id, steps=tuple(steps),
+            mechanism="instance-refresh" if refreshes else "rolling-replacement",
+            batch_size=batch_size, min_healthy_percent=min_healthy_percent,
             capacity_kept=f"at least {size - batch_size} of {size} instances in service "
                           f"({min_healthy_percent}% healthy)",
-            irreversible=tuple(f"{i.id} is terminated: its local disks are lost" for i in stale),
-            notes=notes,
+            irreversible=tuple(irreversible), notes=tuple(notes),
             params={"group": group.name, "launch_template_id": template,
                     "source_version": source, "image_id": image.id, "version": version,
                     "mixed_instances_policy": group.extra.get("mixed_instances_policy"),
                     "desired_capacity": group.target_size,
-                    "members": [i.id for i in members], "batches": batches},
+                    "members": [i.id for i in members], "batches": batches, **params},
         )
+
+    def _refresh_under_way(self, group: Group) -> dict | None:
+        """The group's instance refresh under way (`Poller.refresh_detail`), or None."""
+        if group.updating:
+            return dict(group.extra.get("instance_refresh_detail")
+                        or {"status": group.extra.get("instance_refresh")})
+        if self.poller.state.refresh_supported.get(group.region) is not True:
+            return None
+        # The poll asks about refreshes only where it sees drift, and a refresh with a
+        # DesiredConfiguration shows none until its first batch: ask once more (a read).
+        try:
+            latest = self.poller.latest_refresh(group.region, group.name)
+        except Exception:  # noqa: BLE001 - the check before the first step asks again
+            return None
+        if latest is None or latest.get("Status") not in REFRESH_ACTIVE:
+            return None
+        spec = {"id": group.extra.get("launch_template_id"),
+                "name": group.extra.get("launch_template_name")}
+        return self.poller.refresh_detail(group.region, latest, spec)
+
+    def _stop_first(self, inventory: Inventory, group: Group, image: Image, version: str,
+                    members: list[Instance], refresh: dict) -> _Stop:
+        """How the refresh under way stops before the rollback, in the plan's words."""
+        status = refresh.get("status") or "in progress"
+        refresh_id = refresh.get("id")
+        desired = bool(refresh.get("desired"))
+        # Without a DesiredConfiguration, the deploy pointed the group at what it rolls out.
+        rollout_image = refresh.get("desired_image") if desired else group.desired_image_id
+        if rollout_image == image.id:
+            rollout_image = None
+        label = _label(inventory, rollout_image) if rollout_image else None
+        rollout = label or "its new configuration"
+        if rollout_image:
+            on_new = [i for i in members if i.image_id == rollout_image]
+        else:
+            on_new = [i for i in members if i.image_id not in (image.id, group.desired_image_id)]
+        starting = sum(1 for i in on_new if i.state != State.RUNNING or i.healthy is False)
+        others = [i for i in members if i.image_id != image.id and i not in on_new]
+        why_not = self._why_not_aws_rollback(inventory, group, image, version, status, desired,
+                                             others)
+        done = f" ({refresh['percent']}% done)" if refresh.get("percent") is not None else ""
+        n = len(on_new)
+        head = (f"stops the update under way, then rolls back: group {group.name} has an "
+                f"instance refresh {status} to {rollout}{done}; {n} of its {len(members)} "
+                f"instances {'are' if n != 1 else 'is'} already on {rollout}"
+                + (f" ({starting} still starting)" if starting else ""))
+        ids = tuple(i.id for i in on_new)
+        if why_not is None:
+            via = "rollback"
+            note = (f"{head}: AWS rolls the refresh back (RollbackInstanceRefresh) and replaces "
+                    f"them with {version}, which the group launched before the refresh and "
+                    "launches still")
+            steps: tuple[PlanStep, ...] = (
+                PlanStep("refresh:rollback", f"Stop the update under way: roll back instance "
+                         f"refresh {refresh_id} (RollbackInstanceRefresh); AWS replaces the "
+                         f"instances it launched with {version} (launch template "
+                         f"{group.extra.get('launch_template_id')} version "
+                         f"{group.extra.get('launch_template_pointer')}, which the group keeps)",
+                         ids),
+                PlanStep("refresh:rollback-track", "Wait until the rollback is "
+                         "RollbackSuccessful"),
+            )
+        else:
+            via = "cancel"
+            note = (f"{head}: FleetView cancels the refresh (CancelInstanceRefresh) and waits "
+                    f"until it is cancelled, then an instance refresh replaces them with "
+                    f"{version}. AWS's own rollback cannot be used: {why_not}")
+            steps = (cancel_step(refresh_id, n, rollout),)
+        return _Stop(
+            via=via, steps=steps, note=note, version=label,
+            irreversible=(f"the {n} instance{'s' if n != 1 else ''} already on {rollout} "
+                          f"{'are' if n != 1 else 'is'} replaced by the rollback",) if n else (),
+            params={"in_flight": True, "refresh_id": refresh_id, "stop_with": via,
+                    "rollout_image": rollout_image, "on_rollout": n})
+
+    def _why_not_aws_rollback(self, inventory: Inventory, group: Group, image: Image,
+                              version: str, status: str, desired: bool,
+                              others: list[Instance]) -> str | None:
+        """Why RollbackInstanceRefresh cannot take this group to `version`, or None."""
+        pointer = str(group.extra.get("launch_template_pointer") or "")
+        if status not in REFRESH_REVERSIBLE | {"RollbackInProgress"}:
+            return f"the refresh is {status}"
+        if not desired:
+            return ("the refresh was started without a desired configuration (the group was "
+                    "pointed at the new version first)")
+        if not pointer.isdigit():
+            return (f"the group names launch template version {pointer or '?'}; AWS rolls "
+                    "back only to a version number")
+        if group.desired_image_id != image.id:
+            before = _label(inventory, group.desired_image_id) or "an AMI FleetView cannot read"
+            return (f"the configuration the group had before the refresh launches {before}, "
+                    f"not {version}")
+        if others:
+            counts = Counter(_label(inventory, i.image_id) or "?" for i in others)
+            return (f"{len(others)} instance{'s' if len(others) != 1 else ''} run"
+                    f"{'s' if len(others) == 1 else ''} "
+                    f"{', '.join(sorted(counts))}, which AWS's rollback would not replace")
+        return None
 
     # -- before the first step, and after a failed one ------------------------------------
 
     def refuse_active_refresh(self, plan: ActionPlan) -> None:
-        """Refuse to start while the group has an instance refresh of its own under way."""
+        """Refuse to start while the group has an instance refresh the plan does not stop."""
         if plan.group is None or self.poller.state.refresh_supported.get(plan.region) is False:
             return
         try:
-            status = self.poller.refresh_status(plan.region, plan.group)
+            latest = self.poller.latest_refresh(plan.region, plan.group)
         except Exception as exc:
             raise ActionRefused(f"cannot tell whether group {plan.group} has an instance "
                                 "refresh running, so nothing was changed: " + explain(
                                     exc, self.config.profile, service="autoscaling")) from None
-        if status in REFRESH_ACTIVE:
-            raise ActionRefused(f"group {plan.group} has an instance refresh {status}: wait "
-                                "for it to finish or cancel it first")
+        status = latest.get("Status") if latest else None
+        if status not in REFRESH_ACTIVE:
+            return
+        planned = plan.params.get("refresh_id")
+        if planned and latest.get("InstanceRefreshId") == planned:
+            return  # the plan stops this one first
+        if plan.kind == "rollback":
+            raise ActionRefused(f"group {plan.group} has an instance refresh {status} that the "
+                                "plan did not see, so nothing was changed: plan the rollback "
+                                "again (it then stops that refresh first)")
+        raise ActionRefused(f"group {plan.group} has an instance refresh {status}: wait "
+                            "for it to finish or cancel it first")
 
     def what_is_left(self, plan: ActionPlan, reason: str) -> str:
         if plan.kind == "replace":
             return f"replace of {plan.instances[0]} stopped: {reason}"
         try:
-            behind = [i for i, (image, _) in self._group_images(plan)[0].items()
+            raw = self._read_group(plan)
+            behind = [i for i, (image, _) in self._group_images(plan, raw)[0].items()
                       if image != plan.to_image_id]
+            launches = self._launches(plan, raw)
         except Exception:  # noqa: BLE001 - the plan's own list is the next best answer
-            behind = list(plan.instances)
+            behind, launches = list(plan.instances), None
         left = ", ".join(behind) if behind else "none"
-        return (f"rollback of {plan.group} stopped: {reason}. The group stays pointed at "
-                f"{plan.to_version} ({plan.to_image_id}) if that step was done; instances not "
-                f"yet on {plan.to_version}: {left}")
+        if launches is None:
+            now = "What the group launches now could not be read"
+        elif launches == plan.to_image_id:
+            now = f"The group launches {plan.to_version} ({plan.to_image_id})"
+        else:
+            now = f"The group still launches {launches}, not {plan.to_version}"
+        return (f"rollback of {plan.group} stopped: {reason}. {now}; instances not yet on "
+                f"{plan.to_version}: {left}")
+
+    # -- stop -----------------------------------------------------------------------------
+
+    def stop(self, plan: ActionPlan, done: frozenset[str]) -> Generator[ProgressEvent, None, str]:
+        """Cancel the instance refresh FleetView started for the plan, or the one the plan
+        meant to stop (waiting until it is cancelled), and say where the group is left.
+        FleetView's own batches stop at their boundary: nothing runs in the cloud for them."""
+        if plan.kind == "replace":
+            victim = plan.instances[0]
+            if f"terminate:{victim}" in done:
+                return (f"nothing to stop: {victim} was terminated and group {plan.group} "
+                        "launches its replacement on its own")
+            return f"FleetView stopped before terminating {victim}; group {plan.group} was " \
+                   "not changed"
+        latest = self.poller.latest_refresh(plan.region, plan.group)
+        status = latest.get("Status") if latest else None
+        if latest is not None and status in REFRESH_ACTIVE:
+            refresh_id = latest.get("InstanceRefreshId")
+            ours = self._is_ours(plan, latest)
+            if ours or refresh_id == plan.params.get("refresh_id"):
+                ended = yield from self._cancel_and_wait(plan, None, latest)
+                whose = "FleetView's rollback" if ours else "the update the plan meant to stop"
+                what = f"instance refresh {refresh_id} ({whose}) is {ended}"
+            else:
+                what = (f"group {plan.group} has an instance refresh {status} ({refresh_id}) "
+                        "that FleetView did not start; FleetView left it alone: cancel it in the "
+                        "console if it must stop")
+        elif plan.mechanism == "rolling-replacement" or any(k.startswith("batch:") for k in done):
+            what = ("FleetView's own batches stopped before the next batch; nothing was running "
+                    "in the cloud to stop")
+        else:
+            what = "no instance refresh was under way; nothing in the cloud to stop"
+        return f"{what}. {self.where_left(plan)}"
+
+    def where_left(self, plan: ActionPlan) -> str:
+        """How many of the group's instances run which version, and what it launches now."""
+        try:
+            inventory = self.inventory()
+        except Exception as exc:  # noqa: BLE001 - the stop is done; only the words are missing
+            return f"Where group {plan.group} stands could not be read: {exc}"
+        group = inventory.group(plan.group or "", plan.region)
+        if group is None:
+            return (f"Where group {plan.group} stands could not be read (the poll did not see "
+                    f"it in {plan.region})")
+        counts = Counter(i.version or i.image_id or "?" for i in inventory.members(group))
+        parts = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        words = [f"{n} instance{'s' if n != 1 else ''} of {v}" if k == 0 else f"{n} of {v}"
+                 for k, (v, n) in enumerate(parts)]
+        on = (words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]) \
+            if words else "no instances"
+        launches = group.desired_version or group.desired_image_id or "?"
+        number = group.extra.get("launch_template_version")
+        source = (f" (launch template {group.extra.get('launch_template_id')} version {number})"
+                  if number is not None else "")
+        return (f"Group {group.name} stays on {on}; it launches {launches}{source} for new "
+                "instances")
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -236,14 +508,22 @@ class Actions:
             return self._start_refresh(plan)
         elif step.key == "refresh:track":
             return (yield from self._track_refresh(plan, step))
+        elif step.key == "refresh:cancel":
+            return (yield from self._cancel_refresh(plan, step))
+        elif step.key == "refresh:rollback":
+            return self._rollback_refresh(plan)
+        elif step.key == "refresh:rollback-track":
+            return (yield from self._track_rollback(plan, step))
         else:
             raise StepFailed(f"step {step.key} is unknown to this version of FleetView; "
                              "upgrade it, or abandon the action")
         return None
 
     def _batches_instead(self, plan: ActionPlan) -> StepResult:
-        batches = batch_steps(plan.params.get("batches") or [], plan.to_version)
-        return StepResult(NO_REFRESH, instead=tuple(batches), drop_prefix="refresh:")
+        # FleetView's batches launch from the group's own configuration: it is pointed first.
+        steps = (point_step(plan.group or "?"),
+                 *batch_steps(plan.params.get("batches") or [], plan.to_version))
+        return StepResult(NO_REFRESH, instead=steps, drop_prefix="refresh:")
 
     def _find_version(self, plan: ActionPlan) -> int | None:
         ec2 = self.clients.client("ec2", plan.region)
@@ -254,6 +534,13 @@ class Actions:
                 if (v.get("LaunchTemplateData") or {}).get("ImageId") == plan.to_image_id:
                     found.append(int(v["VersionNumber"]))
         return max(found) if found else None
+
+    def _target_version(self, plan: ActionPlan) -> int:
+        number = self._find_version(plan)
+        if number is None:
+            raise StepFailed(f"launch template {plan.params['launch_template_id']} has no "
+                             f"version with {plan.to_image_id}; run the template step again")
+        return number
 
     def _ensure_template_version(self, plan: ActionPlan) -> None:
         # Looked up again, not taken from the plan: a restart after a create that was not yet
@@ -268,38 +555,63 @@ class Actions:
             LaunchTemplateData={"ImageId": plan.to_image_id},
         )
 
-    def _point_group(self, plan: ActionPlan) -> None:
-        number = self._find_version(plan)
-        if number is None:
-            raise StepFailed(f"launch template {plan.params['launch_template_id']} has no "
-                             f"version with {plan.to_image_id}; run the template step again")
+    def _configuration(self, plan: ActionPlan, number: int) -> dict:
+        """The group's configuration on template version `number`, in the shape both
+        UpdateAutoScalingGroup and DesiredConfiguration take (a mixed group keeps its policy)."""
         spec = {"LaunchTemplateId": plan.params["launch_template_id"], "Version": str(number)}
         policy = plan.params.get("mixed_instances_policy")
-        if policy:
-            policy = dict(policy)
-            template = dict(policy.get("LaunchTemplate") or {})
-            template["LaunchTemplateSpecification"] = spec
-            policy["LaunchTemplate"] = template
-            update = {"MixedInstancesPolicy": policy}
-        else:
-            update = {"LaunchTemplate": spec}
+        if not policy:
+            return {"LaunchTemplate": spec}
+        policy = dict(policy)
+        template = dict(policy.get("LaunchTemplate") or {})
+        template["LaunchTemplateSpecification"] = spec
+        policy["LaunchTemplate"] = template
+        return {"MixedInstancesPolicy": policy}
+
+    def _point_group(self, plan: ActionPlan) -> None:
         self.clients.client("autoscaling", plan.region).update_auto_scaling_group(
-            AutoScalingGroupName=plan.group, **update)
+            AutoScalingGroupName=plan.group,
+            **self._configuration(plan, self._target_version(plan)))
 
     def _start_refresh(self, plan: ActionPlan) -> StepResult | None:
         supported = self.poller.state.refresh_supported
+        asg = self.clients.client("autoscaling", plan.region)
         try:
-            self.clients.client("autoscaling", plan.region).start_instance_refresh(
+            # The group is not pointed first: AWS gives it the desired configuration once the
+            # refresh succeeds, and can roll such a refresh back.
+            asg.start_instance_refresh(
                 AutoScalingGroupName=plan.group, Strategy="Rolling",
+                DesiredConfiguration=self._configuration(plan, self._target_version(plan)),
                 Preferences={"MinHealthyPercentage": plan.min_healthy_percent,
-                             "SkipMatching": True})
+                             "SkipMatching": True, **WAIT_FOR})
         except Exception as exc:
             if is_unsupported(exc):
                 supported[plan.region] = False
                 return self._batches_instead(plan)
+            if error_code(exc) == "InstanceRefreshInProgress":
+                latest = self.poller.latest_refresh(plan.region, plan.group)
+                if latest is not None and self._is_ours(plan, latest):
+                    # Started before a restart that came before the step was journaled.
+                    return StepResult(f"instance refresh {latest.get('InstanceRefreshId')} to "
+                                      f"{plan.to_version} is already under way")
             raise
         supported[plan.region] = True
         return None
+
+    def _is_ours(self, plan: ActionPlan, refresh: dict) -> bool:
+        """Whether an instance refresh rolls the plan's group out to the plan's AMI."""
+        spec = {"id": plan.params.get("launch_template_id"), "name": None}
+        detail = self.poller.refresh_detail(plan.region, refresh, spec)
+        return bool(detail["desired_image"]) and detail["desired_image"] == plan.to_image_id
+
+    def _refresh(self, plan: ActionPlan, refresh_id: str | None) -> dict | None:
+        """The group's instance refresh of that id (its latest for None)."""
+        if refresh_id is None:
+            return self.poller.latest_refresh(plan.region, plan.group or "")
+        found = self.clients.client("autoscaling", plan.region).describe_instance_refreshes(
+            AutoScalingGroupName=plan.group, InstanceRefreshIds=[refresh_id])
+        refreshes = found.get("InstanceRefreshes", [])
+        return refreshes[0] if refreshes else None
 
     def _track_refresh(self, plan: ActionPlan, step: PlanStep) -> Steps:
         asg = self.clients.client("autoscaling", plan.region)
@@ -327,6 +639,100 @@ class Actions:
                              f"{self.timing.timeout_s:.0f} s; it goes on in AWS") from None
         raise AssertionError("unreachable")  # pragma: no cover - waiting() raises at the deadline
 
+    def _rollback_refresh(self, plan: ActionPlan) -> StepResult | None:
+        """RollbackInstanceRefresh on the refresh the plan stops; where AWS refuses it (or the
+        refresh has ended since the plan), cancel and roll back with a refresh instead."""
+        planned = plan.params.get("refresh_id")
+        latest = self.poller.latest_refresh(plan.region, plan.group or "")
+        status = latest.get("Status") if latest else None
+        if latest is None or latest.get("InstanceRefreshId") != planned:
+            why = (f"the group's latest instance refresh is "
+                   f"{latest.get('InstanceRefreshId') if latest else 'gone'}, not {planned}")
+        elif status in ("RollbackInProgress", "RollbackSuccessful"):
+            # Sent before a restart that came before the step was journaled, or by someone else.
+            return StepResult(f"instance refresh {planned} is already {status}")
+        elif status in REFRESH_REVERSIBLE:
+            try:
+                self.clients.client("autoscaling", plan.region).rollback_instance_refresh(
+                    AutoScalingGroupName=plan.group)
+                return None
+            except Exception as exc:
+                if error_code(exc) not in ("IrreversibleInstanceRefresh",
+                                           "ActiveInstanceRefreshNotFound"):
+                    raise
+                why = explain(exc, self.config.profile, service="autoscaling")
+        else:
+            why = f"it is {status} since the plan"
+        steps = (cancel_step(planned, int(plan.params.get("on_rollout") or 0), "the new version"),
+                 PlanStep("template", f"Use or create a version of launch template "
+                          f"{plan.params['launch_template_id']} with AMI {plan.to_image_id} "
+                          f"({plan.to_version})"),
+                 *refresh_steps(plan.min_healthy_percent, plan.instances))
+        return StepResult(f"AWS cannot roll back instance refresh {planned} ({why}): FleetView "
+                          "cancels it and rolls back with an instance refresh instead",
+                          instead=steps, drop_prefix="refresh:rollback")
+
+    def _track_rollback(self, plan: ActionPlan, step: PlanStep) -> Steps:
+        planned = plan.params.get("refresh_id")
+        status = None
+        try:
+            for _ in waiting(self.timing, "the rollback of the instance refresh"):
+                found = self._refresh(plan, planned)
+                status = found.get("Status") if found else None
+                if status == "RollbackSuccessful":
+                    return None
+                if status != "RollbackInProgress":
+                    reason = (found or {}).get("StatusReason") or "none given"
+                    raise StepFailed(f"the rollback of instance refresh {planned} ended "
+                                     f"{status}: {reason}")
+                details = found.get("RollbackDetails") or {}
+                percent = int(details.get("PercentageCompleteOnRollback") or 0)
+                yield _progress(step, f"rollback {percent}% done", percent, 100)
+        except TimedOut:
+            raise StepFailed(f"the rollback of instance refresh {planned} is still {status} "
+                             f"after {self.timing.timeout_s:.0f} s; it goes on in AWS") from None
+        raise AssertionError("unreachable")  # pragma: no cover - waiting() raises at the deadline
+
+    def _cancel_refresh(self, plan: ActionPlan, step: PlanStep) -> Steps:
+        planned = plan.params.get("refresh_id")
+        latest = self.poller.latest_refresh(plan.region, plan.group or "")
+        status = latest.get("Status") if latest else None
+        if latest is None or status not in REFRESH_ACTIVE:
+            return StepResult(f"the instance refresh had already ended ({status or 'none'}); "
+                              "nothing to cancel")
+        if planned and latest.get("InstanceRefreshId") != planned:
+            raise StepFailed(f"group {plan.group} has another instance refresh {status} "
+                             f"({latest.get('InstanceRefreshId')}), started after the plan; "
+                             "nothing was changed: plan the rollback again")
+        ended = yield from self._cancel_and_wait(plan, step.key, latest)
+        return StepResult(f"instance refresh {latest.get('InstanceRefreshId')} is {ended}")
+
+    def _cancel_and_wait(self, plan: ActionPlan, key: str | None, refresh: dict
+                         ) -> Generator[ProgressEvent, None, str]:
+        """CancelInstanceRefresh, then wait until the refresh has ended; its final status."""
+        refresh_id = refresh.get("InstanceRefreshId")
+        status = refresh.get("Status")
+        if status in REFRESH_CANCELLABLE:
+            try:
+                self.clients.client("autoscaling", plan.region).cancel_instance_refresh(
+                    AutoScalingGroupName=plan.group)
+            except Exception as exc:
+                # Cancelling already, or ended between the two calls: the wait tells which.
+                if error_code(exc) != "ActiveInstanceRefreshNotFound":
+                    raise
+        try:
+            for _ in waiting(self.timing, f"instance refresh {refresh_id} to be cancelled"):
+                found = self._refresh(plan, refresh_id)
+                status = found.get("Status") if found else None
+                if status not in REFRESH_ACTIVE:
+                    return status or "gone"
+                yield ProgressEvent(key, "progress", f"instance refresh {status}: the "
+                                    "instances in flight finish first", 0, 0, datetime.now(UTC))
+        except TimedOut:
+            raise StepFailed(f"instance refresh {refresh_id} is still {status} after "
+                             f"{self.timing.timeout_s:.0f} s; it goes on in AWS") from None
+        raise AssertionError("unreachable")  # pragma: no cover - waiting() raises at the deadline
+
     def _terminate(self, plan: ActionPlan, instance_ids: list[str]) -> None:
         asg = self.clients.client("autoscaling", plan.region)
         live, _ = self._group_instances(plan)
@@ -336,22 +742,35 @@ class Actions:
             asg.terminate_instance_in_auto_scaling_group(
                 InstanceId=instance_id, ShouldDecrementDesiredCapacity=False)
 
-    def _group_instances(self, plan: ActionPlan) -> tuple[dict[str, str], int]:
-        """The group's instances now -> lifecycle state, and its desired capacity now."""
+    def _read_group(self, plan: ActionPlan) -> dict:
+        """The group as DescribeAutoScalingGroups tells it now."""
         response = self.clients.client("autoscaling", plan.region).describe_auto_scaling_groups(
             AutoScalingGroupNames=[plan.group])
         groups = response.get("AutoScalingGroups", [])
         if not groups:
             raise StepFailed(f"group {plan.group} no longer exists in {plan.region}")
-        instances = groups[0].get("Instances", [])
-        return ({i["InstanceId"]: i.get("LifecycleState", "") for i in instances},
-                int(groups[0].get("DesiredCapacity") or 0))
+        return groups[0]
 
-    def _group_images(self, plan: ActionPlan) -> tuple[dict[str, tuple[str | None, str]], int]:
+    def _launches(self, plan: ActionPlan, raw: dict) -> str | None:
+        """The AMI the described group launches now (None: a launch configuration)."""
+        spec = template_spec(raw)
+        if spec is None:
+            return None
+        return self.poller.template_version(plan.region, spec["id"], spec["version"])[1]
+
+    def _group_instances(self, plan: ActionPlan, raw: dict | None = None
+                         ) -> tuple[dict[str, str], int]:
+        """The group's instances now -> lifecycle state, and its desired capacity now."""
+        group = raw if raw is not None else self._read_group(plan)
+        return ({i["InstanceId"]: i.get("LifecycleState", "") for i in group.get("Instances", [])},
+                int(group.get("DesiredCapacity") or 0))
+
+    def _group_images(self, plan: ActionPlan, raw: dict | None = None
+                      ) -> tuple[dict[str, tuple[str | None, str]], int]:
         """The group's live instances -> (AMI, EC2 state), read from EC2 (moto reports the
         template's default version on ASG instances, not the one used, so the AMI is the only
         truth), and the group's desired capacity."""
-        live, desired = self._group_instances(plan)
+        live, desired = self._group_instances(plan, raw)
         if not live:
             return {}, desired
         ec2 = self.clients.client("ec2", plan.region)

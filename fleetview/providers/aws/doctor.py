@@ -43,6 +43,10 @@ def _aws_probes(group: str) -> dict[str, tuple[str, str, dict]]:
             "autoscaling", "describe_launch_configurations", {"MaxRecords": 1}),
         "autoscaling:StartInstanceRefresh": (
             "autoscaling", "start_instance_refresh", {"AutoScalingGroupName": group}),
+        "autoscaling:CancelInstanceRefresh": (
+            "autoscaling", "cancel_instance_refresh", {"AutoScalingGroupName": group}),
+        "autoscaling:RollbackInstanceRefresh": (
+            "autoscaling", "rollback_instance_refresh", {"AutoScalingGroupName": group}),
         "autoscaling:UpdateAutoScalingGroup": (
             "autoscaling", "update_auto_scaling_group", {"AutoScalingGroupName": group}),
         "autoscaling:TerminateInstanceInAutoScalingGroup": (

@@ -4,6 +4,7 @@ configurations) cached across polls."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -34,6 +35,9 @@ IMAGE_BATCH = 200
 # last answer is older than this. 0: every poll (one call per 200 AMIs a region), so an edited
 # version tag shows at the next poll. A deregistered AMI is never asked about again.
 IMAGE_RECHECK_S = 0.0
+# The one Auto Scaling lifecycle state in which a member serves: Pending, Standby, Terminating,
+# Detaching and the warm pool's states do not, though EC2 may call the instance "running".
+IN_SERVICE = "InService"
 
 
 @dataclass
@@ -235,7 +239,9 @@ class Poller:
             for reservation in page["Reservations"]:
                 for raw in reservation.get("Instances", []):
                     result.instances.append(instance_of(raw, self.config.name, account, region))
-        result.groups = self._groups(region, account, result.instances)
+        result.groups, lifecycle = self._groups(region, account, result.instances)
+        result.instances = with_lifecycle(result.instances, lifecycle,
+                                          {g.name for g in result.groups})
         wanted = {i.image_id for i in result.instances if i.image_id}
         wanted |= {g.desired_image_id for g in result.groups if g.desired_image_id}
         # A template may name its image as "resolve:ssm:...": no AMI to describe.
@@ -277,7 +283,9 @@ class Poller:
 
     # -- groups --------------------------------------------------------------------------
 
-    def _groups(self, region: str, account: str, instances: list[Instance]) -> list[Group]:
+    def _groups(self, region: str, account: str, instances: list[Instance]
+                ) -> tuple[list[Group], dict[str, str]]:
+        """The region's groups, and each member's lifecycle state in its group."""
         asg = self.clients.client("autoscaling", region)
         raws: list[dict] = []
         for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
@@ -286,7 +294,7 @@ class Poller:
                     "AutoScalingGroups")
             raws.extend(page["AutoScalingGroups"])
         if not raws:
-            return []
+            return [], {}
         specs = {raw["AutoScalingGroupName"]: template_spec(raw) for raw in raws}
         pointers = self._resolve_pointers(region, [s for s in specs.values() if s])
         self._fetch_numbered(region, [(s["id"], pointers.get((s["id"], s["version"])))
@@ -298,14 +306,22 @@ class Poller:
             if i.group and i.state.live:
                 images_of.setdefault(i.group, set()).add(i.image_id)
         groups = []
+        lifecycle: dict[str, str] = {}
         denied: str | None = None  # DescribeInstanceRefreshes refused: asked once a poll
         for raw in raws:
             name = raw["AutoScalingGroupName"]
             spec = specs[name]
+            members = raw.get("Instances", [])
+            lifecycle.update((i["InstanceId"], i.get("LifecycleState", "")) for i in members)
             extra: dict[str, object] = {
                 "arn": raw.get("AutoScalingGroupARN"),
                 "min_size": raw.get("MinSize"), "max_size": raw.get("MaxSize"),
-                "instance_ids": [i["InstanceId"] for i in raw.get("Instances", [])],
+                "instance_ids": [i["InstanceId"] for i in members],
+                # What makes an instance refresh wait (FleetView's refreshes say Wait for both).
+                "standby": sorted(i["InstanceId"] for i in members
+                                  if "Standby" in i.get("LifecycleState", "")),
+                "scale_in_protected": sorted(i["InstanceId"] for i in members
+                                             if i.get("ProtectedFromScaleIn")),
             }
             desired_image = None
             if spec:
@@ -327,7 +343,11 @@ class Poller:
                 extra["instance_refresh_error"] = denied
             elif drifting or region not in self.state.refresh_supported:
                 try:
-                    refresh = self.refresh_status(region, name)
+                    latest = self.latest_refresh(region, name)
+                    refresh = latest.get("Status") if latest else None
+                    if latest and refresh in REFRESH_ACTIVE:
+                        extra["instance_refresh_detail"] = self.refresh_detail(region, latest,
+                                                                               spec)
                 except ClientError as exc:
                     # A missing optional permission must not cost the region its inventory.
                     if error_code(exc) not in DENIED:
@@ -343,7 +363,7 @@ class Poller:
                 tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])},
                 extra=extra,
             ))
-        return groups
+        return groups, lifecycle
 
     def _resolve_pointers(self, region: str, specs: list[dict]) -> dict[tuple[str, str], int]:
         """(template id, "$Latest"/"$Default"/"N") -> version number.
@@ -405,6 +425,12 @@ class Poller:
 
     def refresh_status(self, region: str, group: str) -> str | None:
         """The latest instance refresh's status; None where the endpoint has no such API."""
+        latest = self.latest_refresh(region, group)
+        return latest.get("Status") if latest else None
+
+    def latest_refresh(self, region: str, group: str) -> dict | None:
+        """The group's latest instance refresh as AWS describes it; None where there is none
+        or the endpoint has no such API."""
         if self.state.refresh_supported.get(region) is False:
             return None
         try:
@@ -417,4 +443,54 @@ class Poller:
             raise
         self.state.refresh_supported[region] = True
         refreshes = response.get("InstanceRefreshes", [])
-        return refreshes[0].get("Status") if refreshes else None
+        return refreshes[0] if refreshes else None
+
+    def refresh_detail(self, region: str, raw: dict, group_spec: dict | None) -> dict:
+        """What a plan needs of an instance refresh: its id, status and progress, and what it
+        rolls out (its DesiredConfiguration's template, version number and AMI; `desired`
+        False for one started without, which AWS cannot roll back)."""
+        desired = raw.get("DesiredConfiguration") or {}
+        spec = desired.get("LaunchTemplate") or (
+            (desired.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}
+        ).get("LaunchTemplateSpecification") or {}
+        detail: dict = {"id": raw.get("InstanceRefreshId"), "status": raw.get("Status"),
+                        "percent": int(raw.get("PercentageComplete") or 0),
+                        "desired": bool(desired), "desired_template": None,
+                        "desired_version": None, "desired_image": None}
+        template = spec.get("LaunchTemplateId")
+        if not template and group_spec and spec.get("LaunchTemplateName") == group_spec["name"]:
+            template = group_spec["id"]
+        if not template:
+            return detail
+        detail["desired_template"] = template
+        # A template since deleted: what the refresh rolls out is not known.
+        with contextlib.suppress(ClientError):
+            detail["desired_version"], detail["desired_image"] = self.template_version(
+                region, template, str(spec.get("Version") or "$Default"))
+        return detail
+
+    def template_version(self, region: str, template: str, version: str
+                         ) -> tuple[int | None, str | None]:
+        """(number, AMI) of a template version given as a number, $Latest or $Default."""
+        if version.isdigit():
+            self._fetch_numbered(region, [(template, int(version))])
+            return int(version), self.state.template_images.get((region, template,
+                                                                 int(version)))
+        ec2 = self.clients.client("ec2", region)
+        found = checked(ec2.describe_launch_template_versions(
+            LaunchTemplateId=template, Versions=[version]), ec2.meta.endpoint_url,
+            "DescribeLaunchTemplateVersions").get("LaunchTemplateVersions", [])
+        if not found:
+            return None, None
+        number = int(found[0]["VersionNumber"])
+        image = (found[0].get("LaunchTemplateData") or {}).get("ImageId")
+        self.state.template_images[(region, template, number)] = image
+        return number, image
+
+
+def with_lifecycle(instances: list[Instance], lifecycle: dict[str, str], groups: set[str]
+                   ) -> list[Instance]:
+    """The instances, each member of a described group `healthy` only while the group has it
+    InService; one its group no longer lists (detached, on its way out) is not healthy."""
+    return [replace(i, healthy=lifecycle.get(i.id) == IN_SERVICE) if i.group in groups else i
+            for i in instances]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 
-from fleetview.domain.actions import ActionPlan, PlanStep
+from fleetview.domain.actions import ActionPlan, PlanStep, ProgressEvent
 from fleetview.domain.errors import FleetViewError, ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory
 from fleetview.domain.timing import Timing
@@ -36,6 +36,8 @@ class AwsProvider(Provider):
     name = "aws"
     cloud = CLOUD
     default_timing = DEFAULT_TIMING
+    # A refresh under way is rolled back by AWS (RollbackInstanceRefresh) or cancelled first.
+    rolls_back_in_flight = True
 
     def __init__(
         self,
@@ -57,7 +59,8 @@ class AwsProvider(Provider):
                                deadline_s=self.timing.poll_deadline_s)
         self.poller = Poller(config, self.clients, PollState(), page_size=page_size,
                              region_workers=region_workers)
-        self.actions = Actions(config, self.clients, self.poller, self.timing)
+        self.actions = Actions(config, self.clients, self.poller, self.timing,
+                               inventory=self.poll)
 
     def poll(self) -> Inventory:
         return self.rules.label(self.poller.poll())
@@ -93,6 +96,12 @@ class AwsProvider(Provider):
 
     def run_step(self, plan: ActionPlan, step: PlanStep) -> Steps:
         return self.actions.run(plan, step)
+
+    def stop(self, plan: ActionPlan, done: frozenset[str]) -> Generator[ProgressEvent, None, str]:
+        """Cancel the instance refresh of the action (or the one its plan meant to stop) and
+        say where the group is left; the group's members count as healthy only InService
+        (`Instance.healthy`, set by the poll), so `convergence` needs nothing of its own."""
+        return self.actions.stop(plan, done)
 
     def explain(self, exc: BaseException, plan: ActionPlan, step: PlanStep) -> str:
         if isinstance(exc, FleetViewError):

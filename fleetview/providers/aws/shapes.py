@@ -12,6 +12,9 @@ ASG_TAG = "aws:autoscaling:groupName"
 # Instance refresh states during which a group must not be touched by another action.
 REFRESH_ACTIVE = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking"})
 REFRESH_FAILED = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
+# States RollbackInstanceRefresh acts on; CancelInstanceRefresh also stops a rollback.
+REFRESH_REVERSIBLE = frozenset({"Pending", "InProgress", "Baking"})
+REFRESH_CANCELLABLE = REFRESH_REVERSIBLE | {"RollbackInProgress"}
 
 # EC2's lifecycle words -> FleetView's; "shutting-down" is on its way out, like stopping.
 STATE_MAP: dict[str, State] = {
