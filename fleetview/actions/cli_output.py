@@ -11,6 +11,7 @@ from fleetview.actions.plans import plan_to_json
 from fleetview.actions.prepare import Prepared
 from fleetview.actions.quarantine import BadMark
 from fleetview.domain.actions import ActionRefused, ProgressEvent, kind_of
+from fleetview.domain.durations import short_duration
 from fleetview.domain.errors import ProviderError
 from fleetview.providers import cloud
 from fleetview.store.times import from_us
@@ -25,14 +26,7 @@ def iso(moment: datetime | int | None) -> str | None:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return short_duration(seconds, missing="-")
 
 
 def describe(record: ActionRecord) -> str:

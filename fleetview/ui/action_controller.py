@@ -20,10 +20,11 @@ from fleetview.actions import audit, history, quarantine, runner
 from fleetview.actions.journal import ActionRecord, Journal
 from fleetview.actions.prepare import Prepared, prepare_replace, prepare_rollback
 from fleetview.domain.actions import ActionRefused, ProgressEvent
+from fleetview.domain.durations import short_duration
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.timing import Timing
 from fleetview.domain.versions import version_key
-from fleetview.ui.actions_panel import ActionsPanel, describe, short_duration, status_text
+from fleetview.ui.actions_panel import ActionsPanel, describe, status_text
 from fleetview.ui.audit_view import AuditView
 from fleetview.ui.palette import PaletteEntry
 from fleetview.ui.plan_dialog import PlanDialog

@@ -20,19 +20,9 @@ from PySide6.QtWidgets import (
 
 from fleetview.actions.journal import ActionRecord
 from fleetview.domain.actions import ActionRefused, kind_of
+from fleetview.domain.durations import short_duration
 from fleetview.ui.colors import AMBER, GREEN, RED
 from fleetview.ui.rich_text import plain_label, plain_tooltip
-
-
-def short_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def describe(record: ActionRecord) -> str:

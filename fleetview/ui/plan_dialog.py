@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
 
 from fleetview.actions.prepare import Prepared
 from fleetview.domain.actions import ActionPlan, kind_of
+from fleetview.domain.durations import short_duration
 from fleetview.domain.errors import ProviderError
 from fleetview.providers import cloud
-from fleetview.ui.actions_panel import short_duration
 from fleetview.ui.colors import AMBER, RED
 from fleetview.ui.rich_text import plain_label, plain_tooltip
 

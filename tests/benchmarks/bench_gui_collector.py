@@ -77,6 +77,7 @@ def run(size: str) -> list[Figure]:
     from PySide6.QtWidgets import QApplication
 
     from fleetview.config import Config, PollConfig, StoreConfig
+    from fleetview.ui import tasks
     from fleetview.ui.app import open_window
     from fleetview.ui.collector_process import CollectorProcess
 
@@ -87,6 +88,7 @@ def run(size: str) -> list[Figure]:
     collector = CollectorProcess(sys.executable, ["-m", "tests.benchmarks.bench_gui_collector",
                                                   "--child", url, str(instances)])
     os.chdir(ROOT)  # the stand-in is imported as tests.benchmarks...
+    tasks.share_the_gil_finely()  # as launch() does
     # As `fleetview` starts: launch() (with the stand-in collector), but measured only once
     # the empty window is up; the collector starts with window.start() below.
     window = open_window(Config(store=StoreConfig(url=url), poll=PollConfig(60)),
