@@ -62,13 +62,23 @@ def main() -> int:
             key = next(k for k in controller.readiness
                        if k[0] == demo_story.AWS_SCOPE and k[2] == "api")
             window.tree.select(("group", *key))
-            pump(app, timeout_s=5)
+
+            def rolling_out() -> bool:  # the bad build on screen: a few batches in
+                f = window.fleet
+                rows = f[(f["scope"] == key[0]) & (f["group"] == "api")]
+                return (rows["version"] == demo_story.BAD_VERSION).sum() >= 2
+
+            pump(app, rolling_out, timeout_s=90)
+            window.timeline.plot.show_last(3600)
+            pump(app, timeout_s=3)
             shoot(window, args.out / "demo-main-window.png")
 
             controller.rollback(*key)
             pump(app, lambda: controller.dialog is not None and controller.dialog.isVisible())
             dialog = controller.dialog
-            dialog.reason.setText("2.4.0 raises p99 latency; back to the last good build")
+            dialog.resize(900, 900)  # room for the steps and notes of a stop-and-roll-back
+            dialog.reason.setText(f"{demo_story.BAD_VERSION} {demo_story.BAD_SYMPTOM}; stop it, "
+                                  "back to the last good build")
             pump(app, timeout_s=2)
             shoot(dialog, args.out / "demo-rollback-plan.png")
 

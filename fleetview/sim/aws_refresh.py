@@ -4,6 +4,8 @@ moto has no instance refresh and replaces a group's instances the moment one goe
 module drives moto's own models the way Auto Scaling would: it launches replacements from the
 desired configuration and terminates old instances in batches sized by the healthy percentages,
 one batch per step, and keeps the refresh records that DescribeInstanceRefreshes reports.
+A refresh whose preferences set `InstanceWarmup` waits that many seconds more per batch; its
+rollback and its cancellation do not.
 
 It runs inside the moto server process (see `aws_refresh_server`), and every call must hold the
 lock that serialises it with moto's request handling.
@@ -297,6 +299,21 @@ class InstanceRefresh:
         return shape
 
 
+def warmup_s(refresh: InstanceRefresh) -> float:
+    """Seconds added to the batch just started: AWS counts a new instance only once
+    `InstanceWarmup` has passed since it went InService, so a refresh moves on that much later.
+
+    A rollback (RollbackInstanceRefresh) goes at the layer's pace without it: a deploy
+    pipeline's slow warm-up must not make the way back as slow (here, where the demo stops and
+    rolls back while one watches)."""
+    if refresh.batch is None or refresh.batch.kind != "refresh":
+        return 0.0
+    try:
+        return max(0.0, float(refresh.preferences.get("InstanceWarmup") or 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -357,6 +374,7 @@ class Refresher:
         refresh = self._active(account, region, name, CANCELLABLE)
         refresh.status = "Cancelling"
         refresh.reason = "Cancelling due to user request."
+        self._hurry(refresh)
         if not wait:
             self._complete_batch(refresh, group, asg)
             self._finish(refresh, "Cancelled", "Cancelled due to user request.")
@@ -375,7 +393,12 @@ class Refresher:
             raise RefreshFault("IrreversibleInstanceRefresh",
                                f"The instance refresh cannot be rolled back: {why}.")
         self._start_rollback(refresh, "Rollback started by a RollbackInstanceRefresh request.")
+        self._hurry(refresh)
         return refresh.id
+
+    def _hurry(self, refresh: InstanceRefresh) -> None:
+        """The batch in flight ends at the layer's pace, without the rest of its warm-up."""
+        refresh.next_tick = min(refresh.next_tick, self.clock() + self.step_s)
 
     def forget(self) -> None:
         """Drop every record (the server's resources were reset)."""
@@ -394,6 +417,7 @@ class Refresher:
                 if refresh.status in ACTIVE and refresh.next_tick <= now:
                     refresh.next_tick = now + self.step_s
                     self.tick(refresh)
+                    refresh.next_tick += warmup_s(refresh)
 
     def tick(self, refresh: InstanceRefresh) -> None:
         """One step: complete the batch in flight, then start the next one or finish."""

@@ -92,6 +92,7 @@ class Demo:
     instances: dict[str, int] = field(default_factory=dict)
     history: demo_history.HistoryStats | None = None
     history_end: datetime | None = None  # the last poll of the history: live from here on
+    rollouts: dict[str, list[str]] = field(default_factory=dict)  # scope -> groups rolling out
     _dead_port: socket.socket | None = None
     _env: dict[str, str | None] = field(default_factory=dict)
     _gce_lines: queue.Queue = field(default_factory=queue.Queue)
@@ -402,6 +403,7 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
         # failing scope is polled (its error message is the real one) meanwhile.
         store = Store.open(config.store.url)
         stats = demo.history = demo_history.HistoryStats()
+        histories: dict[str, demo_history.ScopeHistory] = {}
         try:
             with ThreadPoolExecutor(max_workers=3) as pool:
                 failing = pool.submit(_timed_poll, config.scope(demo_story.FAILING_SCOPE),
@@ -410,7 +412,7 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
                 aws = pool.submit(_aws_live, config, demo.moto.url, size)
                 ends = []
                 for name, future in ((demo_story.GCP_SCOPE, gcp), (demo_story.AWS_SCOPE, aws)):
-                    history = future.result()
+                    history = histories[name] = future.result()
                     demo.timings[f"{name}_live_s"] = time.monotonic() - t0
                     demo.instances[name] = len(history.live.instances)
                     demo_history.write_scope_history(store, history, size, stats)
@@ -423,7 +425,11 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
         finally:
             store.close()
         demo.timings["history_s"] = time.monotonic() - t0
-        demo._gce_command("rollout", "rollout")
+        # The bad release goes out on both clouds as the window opens, started as a deploy
+        # pipeline starts it.
+        demo.rollouts[demo_story.GCP_SCOPE] = demo._gce_command("rollout", "rollout")["rollout"]
+        demo.rollouts[demo_story.AWS_SCOPE] = demo_story.start_aws_rollouts(
+            demo.moto.url, histories[demo_story.AWS_SCOPE].image_of)
         demo.timings["total_s"] = time.monotonic() - t0
     except BaseException:
         demo.stop()

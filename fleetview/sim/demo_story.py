@@ -1,4 +1,10 @@
-"""What `fleetview --demo` shows: five releases over 30 days on two clouds, seeded live."""
+"""What `fleetview --demo` shows: five releases over 30 days on two clouds, seeded live.
+
+The last release, 2.4.0, is bad (it returns 500s), and the demo opens with it rolling out on
+each cloud, started as a deploy pipeline would start it: an instance refresh on AWS `api`, a
+managed instance group update on GCP `frontend`. Both take a few minutes on their own, time
+enough to spot them, stop them and roll back.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,10 @@ from typing import Literal
 VERSIONS: tuple[str, ...] = ("2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0")
 # When each build was made: the history starts with 2.0.0 everywhere, HISTORY_DAYS ago.
 RELEASED_DAYS_AGO: dict[str, float] = {
-    "2.0.0": 31.0, "2.1.0": 24.2, "2.2.0": 17.1, "2.3.0": 10.2, "2.4.0": 3.3}
+    "2.0.0": 31.0, "2.1.0": 24.2, "2.2.0": 17.1, "2.3.0": 10.2, "2.4.0": 0.2}
+# The build of this morning, rolling out when the demo opens: it returns 500s.
+BAD_VERSION = "2.4.0"
+BAD_SYMPTOM = "returns 500s"
 HISTORY_DAYS = 30.0
 
 AWS_SCOPE = "demo-aws"
@@ -32,8 +41,9 @@ class GroupStory:
 
     `rollouts` are (days ago, version): the group's desired version changed then and its
     instances were replaced by the new version's. `template_moves` changed only the desired
-    version (drift: nobody replaced the instances). `live_rollout` is a version the group is
-    patched to when the demo opens, so it rolls out while one watches.
+    version (drift: nobody replaced the instances). `live_rollout` is a version a deploy
+    rolls out when the demo opens (an instance refresh on AWS, a MIG update on GCP), slowly
+    enough to watch, stop and roll back.
     """
 
     provider: Literal["aws", "gcp"]
@@ -88,22 +98,22 @@ GROUPS: tuple[GroupStory, ...] = (
                ((30.0, "2.0.0"), (23.8, "2.1.0"), (16.7, "2.2.0"), (9.8, "2.3.0")),
                tags={"app": "web", "team": "storefront"}, role="steady on 2.3.0"),
     GroupStory("aws", "api", "us-east-1", {"small": 8, "large": 300},
-               ((30.0, "2.0.0"), (23.6, "2.1.0"), (16.5, "2.2.0"), (9.6, "2.3.0"),
-                (1.2, "2.4.0")),
-               tags={"app": "api", "team": "platform"},
-               role="on a bad version: 2.4.0 went out yesterday, roll it back to 2.3.0"),
+               ((30.0, "2.0.0"), (23.6, "2.1.0"), (16.5, "2.2.0"), (9.6, "2.3.0")),
+               live_rollout=BAD_VERSION, tags={"app": "api", "team": "platform"},
+               role=f"the deploy's instance refresh rolls out {BAD_VERSION}, which "
+                    f"{BAD_SYMPTOM}: stop it and roll back to 2.3.0"),
     GroupStory("aws", "worker", "eu-west-1", {"small": 8, "large": 300},
                ((30.0, "2.0.0"), (23.4, "2.1.0"), (16.4, "2.2.0")),
                template_moves=((9.5, "2.3.0"),), tags={"app": "worker", "team": "data"},
                role="drift: its template launches 2.3.0, its instances still run 2.2.0"),
     GroupStory("gcp", "frontend", GCP_REGION, {"small": 10, "large": 4000},
                ((30.0, "2.0.0"), (23.9, "2.1.0"), (16.8, "2.2.0"), (9.9, "2.3.0")),
-               zone="us-central1-b", live_rollout="2.4.0",
-               role="rolling out 2.4.0 while you watch"),
+               zone="us-central1-b", live_rollout=BAD_VERSION,
+               role=f"the deploy's MIG update rolls out {BAD_VERSION}, which {BAD_SYMPTOM}: "
+                    "stop it and roll back to 2.3.0"),
     GroupStory("gcp", "api", GCP_REGION, {"small": 8, "large": 3000},
-               ((30.0, "2.0.0"), (23.7, "2.1.0"), (16.6, "2.2.0"), (9.7, "2.3.0"),
-                (2.8, "2.4.0")),
-               role="regional MIG over two zones, on 2.4.0"),
+               ((30.0, "2.0.0"), (23.7, "2.1.0"), (16.6, "2.2.0"), (9.7, "2.3.0")),
+               role="regional MIG over two zones, steady on 2.3.0"),
     GroupStory("gcp", "batch", GCP_REGION, {"small": 6, "large": 3000},
                ((30.0, "2.0.0"), (23.5, "2.1.0"), (16.3, "2.2.0"), (9.4, "2.3.0")),
                zone="us-central1-a", role="steady on 2.3.0"),
@@ -224,6 +234,43 @@ def seed_gce(state, size: str) -> int:
 
 # A live rollout replaces this share of the group per wave: ten waves or so, whatever the size.
 LIVE_SURGE_SHARE = 0.1
+# The AWS deploy's instance refresh: one instance at a time on the small demo (90% of 8 kept in
+# service), each counted only after its warm-up: a few minutes for the group. FleetView's own
+# rollback sets no warm-up, and AWS's rollback of the refresh goes without it (see aws_refresh).
+DEPLOY_MIN_HEALTHY = 90
+DEPLOY_WARMUP_S = 20
+
+
+def start_aws_rollouts(endpoint_url: str, image_of, stories: Sequence[GroupStory] = GROUPS
+                       ) -> list[str]:
+    """Roll every AWS group with a `live_rollout` out to that version as a deploy pipeline
+    does: a new launch template version with the build's AMI, then StartInstanceRefresh with a
+    DesiredConfiguration naming it (the group keeps its own version until the refresh
+    succeeds). `image_of(region, version)` is the AMI of a version."""
+    from fleetview.sim.aws_fleet import clients
+
+    started = []
+    for story in stories:
+        if story.provider != "aws" or story.live_rollout is None:
+            continue
+        ec2, asg = clients(endpoint_url, story.region)
+        group = asg.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[story.name])["AutoScalingGroups"][0]
+        template = group["LaunchTemplate"]
+        made = ec2.create_launch_template_version(
+            LaunchTemplateId=template["LaunchTemplateId"], SourceVersion=template["Version"],
+            VersionDescription=f"deploy {story.live_rollout}",
+            LaunchTemplateData={"ImageId": image_of(story.region, story.live_rollout)},
+        )["LaunchTemplateVersion"]
+        asg.start_instance_refresh(
+            AutoScalingGroupName=story.name, Strategy="Rolling",
+            DesiredConfiguration={"LaunchTemplate": {
+                "LaunchTemplateId": template["LaunchTemplateId"],
+                "Version": str(made["VersionNumber"])}},
+            Preferences={"MinHealthyPercentage": DEPLOY_MIN_HEALTHY,
+                         "InstanceWarmup": DEPLOY_WARMUP_S, "SkipMatching": True})
+        started.append(story.name)
+    return started
 
 
 def start_live_rollouts(state, stories: Sequence[GroupStory] = GROUPS) -> list[str]:

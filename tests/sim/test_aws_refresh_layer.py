@@ -281,6 +281,33 @@ def test_skip_matching_with_nothing_to_do_succeeds_at_once(moto_refresh_server):
     assert sorted(member_ids(asg, "web")) == sorted(group.ids)
 
 
+def test_instance_warmup_slows_each_batch_but_not_the_rollback(
+        moto_refresh_server):  # noqa: F811
+    """A deploy's InstanceWarmup adds its seconds to every batch, as AWS waits it out before
+    counting a new instance; rolling that refresh back goes at the layer's own pace."""
+    ec2, asg = clients(moto_refresh_server.url)
+    group = make_group(ec2, asg, size=4)
+    warmup = 10 * REFRESH_STEP_S
+    started = time.monotonic()
+    asg.start_instance_refresh(
+        AutoScalingGroupName="web", DesiredConfiguration=to_version(group),
+        Preferences={"MinHealthyPercentage": 75, "InstanceWarmup": int(warmup)})
+    assert latest(asg, "web")["Preferences"]["InstanceWarmup"] == int(warmup)
+    until_percent(asg, "web", 25)  # the first batch: one step, then the warm-up
+    first = time.monotonic() - started
+    assert first >= int(warmup), first
+    # Without the warm-up, four batches of one would be done by now; with it, one is.
+    assert latest(asg, "web")["PercentageComplete"] == 25
+
+    asg.rollback_instance_refresh(AutoScalingGroupName="web")
+    rolling_back = time.monotonic()
+    seen = watch(asg, "web", timeout_s=int(warmup))
+    assert statuses(seen)[-1] == "RollbackSuccessful"
+    # The batch in flight and the rollback's batch, a step each, and no warm-up.
+    assert time.monotonic() - rolling_back < int(warmup) - REFRESH_STEP_S
+    assert set(images(ec2, member_ids(asg, "web")).values()) == {group.old_image}
+
+
 # -- cancel and rollback ----------------------------------------------------------------------
 
 def test_cancel_stops_the_refresh_and_leaves_the_instances_as_they_are(

@@ -23,10 +23,15 @@ from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.providers.gcp.scope import GcpScopeConfig
 from fleetview.sim import demo as demo_module
 from fleetview.sim import demo_story
+from fleetview.sim.aws_fleet import clients as aws_clients
 from fleetview.sim.demo import INSTALL_HINT, start_demo
 from fleetview.store import Store
 
 AWS, GCP, FAILING = demo_story.AWS_SCOPE, demo_story.GCP_SCOPE, demo_story.FAILING_SCOPE
+BAD = demo_story.BAD_VERSION
+# FleetView's rollback of a rollout in flight converges in well under a minute on the demo,
+# while the bad rollout takes minutes on its own.
+ROLLBACK_WITHIN_S = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +100,9 @@ def test_snapshot_sees_both_clouds_groups_and_the_failing_scope(demo):
 def test_history_covers_30_days_and_five_versions(demo, store):
     now = datetime.now(UTC)
     spans = store.spans(now - timedelta(days=40), now)
-    assert set(spans["version"].dropna()) == set(demo_story.VERSIONS)
+    # The bad build only starts rolling out as the window opens: the collector records it.
+    assert set(demo_story.VERSIONS) - {BAD} <= set(spans["version"].dropna()) <= set(
+        demo_story.VERSIONS)
     first = spans["start"].min().to_pydatetime()
     assert now - timedelta(days=31) < first < now - timedelta(days=29)
     # Thirty days ago every group ran 2.0.0; fifteen days ago 2.2.0 (worker too).
@@ -109,7 +116,9 @@ def test_history_covers_30_days_and_five_versions(demo, store):
 
 def test_history_tells_the_story(demo, store):
     groups = store.groups_at().set_index(["scope", "group"])
-    assert groups.loc[(AWS, "api"), "desired_version"] == "2.4.0"
+    # The deploy's refresh names 2.4.0 in its DesiredConfiguration; the group keeps 2.3.0
+    # until the refresh succeeds.
+    assert groups.loc[(AWS, "api"), "desired_version"] == "2.3.0"
     assert groups.loc[(AWS, "worker"), "desired_version"] == "2.3.0"
     fleet = store.fleet_at()
     worker = fleet[(fleet["scope"] == AWS) & (fleet["group"] == "worker")]
@@ -122,8 +131,6 @@ def test_history_tells_the_story(demo, store):
     assert (~failed["ok"]).sum() >= 5  # hours of failures, not just the last poll
     # The outage does not read as "terminated": the failing scope's instances stay.
     assert (fleet["scope"] == FAILING).sum() == len(demo_story.FAILING.instances)
-    ready = history.readiness(store, demo.config.scope(AWS), AWS, "us-east-1", "api")
-    assert ready.target is not None and ready.target.version == "2.3.0"
 
 
 def test_the_first_collector_poll_changes_almost_nothing(demo, store):
@@ -132,16 +139,48 @@ def test_the_first_collector_poll_changes_almost_nothing(demo, store):
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     finished = {e["scope"]: e for e in events if e.get("event") == "poll_finished"}
     assert set(finished) == {AWS, GCP, FAILING}, result.stderr
-    assert finished[AWS]["ok"] and finished[AWS]["opened"] == 0
-    assert finished[AWS]["closed"] == 0 and finished[AWS]["unchanged"] == 28
+    # Every AWS instance outside the refreshing group (api: 8 of 28) is unchanged.
+    assert finished[AWS]["ok"] and finished[AWS]["unchanged"] >= 20
     # Every GCP instance outside the rolling group (10 of 26) is unchanged.
     assert finished[GCP]["ok"] and finished[GCP]["unchanged"] >= 16
     assert not finished[FAILING]["ok"]
-    # Only the live rollout (frontend, started after the history ended) opened spans.
+    # Only the live rollouts (started after the history ended) opened spans.
     spans = store.spans(before - timedelta(minutes=5), datetime.now(UTC))
     fresh = spans[spans["start"] > demo.history_end]
-    assert set(zip(fresh["scope"], fresh["group"], strict=True)) <= {(GCP, "frontend")}
-    assert len(fresh) == finished[GCP]["opened"]
+    assert set(zip(fresh["scope"], fresh["group"], strict=True)) <= {(GCP, "frontend"),
+                                                                     (AWS, "api")}
+    assert len(fresh) == finished[GCP]["opened"] + finished[AWS]["opened"]
+
+
+def test_the_bad_release_is_in_flight_on_both_clouds(demo):
+    """As a deploy pipeline started it: an instance refresh with a DesiredConfiguration (and a
+    warm-up that makes it take minutes) on AWS, a MIG update on GCP."""
+    assert demo.rollouts == {GCP: ["frontend"], AWS: ["api"]}
+    _, asg = aws_clients(demo.moto.url, "us-east-1")
+    refresh = asg.describe_instance_refreshes(AutoScalingGroupName="api")["InstanceRefreshes"][0]
+    assert refresh["Status"] in ("Pending", "InProgress"), refresh
+    assert refresh["PercentageComplete"] < 50
+    assert refresh["Preferences"]["InstanceWarmup"] == demo_story.DEPLOY_WARMUP_S
+    template = refresh["DesiredConfiguration"]["LaunchTemplate"]
+    assert template["Version"] != "1"
+    providers = [make_provider(demo.config.scope(name), demo.config.versions)
+                 for name in (AWS, GCP)]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            inventories = [p.poll() for p in providers]
+            groups = [inventories[0].group("api", "us-east-1"),
+                      inventories[1].group("frontend", "us-central1")]
+            new = [{i.id for i in inv.instances if i.group == g.name and i.version == BAD}
+                   for inv, g in zip(inventories, groups, strict=True)]
+            if all(new) and all(g.updating for g in groups) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    finally:
+        for provider in providers:
+            provider.close()
+    assert all(new), f"no instance of api (AWS) or frontend (GCP) runs {BAD} after 30 s"
+    assert all(g.updating for g in groups), groups
 
 
 def test_the_live_rollout_advances(demo):
@@ -163,28 +202,81 @@ def test_the_live_rollout_advances(demo):
     assert inventory.group("frontend", "us-central1").updating
 
 
-def test_rolling_back_the_bad_group_converges(demo, store):
-    provider = make_provider(demo.config.scope(AWS), demo.config.versions,
+def _stop_and_roll_back(demo, store, scope: str, region: str, group: str):
+    """Plan, confirm and run the rollback of a group whose rollout is in flight; the plan,
+    the record, the poll after, and how long it took from confirmation."""
+    provider = make_provider(demo.config.scope(scope), demo.config.versions,
                              timing=Timing(interval_s=0.2))
     try:
-        prepared = prepare_rollback(demo.config, store, AWS, "us-east-1", "api",
+        ready = history.readiness(store, demo.config.scope(scope), scope, region, group)
+        assert ready.ready, ready.why  # not refused: the plan stops the rollout first
+        assert ready.note == "will stop the update under way"
+        # Named, as an operator may: the default target is the next test's business.
+        prepared = prepare_rollback(demo.config, store, scope, region, group, "2.3.0",
                                     provider=provider)
         assert prepared.ok, prepared.refusal
-        assert prepared.plan.to_version == "2.3.0"
-        action_id = runner.confirm(store, demo.config.scope(AWS), prepared.plan,
-                                   runner.Confirmation("2.4.0 fails health checks"),
+        action_id = runner.confirm(store, demo.config.scope(scope), prepared.plan,
+                                   runner.Confirmation(f"{BAD} returns 500s"),
                                    prepared.identity, group=prepared.group_info)
+        started = time.monotonic()
         record = runner.execute(store, provider, action_id,
-                                timing=Timing(interval_s=0.2, timeout_s=60.0))
-        assert record.status == "recovered", record.message
-        assert record.recovered_us is not None
+                                timing=Timing(interval_s=0.2, timeout_s=120.0))
+        took = time.monotonic() - started
         inventory = provider.poll()
     finally:
         provider.close()
+    return prepared.plan, record, inventory, took
+
+
+@pytest.mark.parametrize(("scope", "region", "group"), [
+    (AWS, "us-east-1", "api"), (GCP, "us-central1", "frontend")])
+def test_the_default_target_of_a_rollout_in_flight_is_the_version_before_it(
+        demo, store, scope, region, group):
+    """The collector saw the bad rollout (an earlier test polled): the rollback goes back to
+    what the group ran in full before it, 2.3.0, not further."""
+    ready = history.readiness(store, demo.config.scope(scope), scope, region, group)
+    assert ready.ready, ready.why
+    assert ready.target is not None and ready.target.version == "2.3.0", ready.target
+
+
+def _words(plan) -> str:
+    return " ".join([*plan.notes, *(s.description for s in plan.steps)])
+
+
+def test_stopping_and_rolling_back_the_aws_refresh_in_flight_converges(demo, store):
+    plan, record, inventory, took = _stop_and_roll_back(demo, store, AWS, "us-east-1", "api")
+    assert plan.to_version == "2.3.0" and BAD in plan.from_versions
+    assert plan.mechanism == "instance-refresh"
+    assert plan.params.get("in_flight") and "stops the update under way" in _words(plan)
+    assert record.status == "recovered", record.message
+    assert record.recovered_us is not None
+    assert took < ROLLBACK_WITHIN_S, took
     api = [i for i in inventory.instances if i.group == "api" and i.state == State.RUNNING]
     assert len(api) == inventory.group("api", "us-east-1").target_size
     assert {i.version for i in api} == {"2.3.0"}
     assert inventory.group("api", "us-east-1").desired_version == "2.3.0"
+    assert not inventory.group("api", "us-east-1").updating
+    _, asg = aws_clients(demo.moto.url, "us-east-1")
+    refresh = asg.describe_instance_refreshes(AutoScalingGroupName="api")["InstanceRefreshes"]
+    assert refresh[-1]["DesiredConfiguration"]  # the deploy's, stopped
+    assert refresh[-1]["Status"] in ("Cancelled", "RollbackSuccessful")
+    # The version the rollback left is bad for the group: never the default target again.
+    again = history.readiness(store, demo.config.scope(AWS), AWS, "us-east-1", "api")
+    assert again.target is None or again.target.version != BAD
+
+
+def test_stopping_and_rolling_back_the_gcp_update_in_flight_converges(demo, store):
+    plan, record, inventory, took = _stop_and_roll_back(demo, store, GCP, "us-central1",
+                                                        "frontend")
+    assert plan.to_version == "2.3.0" and BAD in plan.from_versions
+    assert plan.mechanism == "mig-update" and "stops the update under way" in _words(plan)
+    assert record.status == "recovered", record.message
+    assert took < ROLLBACK_WITHIN_S, took
+    frontend = [i for i in inventory.instances if i.group == "frontend"]
+    group = inventory.group("frontend", "us-central1")
+    assert len(frontend) == group.target_size
+    assert {i.version for i in frontend} == {"2.3.0"}
+    assert group.desired_version == "2.3.0"
 
 
 def test_replacing_a_gcp_instance_goes_through_the_emulator(demo, store):

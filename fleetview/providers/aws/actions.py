@@ -405,7 +405,7 @@ class Actions:
         if status not in REFRESH_ACTIVE:
             return
         planned = plan.params.get("refresh_id")
-        if planned and latest.get("InstanceRefreshId") == planned:
+        if plan.params.get("in_flight") and planned in (None, latest.get("InstanceRefreshId")):
             return  # the plan stops this one first
         if plan.kind == "rollback":
             raise ActionRefused(f"group {plan.group} has an instance refresh {status} that the "
@@ -460,7 +460,8 @@ class Actions:
                 what = (f"group {plan.group} has an instance refresh {status} ({refresh_id}) "
                         "that FleetView did not start; FleetView left it alone: cancel it in the "
                         "console if it must stop")
-        elif plan.mechanism == "rolling-replacement" or any(k.startswith("batch:") for k in done):
+        elif (plan.mechanism == "rolling-replacement" or any(k.startswith("batch:") for k in done)
+              or self.poller.state.refresh_supported.get(plan.region) is False):
             what = ("FleetView's own batches stopped before the next batch; nothing was running "
                     "in the cloud to stop")
         else:
