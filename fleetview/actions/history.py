@@ -116,7 +116,10 @@ def readiness(store, scope_config, scope: str, region: str, group: str,
     updating = bool(alive["updating"].iloc[-1]) if not alive.empty else False
     if bad is None:
         bad = set(quarantine.bad_for(store, scope, region, group))
-    target = rollback_target(spans, current, bad)
+    # During a rollout the target is the version the group last ran in full, even where the
+    # group still names it as desired (an AWS refresh with a DesiredConfiguration moves the
+    # group only when it succeeds): that is what the rollout is replacing.
+    target = rollback_target(spans, None if updating else current, bad)
     skipped = tuple(sorted({s.version for s in full_stretches(spans)} & set(bad)))
     durations = rollout_durations(spans, gspans)
     estimate = float(pd.Series(durations).median()) if durations else None

@@ -78,6 +78,17 @@ def test_a_rollout_in_flight_is_ready_and_says_it_will_be_stopped(store):
     assert ready.describe() == "ready: back to 1.1 (will stop the update under way)"
 
 
+def test_a_refresh_that_moves_the_group_only_at_its_end_still_targets_the_version_it_replaces(
+        store):
+    # AWS: a refresh with a DesiredConfiguration leaves the group naming 1.1 until it succeeds,
+    # while 1.2 spreads; the target is 1.1, what the rollout replaces, not the one before it.
+    history_with_bad_rollout(store)
+    poll(store, T0 + timedelta(days=2, minutes=5), ["1.2", "1.1", "1.1"], "1.1", updating=True)
+    ready = history.readiness(store, SCOPE, "prod", "us-east-1", "web",
+                              now=T0 + timedelta(days=2, minutes=6))
+    assert ready.ready and ready.target.version == "1.1"
+
+
 def test_a_version_marked_bad_is_never_the_default_target_again(store):
     # The ping-pong: 1.0 -> 1.1 in full -> 1.2 in full, then a rollback to 1.1 that
     # marks 1.2 bad; 1.1 goes bad too. The default target must skip both.
