@@ -25,18 +25,20 @@ from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Image, Instance, Inventory, RegionError, Scope, State
 from fleetview.providers import aws
 from fleetview.providers.aws.scope import AwsScopeConfig
-from fleetview.providers.base import Provider
 from fleetview.store import Store
+from tests.helpers.fakes import StubProvider
 from tests.helpers.pg import pg_cluster  # noqa: F401
 
 FLEET_ENV = "FLEETVIEW_TEST_FAKE_FLEET"
 FAKE = "tests.test_collect"  # the registry line: AWS's declaration, this module's provider
 
 
-class FakeProvider(Provider):
+class FakeProvider(StubProvider):
     """A scope whose fleet is a JSON file the test rewrites between polls:
     {"<scope>": {"fail": msg|null, "delay_s": n,
                  "regions": {"<region>": {"error": msg|null, "instances": [[id, version]]}}}}"""
+
+    actor = "arn:aws:iam::123456789012:user/test"
 
     name = "aws"
 
@@ -60,18 +62,9 @@ class FakeProvider(Provider):
         return Inventory(scope, datetime.now(UTC), tuple(instances), (), images, tuple(errors),
                          tuple(ok), api_calls=2)
 
-    def identity(self) -> str:
-        return "arn:aws:iam::123456789012:user/test"
 
-    def plan_replace_of(self, inventory, instance, group):
-        raise NotImplementedError
 
-    def plan_rollback_of(self, inventory, group, version, known_images, **options):
-        raise NotImplementedError
 
-    def run_step(self, plan, step):
-        raise NotImplementedError
-        yield  # pragma: no cover
 
 
 CLOUD = dataclasses.replace(aws.CLOUD, provider="tests.test_collect:FakeProvider")

@@ -12,13 +12,15 @@ from fleetview.cli import main
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory, RegionError, Scope, State
 from fleetview.providers import REGISTRY, aws
-from fleetview.providers.base import Provider
+from tests.helpers.fakes import StubProvider
 
 LAUNCHED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
-class FakeProvider(Provider):
+class FakeProvider(StubProvider):
     """A provider boundary fake: one group, one standalone instance, one failing region."""
+
+    actor = "arn:aws:iam::123456789012:user/test"
 
     def poll(self) -> Inventory:
         if self.config.name == "broken":
@@ -43,18 +45,9 @@ class FakeProvider(Provider):
         )
         return self.rules.label(inventory)
 
-    def identity(self) -> str:
-        return "arn:aws:iam::123456789012:user/test"
 
-    def plan_replace_of(self, inventory, instance, group):
-        raise NotImplementedError
 
-    def plan_rollback_of(self, inventory, group, version, known_images, **options):
-        raise NotImplementedError
 
-    def run_step(self, plan, step):
-        raise NotImplementedError
-        yield  # pragma: no cover
 
 
 # AWS's declaration (config table, needs) with this module's provider: one registry line.

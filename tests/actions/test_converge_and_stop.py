@@ -25,8 +25,8 @@ from fleetview.domain.actions import (
 from fleetview.domain.model import Inventory, Scope
 from fleetview.domain.timing import FakeClock
 from fleetview.providers.aws.scope import AwsScopeConfig
-from fleetview.providers.base import Provider
 from fleetview.store.action_tables import actions
+from tests.helpers.fakes import StubProvider
 
 SCOPE = AwsScopeConfig(name="prod", regions=("us-east-1",), actions=True)
 STEPS = ("point-group", "batch-1", "batch-2")
@@ -44,7 +44,7 @@ class Crash(BaseException):
     """The process dies here (not an error the runner may catch)."""
 
 
-class Group(Provider):
+class Group(StubProvider):
     """A group that reaches the target as `on_target` says at each clock reading."""
 
     def __init__(self, clock: FakeClock, on_target=lambda now: 3, needed: int = 3):
@@ -78,14 +78,8 @@ class Group(Provider):
     def poll(self):
         return Inventory(Scope("aws", "prod", "1"), datetime.now(UTC))
 
-    def identity(self):
-        return "ops"
 
-    def plan_replace_of(self, inventory, instance, group):
-        raise NotImplementedError
 
-    def plan_rollback_of(self, inventory, group, version, known_images):
-        raise NotImplementedError
 
 
 def confirm(store, the_plan=None, **confirmation) -> str:

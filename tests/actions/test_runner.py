@@ -14,7 +14,7 @@ from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, StepRe
 from fleetview.domain.model import Group, Instance, Inventory, Scope, State
 from fleetview.domain.timing import FakeClock
 from fleetview.providers.aws.scope import AwsScopeConfig
-from fleetview.providers.base import Provider
+from tests.helpers.fakes import StubProvider
 
 SCOPE = AwsScopeConfig(name="prod", regions=("us-east-1",), actions=True)
 READ_ONLY = AwsScopeConfig(name="prod", regions=("us-east-1",), actions=False)
@@ -28,7 +28,7 @@ def plan(group="web"):
         steps=tuple(PlanStep(k, f"do {k}") for k in STEPS), mechanism="rolling-replacement")
 
 
-class StepProvider(Provider):
+class StepProvider(StubProvider):
     def __init__(self, config=SCOPE, rules=None):
         super().__init__(config, rules)
         self.ran: list[str] = []
@@ -37,15 +37,6 @@ class StepProvider(Provider):
         self.ran.append(step.key)
         return StepResult("ok")
         yield  # a generator, as every step runner
-
-    def identity(self):
-        return "ops"
-
-    def plan_replace_of(self, inventory, instance, group):
-        raise NotImplementedError
-
-    def plan_rollback_of(self, inventory, group, version, known_images):
-        raise NotImplementedError
 
     def poll(self):
         on = "1.9" if "batch-2" in self.ran else "2.0"

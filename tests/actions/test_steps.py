@@ -12,7 +12,7 @@ from fleetview.actions.steps import run_steps
 from fleetview.domain.actions import ActionPlan, ActionRefused, PlanStep, ProgressEvent, StepResult
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Inventory
-from fleetview.providers.base import Provider
+from tests.helpers.fakes import StubProvider
 
 STEPS = ("point-group", "refresh-start", "refresh-wait", "verify")
 
@@ -24,8 +24,10 @@ def plan(*keys: str, kind: str = "rollback") -> ActionPlan:
         steps=tuple(PlanStep(k, f"do {k}") for k in keys or STEPS), mechanism="scripted")
 
 
-class ScriptedProvider(Provider):
+class ScriptedProvider(StubProvider):
     """Runs each step by its script (a generator function of the step), recording the order."""
+
+    actor = "tester"
 
     def __init__(self, scripts: dict[str, Callable] | None = None) -> None:
         super().__init__(config=None, rules=None)
@@ -36,15 +38,6 @@ class ScriptedProvider(Provider):
 
     def poll(self) -> Inventory:  # pragma: no cover - the loop never polls
         raise AssertionError("the step loop does not poll")
-
-    def identity(self) -> str:  # pragma: no cover
-        return "tester"
-
-    def plan_replace_of(self, inventory, instance, group):  # pragma: no cover
-        raise NotImplementedError
-
-    def plan_rollback_of(self, inventory, group, version, known_images):  # pragma: no cover
-        raise NotImplementedError
 
     def check_before_run(self, plan):
         self.checked += 1

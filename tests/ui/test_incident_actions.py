@@ -26,13 +26,13 @@ from fleetview.domain.actions import ActionPlan, Convergence, PlanStep, Progress
 from fleetview.domain.model import Inventory, Scope
 from fleetview.domain.timing import Timing
 from fleetview.providers.aws.scope import AwsScopeConfig
-from fleetview.providers.base import Provider
 from fleetview.store.action_tables import actions
 from fleetview.ui.action_controller import ActionController
 from fleetview.ui.fleet_table import COLUMNS
 from fleetview.ui.main_window import MainWindow
 from fleetview.ui.reason_dialog import ReasonDialog
 from fleetview.ui.scope_tree import BAD_ROLE, COL_NAME
+from tests.helpers.fakes import StubProvider
 
 WEB = ("prod", "us-east-1", "web")
 PROD = AwsScopeConfig(name="prod", regions=("us-east-1", "eu-west-1"), actions=True)
@@ -43,9 +43,11 @@ def web_rollback(steps=("point-group", "batch-1")) -> ActionPlan:
                       tuple(PlanStep(k, f"do {k}") for k in steps), "rolling-replacement")
 
 
-class ScriptedGroup(Provider):
+class ScriptedGroup(StubProvider):
     """Group web, converging as the test says: each convergence reading is taken from
     `readings` (waiting for the test to hand one out), or is `always` when that is set."""
+
+    actor = "ana@prod"
 
     def __init__(self):
         super().__init__(PROD, None)
@@ -72,14 +74,8 @@ class ScriptedGroup(Provider):
     def poll(self):
         return Inventory(Scope("aws", "prod", "1"), datetime.now(UTC))
 
-    def identity(self):
-        return "ana@prod"
 
-    def plan_replace_of(self, inventory, instance, group):
-        raise NotImplementedError
 
-    def plan_rollback_of(self, inventory, group, version, known_images):
-        raise NotImplementedError
 
 
 @pytest.fixture
