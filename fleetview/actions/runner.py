@@ -3,6 +3,7 @@ one action per group, and nothing called recovered before the fleet is."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -217,25 +218,20 @@ def _track(store, journal: Journal, provider, record: ActionRecord, timing: Timi
             pass
         if status != "not_converged":
             status = "not_converged"
+            on, need = (state.on_target, state.needed) if state else (0, 0)
             text = (f"not converged within {_within(timing.timeout_s)}: "
-                    f"{state.describe() if state else 'the group could not be read'}; "
-                    "FleetView keeps tracking it" if keep_tracking else
-                    f"not converged within {_within(timing.timeout_s)}: "
-                    f"{state.describe() if state else 'the group could not be read'}")
-            journal.converging(action_id, state.on_target if state else 0,
-                               state.needed if state else 0, text, status)
+                    f"{state.describe() if state else 'the group could not be read'}"
+                    + ("; FleetView keeps tracking it" if keep_tracking else ""))
+            journal.converging(action_id, on, need, text, status)
             audit.append(store, "not_converged", record.actor, action_id=action_id,
                          scope=plan.scope, region=plan.region, group=plan.group,
                          detail={"message": text})
             if on_event:
-                on_event(ProgressEvent(None, "progress", text,
-                                       state.on_target if state else 0,
-                                       state.needed if state else 0, None))
+                on_event(ProgressEvent(None, "progress", text, on, need, None))
         if not keep_tracking:
             return journal.get(action_id)
         # Past the deadline, keep watching at the same pace, with no deadline of its own.
-        deadline = Timing(interval_s=timing.interval_s, timeout_s=float("inf"),
-                          sleep=timing.sleep, clock=timing.clock)
+        deadline = dataclasses.replace(timing, timeout_s=float("inf"))
 
 
 def _within(seconds: float) -> str:
