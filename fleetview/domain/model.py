@@ -81,6 +81,17 @@ class Instance:
     # What the group says of it: ASG lifecycle InService, a MIG's currentAction NONE. None:
     # the cloud did not say (a standalone instance, a poll that does not ask).
     healthy: bool | None = None
+    # How it is billed and may be taken back: "spot", "preemptible" (None: on demand).
+    lifecycle: str | None = None
+    # The cloud's reason for its last state change, in words a reader understands
+    # ("Spot interruption", "Preempted"), so an ended instance is not unexplained churn.
+    state_reason: str | None = None
+    # Held out of service by its group (an ASG's Standby): a member that serves nothing, which
+    # plans name rather than skip.
+    standby: bool = False
+    # Waiting in a warm pool (stopped or hibernated, not yet in the group): never drift,
+    # never a member; plans say what happens to it.
+    warm: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,12 @@ class Group:
     updating: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     extra: dict[str, object] = field(default_factory=dict)
+    # The system that manages the group when it is not its own ("CloudFormation stack web",
+    # "EKS node group ng-1", "GKE cluster prod"): its next deployment can undo an action.
+    owner: str | None = None
+    # What the reader should know about how the group's version was read ("image from SSM
+    # parameter /app/ami", "AMI shared by 1234: its tags are not visible"), shown with it.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,11 +179,12 @@ class Inventory:
         return None
 
     def members(self, group: Group) -> list[Instance]:
-        """The group's live instances (not stopping, stopped or terminated), by id.
+        """The group's live instances (not stopping, stopped, terminated or warm), by id.
 
         The one definition of a group's members: plans, convergence and drift all use it.
         """
         return sorted((i for i in self.instances
                        if i.group == group.name and i.region == group.region
-                       and (group.zone is None or i.zone == group.zone) and i.state.live),
+                       and (group.zone is None or i.zone == group.zone) and i.state.live
+                       and not i.warm),
                       key=lambda i: i.id)
