@@ -7,10 +7,11 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from fleetview import __version__, logs
+from fleetview import __version__, logs, platform_check
 from fleetview.actions import cli_args
 from fleetview.config import Config, ConfigError, load_config, no_scopes_hint
 from fleetview.domain.errors import FleetViewError
+from fleetview.reports import cli_args as report_args
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_PARTIAL = 0, 1, 2, 3
 # The action commands add 4 (not converged) and 5 (refused): fleetview/actions/cli_args.py.
@@ -49,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     # The window starts its collector with this: when the window's pipe closes, stop.
     collect.add_argument("--stop-on-eof", action="store_true", help=argparse.SUPPRESS)
 
+    backfill = sub.add_parser(
+        "backfill", parents=[common],
+        help="poll once and rebuild each scope's past from its cloud's records "
+             "(CloudTrail, Auto Scaling activities, audit logs)")
+    backfill.add_argument("--scope", metavar="A,B", help="only these scopes")
+    backfill.add_argument("--days", type=int, metavar="N",
+                          help="how far back (default: each scope's backfill_days)")
+
     audit = sub.add_parser("audit", parents=[common], help="check or export the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = audit_sub.add_parser("verify", parents=[common],
@@ -63,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", parents=[common],
                    help="check credentials and permissions of every scope")
     cli_args.add_parsers(sub, common)
+    report_args.add_parser(sub, common)
     sub.add_parser("selfcheck", parents=[common])  # hidden: the packaged app checks itself
     return parser
 
@@ -85,6 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.setup(verbose=args.verbose, debug_sdk=args.debug_sdk)
     try:
+        # The window's commands: before anything else (the demo takes a while to seed), make
+        # sure Qt can open a window here, instead of letting it abort the process.
+        if args.command is None:
+            problem = platform_check.check()
+            if problem:
+                print(f"fleetview: {problem}", file=sys.stderr)
+                return EXIT_ERROR
         if args.demo:
             run = _entry("fleetview.sim.demo", "run_demo", "the demo (--demo)",
                          'install FleetView with pip install "fleetview[demo]" to run it')
@@ -112,6 +129,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()] if args.scopes else None
         return EXIT_ERROR if run is None else run(config, once=args.once, scopes=scopes,
                                                   stop_on_eof=args.stop_on_eof)
+    if args.command == "backfill":
+        run = _entry("fleetview.collect", "run_backfill", "fleetview backfill")
+        scopes = [s.strip() for s in args.scope.split(",") if s.strip()] if args.scope else None
+        return EXIT_ERROR if run is None else run(config, scopes=scopes, days=args.days)
     if args.command == "audit":
         run = _entry("fleetview.actions.audit_cli", args.audit_command,
                      f"fleetview audit {args.audit_command}")
@@ -123,19 +144,37 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "doctor":
         run = _entry("fleetview.doctor", "run", "fleetview doctor")
         return EXIT_ERROR if run is None else run(config)
+    if args.command == "report":
+        run = _entry("fleetview.reports.cli", "run", "fleetview report")
+        return EXIT_ERROR if run is None else run(args, config)
     if args.command in cli_args.COMMANDS:
         run = _entry("fleetview.actions.act_cli", "run", f"fleetview {args.command}")
         return EXIT_ERROR if run is None else run(args, config)
     run = _entry("fleetview.ui.app", "run_gui", "the main window")
-    return EXIT_ERROR if run is None else run(config, collect=not args.no_collect)
+    if run is None:
+        return EXIT_ERROR
+    # Without scopes the window opens on its welcome page, which offers the demo.
+    start_demo = _demo_starter() if not config.scopes else None
+    return run(config, collect=not args.no_collect, start_demo=start_demo)
+
+
+def _demo_starter() -> Callable[..., object] | None:
+    """The demo's `start_demo`, or None where this installation cannot run the demo."""
+    try:
+        demo = importlib.import_module("fleetview.sim.demo")
+    except ModuleNotFoundError:
+        return None
+    return demo.start_demo if demo.missing_module() is None else None
 
 
 def _snapshot(config: Config, fmt: str) -> int:
     from fleetview.snapshot import render, take_snapshot
 
     if not config.scopes:
-        where = config.path or "the config file"
-        raise ConfigError(where, "", "no scopes configured; " + no_scopes_hint())
+        raise ConfigError(config.source, "", "no scopes configured; " + no_scopes_hint())
+    count = len(config.scopes)
+    print(f"fleetview: polling {count} scope{'s' if count != 1 else ''} of {config.source}",
+          file=sys.stderr)
     snapshot = take_snapshot(config)
     sys.stdout.write(render(snapshot, fmt))
     for error in snapshot["errors"]:

@@ -18,15 +18,17 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from fleetview import collect_protocol as protocol
 from fleetview.collect_protocol import EventStream
 from fleetview.config import Config, no_scopes_hint
+from fleetview.domain.backfill import Backfill
 from fleetview.domain.errors import FleetViewError
-from fleetview.domain.model import Inventory
+from fleetview.domain.model import Inventory, Scope
 from fleetview.providers import make_provider, provider_class
+from fleetview.providers.base import backfill_days
 from fleetview.store import Store, StoreError, StoreUnavailable, witness
 from fleetview.store.engine import display, parse_url
 
@@ -69,6 +71,29 @@ class PollResult:
 
 
 @dataclass
+class BackfillResult:
+    """A scope's history read from its cloud's records, for the writer; `error` says why
+    none could be read (nothing is written then, and the next start tries again)."""
+
+    scope: str
+    provider: str
+    started: datetime
+    finished: datetime
+    where: Scope | None = None
+    backfill: Backfill | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    error: str | None = None
+    # Asked for (`fleetview backfill`, the window): what it skipped makes the run partial.
+    # A scope's automatic first backfill only says so in its event and the log.
+    asked: bool = False
+
+    @property
+    def duration_s(self) -> float:
+        return round((self.finished - self.started).total_seconds(), 3)
+
+
+@dataclass
 class Outcome:
     """What a run did, for its exit code."""
 
@@ -92,7 +117,7 @@ class Writer(threading.Thread):
         self.outcome = outcome
         self.stop_event = stop
         self.store: Store | None = None
-        self._queue: collections.deque[PollResult] = collections.deque()
+        self._queue: collections.deque[PollResult | BackfillResult] = collections.deque()
         self._cond = threading.Condition()
         self._closing = False
         self._drain_until: float | None = None
@@ -101,7 +126,7 @@ class Writer(threading.Thread):
         self._last_prune: float | None = None
         self._last_witness: float | None = None
 
-    def submit(self, result: PollResult) -> None:
+    def submit(self, result: PollResult | BackfillResult) -> None:
         with self._cond:
             self._queue.append(result)
             if len(self._queue) > BUFFER_POLLS:
@@ -115,6 +140,22 @@ class Writer(threading.Thread):
                 self.events.emit(protocol.PollsDropped(scope=dropped.scope,
                                                        dropped=self._dropped, message=message))
             self._cond.notify_all()
+
+    def backfilled(self, scope: str, wait_s: float = 10.0) -> bool | None:
+        """Whether the store records a backfill of `scope`; None while the store is not open
+        (or is down): then nobody knows yet."""
+        deadline = time.monotonic() + wait_s
+        while self.store is None and not self._down and time.monotonic() < deadline \
+                and not self.stop_event.is_set():
+            time.sleep(0.05)
+        store = self.store
+        if store is None:
+            return None
+        try:
+            return not store.backfills([scope]).empty
+        except Exception as exc:  # the writer will say what is wrong with the store
+            log.warning("could not read whether %s was backfilled (%s)", scope, exc)
+            return None
 
     def pending(self) -> int:
         with self._cond:
@@ -245,11 +286,18 @@ class Writer(threading.Thread):
             log.warning("could not witness the audit log's head (%s: %s)",
                         type(exc).__name__, exc)
 
-    def _report_dropped(self, item: PollResult, exc: Exception) -> None:
+    def _report_dropped(self, item: PollResult | BackfillResult, exc: Exception) -> None:
         """A poll that could not be written is a failed poll: in the scope's status (its
         poll record and a poll_finished event) and in the exit status."""
         self.outcome.dropped += 1
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        if isinstance(item, BackfillResult):
+            self.outcome.partial = True
+            self.events.emit(protocol.BackfillFinished(
+                scope=item.scope, ok=False, message=(
+                    f"the rebuilt history could not be written ({type(exc).__name__}: "
+                    f"{reason[0] if reason else 'no message'}); see the collector log")))
+            return
         message = (f"the poll could not be written to the store and was dropped "
                    f"({type(exc).__name__}: {reason[0] if reason else 'no message'}); "
                    "see the collector log")
@@ -263,8 +311,11 @@ class Writer(threading.Thread):
             groups=0, api_calls=0, duration_s=item.duration_s, opened=0, closed=0,
             unchanged=0, gone=0, region_errors=()))
 
-    def _write(self, item: PollResult) -> None:
+    def _write(self, item: PollResult | BackfillResult) -> None:
         store = self._open()
+        if isinstance(item, BackfillResult):
+            self._write_backfill(store, item)
+            return
         if item.inventory is None:
             store.record_failed_poll(item.scope, item.provider, None, item.started,
                                      item.finished, item.error or "unknown error")
@@ -294,12 +345,40 @@ class Writer(threading.Thread):
         self._maybe_prune()
 
 
+    def _write_backfill(self, store: Store, item: BackfillResult) -> None:
+        if item.error is not None or item.backfill is None or item.where is None:
+            self.outcome.partial = self.outcome.partial or item.asked
+            self.events.emit(protocol.BackfillFinished(
+                scope=item.scope, ok=False, message=item.error or "no history was read"))
+            return
+        assert item.since is not None and item.until is not None
+        summary = store.record_backfill(item.where, item.backfill, item.since, item.until,
+                                        self.config.versions.version_of)
+        self.outcome.written += 1
+        text = summary.describe()
+        log.info("%s", text)
+        if summary.skipped and item.asked:
+            self.outcome.partial = True
+        self.events.emit(protocol.BackfillFinished(
+            scope=item.scope, ok=True, spans=summary.spans, group_spans=summary.group_spans,
+            api_calls=summary.api_calls, message=text))
+
+
 class ScopeWorker(threading.Thread):
     """Polls one scope: now, then every interval (with jitter), or at once when woken."""
 
     def __init__(self, scope_config, config: Config, writer: Writer, events: EventStream,
-                 outcome: Outcome, stop: threading.Event, once: bool):
+                 outcome: Outcome, stop: threading.Event, once: bool,
+                 backfill_now: bool = False, days: int | None = None):
         super().__init__(name=f"fleetview-poll-{scope_config.name}", daemon=True)
+        # A backfill after the next good poll: asked for (`backfill_now`, the `backfill`
+        # command), or the scope's first (the store records none); `days` overrides the
+        # scope's backfill_days.
+        self.backfill_asked = backfill_now
+        self.backfill_days = days
+        self._backfill_checked = False
+        self._asked = False
+        self._backfill_thread: threading.Thread | None = None
         self.scope_config = scope_config
         self.config = config
         self.writer = writer
@@ -320,6 +399,7 @@ class ScopeWorker(threading.Thread):
                 self.wake.clear()
                 self.poll_once()
                 if self.once:
+                    self._join_backfill(None)
                     return
                 interval = self.config.poll.interval_s
                 jitter = self.config.poll.jitter_s
@@ -330,9 +410,15 @@ class ScopeWorker(threading.Thread):
                         break
                     self.wake.wait(min(0.5, max(0.0, deadline - time.monotonic())))
         finally:
+            self._join_backfill(STOP_GRACE_S)
             if self._provider is not None:
                 with contextlib.suppress(Exception):
                     self._provider.close()
+
+    def _join_backfill(self, timeout_s: float | None) -> None:
+        thread = self._backfill_thread
+        if thread is not None:
+            thread.join(timeout_s)
 
     def poll_once(self) -> None:
         provider_name = self.scope_config.provider
@@ -368,6 +454,59 @@ class ScopeWorker(threading.Thread):
                     message=region_error.message))
         self.writer.submit(PollResult(self.scope, provider_name, started, finished,
                                       inventory, error))
+        # A poll that failed somewhere waits: its regions' records may be out of reach too.
+        # Reading records takes minutes at CloudTrail's pace: polls go on meanwhile.
+        running = self._backfill_thread is not None and self._backfill_thread.is_alive()
+        if inventory is not None and inventory.ok and not running and self._backfill_due():
+            self._backfill_thread = threading.Thread(
+                target=self.backfill, args=(inventory,), daemon=True,
+                name=f"fleetview-backfill-{self.scope}")
+            self._backfill_thread.start()
+
+    def _backfill_due(self) -> bool:
+        if self.backfill_asked:
+            self.backfill_asked = False
+            self._asked = True
+            if self._days() <= 0:
+                self.events.emit(protocol.BackfillFinished(
+                    scope=self.scope, ok=False, message=(
+                        f"backfill of {self.scope} is off (backfill_days = 0 in its table of "
+                        "the config); give a number of days (fleetview backfill --days N)")))
+                self.outcome.partial = True
+                return False
+            return True
+        if self._backfill_checked or self._days() <= 0:
+            return False
+        done = self.writer.backfilled(self.scope)
+        if done is None:  # the store is not open yet: ask again after the next poll
+            return False
+        self._backfill_checked = True
+        return not done
+
+    def _days(self) -> int:
+        return backfill_days(self.scope_config) if self.backfill_days is None \
+            else self.backfill_days
+
+    def backfill(self, inventory: Inventory) -> None:
+        """Read the cloud's records of the scope's last `backfill_days` and hand them to
+        the writer, which rebuilds the history before what was observed."""
+        until = _now()
+        since = until - timedelta(days=self._days())
+        found, error = None, None
+        try:
+            found = self._provider.history(since, until)
+        except FleetViewError as exc:
+            error = str(exc)
+        except Exception as exc:  # a provider bug must not end the collector
+            log.exception("reading the history of %s failed", self.scope)
+            error = (f"unexpected error reading its history ({type(exc).__name__}: {exc}); "
+                     "see the collector log")
+        if error is not None:
+            log.warning("%s: backfill: %s", self.scope, error)
+        self.writer.submit(BackfillResult(
+            self.scope, self.scope_config.provider, until, _now(), inventory.scope, found,
+            since, until, error, asked=self._asked))
+        self._asked = False
 
 
 class CommandReader(threading.Thread):
@@ -408,10 +547,20 @@ class CommandReader(threading.Thread):
                     self.workers[name].wake.set()
                 else:
                     log.warning("poll: no scope %r in this collector", name)
+        elif word == "backfill":
+            # Poll now, then rebuild the scope's history from its cloud's records.
+            names = [n.strip() for n in rest.split(",") if n.strip()] or list(self.workers)
+            for name in names:
+                if name in self.workers:
+                    self.workers[name].backfill_asked = True
+                    self.workers[name].wake.set()
+                else:
+                    log.warning("backfill: no scope %r in this collector", name)
         elif word in ("stop", "quit"):
             self.stop_event.set()
         elif word:
-            log.warning("unknown command %r; the commands are: poll [scope,...], stop", line)
+            log.warning("unknown command %r; the commands are: poll [scope,...], "
+                        "backfill [scope,...], stop", line)
 
 
 def _select(config: Config, scopes: list[str] | None):
@@ -443,6 +592,23 @@ def run(config: Config, once: bool = False, scopes: list[str] | None = None,
                  stop_on_eof=stop_on_eof)
 
 
+def run_backfill(config: Config, scopes: list[str] | None = None, days: int | None = None
+                 ) -> int:
+    """`fleetview backfill`: poll each scope once and rebuild its history from its cloud's
+    records over `days` (default: its backfill_days), even if that was done before."""
+    try:
+        selected = _select(config, scopes)
+        parse_url(config.store.url)
+    except FleetViewError as exc:
+        print(f"fleetview: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if days is not None and days <= 0:
+        print("fleetview: --days must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    return serve(config, selected, True, sys.stdout, None, install_signals=True,
+                 backfill_now=True, backfill_days=days)
+
+
 def _stdin_fd() -> int | None:
     try:
         return sys.stdin.fileno() if sys.stdin is not None else None
@@ -452,13 +618,17 @@ def _stdin_fd() -> int | None:
 
 def serve(config: Config, selected, once: bool, out: TextIO, commands_fd: int | None,
           install_signals: bool = False, stop: threading.Event | None = None,
-          stop_on_eof: bool = False) -> int:
-    """Run the collector for `selected` scope configs until stopped (or one round, `once`)."""
+          stop_on_eof: bool = False, backfill_now: bool = False,
+          backfill_days: int | None = None) -> int:
+    """Run the collector for `selected` scope configs until stopped (or one round, `once`).
+    `backfill_now`: rebuild each scope's history after its first poll even if it was
+    rebuilt before, over `backfill_days` (default: each scope's own)."""
     stop = stop or threading.Event()
     events = EventStream(out)
     outcome = Outcome()
     writer = Writer(config, events, outcome, stop)
-    workers = {s.name: ScopeWorker(s, config, writer, events, outcome, stop, once)
+    workers = {s.name: ScopeWorker(s, config, writer, events, outcome, stop, once,
+                                   backfill_now, backfill_days)
                for s in selected}
     previous = _install_signals(stop, workers) if install_signals else {}
     reason = "done"

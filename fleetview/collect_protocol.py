@@ -242,6 +242,27 @@ class PollsDropped(CollectorEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BackfillFinished(CollectorEvent):
+    """A scope's history rebuilt from its cloud's records and written (`ok`), or why not;
+    `message` says what was written, the gaps left and what was skipped."""
+
+    EVENT: ClassVar[str] = "backfill_finished"
+    scope: str
+    ok: bool = True
+    spans: int = 0
+    group_spans: int = 0
+    api_calls: int = 0
+    message: str = ""
+
+    @classmethod
+    def _fields(cls, d: Mapping) -> dict:
+        e = cls.EVENT
+        return {"scope": _str(e, d, "scope", _MISSING), "ok": _bool(e, d, "ok", True),
+                "spans": _int(e, d, "spans", 0), "group_spans": _int(e, d, "group_spans", 0),
+                "api_calls": _int(e, d, "api_calls", 0), "message": _str(e, d, "message", "")}
+
+
+@dataclass(frozen=True, kw_only=True)
 class CollectorStopped(CollectorEvent):
     EVENT: ClassVar[str] = "collector_stopped"
     reason: str = ""
@@ -255,7 +276,7 @@ class CollectorStopped(CollectorEvent):
 
 EVENT_TYPES: dict[str, type[CollectorEvent]] = {cls.EVENT: cls for cls in (
     CollectorStarted, PollStarted, PollFinished, ScopeError, StoreError, StoreOk,
-    PollsDropped, CollectorStopped)}
+    PollsDropped, BackfillFinished, CollectorStopped)}
 EVENTS = tuple(EVENT_TYPES)
 
 

@@ -70,6 +70,17 @@ class Config:
     scopes: tuple[ScopeConfig, ...] = ()
     versions: VersionRules = field(default_factory=VersionRules)
     protect: tuple[str, ...] = ()
+    # Where load_config looked for a file it did not find (then `path` is None).
+    looked_for: Path | None = None
+
+    @property
+    def source(self) -> str:
+        """Where this config comes from, for messages: its file, or the file looked for."""
+        if self.path is not None:
+            return str(self.path)
+        if self.looked_for is not None:
+            return f"{self.looked_for} (not found)"
+        return "no config file"
 
     def scope(self, name: str) -> ScopeConfig:
         for s in self.scopes:
@@ -188,7 +199,7 @@ def load_config(path: Path | str | None = None) -> Config:
         if explicit:
             raise ConfigError(path, "", "no such file; give the path of a FleetView config "
                               "(see README, 'Configure')")
-        return Config(path=None)
+        return Config(path=None, looked_for=path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

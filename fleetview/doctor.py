@@ -22,8 +22,9 @@ def run(config: Config, out: TextIO | None = None) -> int:
     """Check every configured scope; exit 0 when every needed permission is present."""
     out = out or sys.stdout
     if not config.scopes:
-        raise ConfigError(config.path or "the config file", "",
+        raise ConfigError(config.source, "",
                           "no scopes configured, nothing to check; " + no_scopes_hint())
+    out.write(f"Config: {config.source}\n\n")
     reports = [check_scope(scope) for scope in config.scopes]
     for report in reports:
         out.write(render(report))

@@ -69,7 +69,8 @@ def take_snapshot(config: Config) -> dict:
                       for e in result.errors)
     instances.sort(key=lambda r: (r["scope"], r["region"], r["group"] or "", r["name"] or "",
                                   r["instance_id"]))
-    return {"polled_at": iso(polled_at), "instances": instances, "errors": errors}
+    return {"polled_at": iso(polled_at), "config": config.source, "instances": instances,
+            "errors": errors}
 
 
 def render(snapshot: dict, fmt: str) -> str:

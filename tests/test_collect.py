@@ -412,3 +412,16 @@ def test_a_collector_without_a_window_keeps_polling_after_stdin_closes(tmp_path)
         assert proc.wait(20) == 0
     finally:
         _reap(proc)
+
+
+def test_the_backfill_command_asks_the_named_scopes_to_poll_and_rebuild():
+    import types
+
+    workers = {name: types.SimpleNamespace(backfill_asked=False, wake=threading.Event())
+               for name in ("a", "b")}
+    reader = collect.CommandReader(0, workers, threading.Event())
+    reader.handle("backfill b")
+    assert workers["b"].backfill_asked and workers["b"].wake.is_set()
+    assert not workers["a"].backfill_asked and not workers["a"].wake.is_set()
+    reader.handle("backfill")
+    assert workers["a"].backfill_asked

@@ -31,6 +31,8 @@ EVERY_EVENT = [
     StoreError(message="database is locked", pending=2, retry_in_s=5, fatal=False),
     protocol.StoreOk(pending=0),
     protocol.PollsDropped(scope="prod", dropped=1, message="dropped the oldest poll"),
+    protocol.BackfillFinished(scope="prod", ok=True, spans=12, group_spans=3, api_calls=9,
+                              message="rebuilt 12 instance spans"),
     protocol.CollectorStopped(reason="stopped", unwritten=0),
 ]
 
@@ -59,7 +61,7 @@ def test_the_wire_format_is_the_collectors():
     assert data["region_errors"] == [{"region": "eu-west-1", "message": "throttled"}]
     assert protocol.EVENTS == ("collector_started", "poll_started", "poll_finished",
                                "scope_error", "store_error", "store_ok", "polls_dropped",
-                               "collector_stopped")
+                               "backfill_finished", "collector_stopped")
 
 
 def test_a_sparse_line_gets_defaults_and_unknown_fields_are_ignored():

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from fleetview.actions import locks, quarantine
+from fleetview.domain.backfill import OBSERVED
 
 LOOKBACK = timedelta(days=90)
 _LIVE = ("pending", "running")
@@ -93,6 +94,7 @@ class Readiness:
     estimate_s: float | None = None
     note: str = ""
     skipped: tuple[str, ...] = ()
+    inferred: str = ""  # the records the target's history was rebuilt from, if it was
 
     def describe(self) -> str:
         """One line: "ready: back to 2.3.0 (will stop the update under way)" or why not."""
@@ -138,5 +140,25 @@ def readiness(store, scope_config, scope: str, region: str, group: str,
     if lock is not None:
         reasons.append(lock.describe())
     # A rollout in flight is what a rollback is most often for: the plan stops it first.
-    note = "will stop the update under way" if updating else ""
-    return Readiness(not reasons, target, "; ".join(reasons), estimate, note, skipped)
+    notes = ["will stop the update under way"] if updating else []
+    inferred = inferred_sources(spans, target)
+    if inferred:
+        notes.append(f"{target.version} as the group's last full version comes from history "
+                     f"rebuilt from cloud records ({inferred}), not from polls FleetView watched")
+    return Readiness(not reasons, target, "; ".join(reasons), estimate, "; ".join(notes),
+                     skipped, inferred)
+
+
+def inferred_sources(spans: pd.DataFrame, target: Stretch | None) -> str:
+    """The records (CloudTrail, Auto Scaling activities, ...) behind the spans that make
+    `target` a time the group ran in full, where a backfill inferred them; "" when polls
+    saw it."""
+    if target is None or spans.empty or "source" not in spans:
+        return ""
+    end = target.end if target.end is not None else pd.Timestamp.max.tz_localize("UTC")
+    mine = spans[(spans["version"] == target.version) & (spans["start"] < end)
+                 & (spans["end"].isna() | (spans["end"] > target.start))
+                 & (spans["source"] != OBSERVED)]
+    found = sorted({part.strip() for text in mine["source"].dropna()
+                    for part in str(text).split(",") if part.strip()})
+    return ", ".join(found)

@@ -11,13 +11,21 @@ Provider = str
 
 
 class State(enum.StrEnum):
-    """An instance's lifecycle state, the same words on every cloud."""
+    """An instance's lifecycle state, the same words on every cloud.
 
-    PENDING = "pending"
+    Each cloud maps its own states onto these (EC2 and GCE share most words; GCE adds
+    suspending, suspended, repairing, and waiting for capacity).
+    """
+
+    PENDING = "pending"  # starting: it will run within minutes
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
     TERMINATED = "terminated"
+    SUSPENDING = "suspending"
+    SUSPENDED = "suspended"  # memory kept, not running: it serves nothing until resumed
+    REPAIRING = "repairing"  # taken out of service by the cloud until it is repaired
+    WAITING = "waiting"  # asked for, not started: queued for capacity (GCE flex-start)
     UNKNOWN = "unknown"
 
     @classmethod
@@ -29,8 +37,10 @@ class State(enum.StrEnum):
 
     @property
     def live(self) -> bool:
-        """Whether an instance in this state counts as a member of its group."""
-        return self not in (State.STOPPING, State.STOPPED, State.TERMINATED)
+        """Whether an instance in this state counts as a member of its group: running or
+        starting. One that is stopping, stopped, suspended, in repair or still waiting for
+        capacity serves nothing and may stay so for hours."""
+        return self in (State.PENDING, State.RUNNING, State.UNKNOWN)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import abc
 import ipaddress
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
@@ -20,6 +21,7 @@ from fleetview.domain.actions import (
     StepResult,
     converge_state,
 )
+from fleetview.domain.backfill import Backfill
 from fleetview.domain.errors import FleetViewError
 from fleetview.domain.model import Group, Image, Instance, Inventory
 from fleetview.domain.timing import Timing
@@ -58,6 +60,7 @@ class ScopeConfig(Protocol):
     actions: bool
     protect: tuple[str, ...]
     regions: tuple[str, ...]
+    act_on_owned_groups: bool  # act on groups another system deploys (Group.owner)
 
 
 # A config key's Python type(s) and the hint shown when a value has the wrong type.
@@ -69,7 +72,30 @@ SHARED_KEYS: dict[str, KeySpec] = {
     "name": STR,
     "actions": BOOL,
     "protect": (list, 'a list of key=value selectors, e.g. ["env=prod"]'),
+    # A group another system deploys (Group.owner): acted on only when this is true.
+    "act_on_owned_groups": BOOL,
+    "backfill_days": (int, "a whole number of days, e.g. 30 (0 turns backfill off)"),
 }
+
+# How far back a scope's first poll rebuilds history from the cloud's records (backfill_days).
+BACKFILL_DAYS_DEFAULT = 30
+# CloudTrail keeps 90 days; no cloud record FleetView reads reaches further.
+BACKFILL_DAYS_MAX = 90
+
+
+def parse_backfill_days(entry: dict, fail: Callable[[str, str], None]) -> int:
+    """A scope table's backfill_days, checked: every cloud's `parse_scope` calls this."""
+    days = entry.get("backfill_days", BACKFILL_DAYS_DEFAULT)
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= BACKFILL_DAYS_MAX:
+        fail("backfill_days", f"must be a whole number of days from 0 (off) to "
+             f"{BACKFILL_DAYS_MAX}, e.g. backfill_days = 30; not {days!r}")
+        return BACKFILL_DAYS_DEFAULT
+    return days
+
+
+def backfill_days(config) -> int:
+    """The scope's backfill_days (a scope config without the key: the default)."""
+    return int(getattr(config, "backfill_days", BACKFILL_DAYS_DEFAULT))
 
 
 @dataclass(frozen=True)
@@ -128,11 +154,32 @@ def refuse_read_only(config) -> None:
             f"[[{config.provider}]] table of the config to allow replace and rollback")
 
 
+def owned_group_warning(config, group: Group, kind: str) -> str | None:
+    """The warning a plan carries for a group another system deploys (`Group.owner`), or None
+    for a group of its own; refused unless the scope sets act_on_owned_groups = true."""
+    if not group.owner:
+        return None
+    undo = (f"{group.owner} manages group {group.name}: its next deployment can undo this "
+            f"{kind} (it applies the configuration it knows)")
+    if not getattr(config, "act_on_owned_groups", False):
+        raise ActionRefused(
+            f"{undo}, so FleetView does not act on it: change the version through "
+            f"{group.owner}, or set act_on_owned_groups = true in scope {config.name}'s "
+            f"[[{config.provider}]] table to act anyway")
+    return (f"{undo}; afterwards, make {group.owner} launch the same version, or its next "
+            "deployment reverts the group")
+
+
 def refuse_updating(group: Group, update: str) -> None:
     """`update` is the cloud's words for what is under way, e.g. "an update under way"."""
     if group.updating:
         raise ActionRefused(f"group {group.name} has {update}: wait until it is done (or stop "
                             "it) before acting on the group")
+
+
+def with_warning(plan: ActionPlan, warning: str | None) -> ActionPlan:
+    """The plan with a shared warning first among its notes."""
+    return replace(plan, notes=(warning, *plan.notes)) if warning else plan
 
 
 class Provider(abc.ABC):
@@ -166,6 +213,14 @@ class Provider(abc.ABC):
     def identity(self) -> str:
         """Who acts: the AWS caller ARN, the GCP account."""
 
+    def history(self, since: datetime, until: datetime) -> Backfill:
+        """What the cloud's own records say happened between `since` and `until` (launches,
+        terminations, group versions, live instances' launch times), for a backfill
+        (`fleetview.domain.backfill.infer` turns them into spans). Never raises for a record
+        it cannot read: it says what it skipped and why in `Backfill.skipped`."""
+        title = getattr(getattr(self, "cloud", None), "title", None) or self.name or "this"
+        return Backfill(skipped=[f"the {title} provider reads no history records"])
+
     # -- plans ---------------------------------------------------------------------------
 
     def plan_replace(self, inventory: Inventory, instance_id: str) -> ActionPlan:
@@ -183,6 +238,7 @@ class Provider(abc.ABC):
         if group is None:
             raise ActionRefused(f"{instance_id} names group {inst.group}, which the last poll "
                                 f"did not see in {inst.region}; poll again")
+        owned = owned_group_warning(self.config, group, "replace")
         refuse_updating(group, self.update_under_way(group))
         if not group.desired_image_id and self.replace_needs_image:
             raise ActionRefused(f"group {group.name} names no image FleetView can read; a "
@@ -193,7 +249,7 @@ class Provider(abc.ABC):
                 f"group {group.name} launches {image.name or image.id} "
                 f"({group.desired_version}), which no longer exists: a replacement would fail "
                 "to start; roll the group to an available version first")
-        return self.plan_replace_of(inventory, inst, group)
+        return with_warning(self.plan_replace_of(inventory, inst, group), owned)
 
     def plan_rollback(self, inventory: Inventory, group: str, region: str, version: str,
                       known_images: Mapping[str, Image] | None = None, **options: Any
@@ -206,9 +262,11 @@ class Provider(abc.ABC):
         if found is None:
             raise ActionRefused(f"group {group} in {region} is not in the last poll of scope "
                                 f"{self.config.name}; poll again")
+        owned = owned_group_warning(self.config, found, "rollback")
         if not self.rolls_back_in_flight:
             refuse_updating(found, self.update_under_way(found))
-        return self.plan_rollback_of(inventory, found, version, known_images or {}, **options)
+        return with_warning(self.plan_rollback_of(inventory, found, version, known_images or {},
+                                                  **options), owned)
 
     # Whether `plan_rollback_of` can roll back a group whose rollout is under way (its plan
     # then stops that rollout first); for a cloud that cannot, the shared check refuses.

@@ -325,6 +325,8 @@ class Refresher:
         self.step_s = step_s
         self.clock = clock
         self.refreshes: dict[tuple[str, str, str], list[InstanceRefresh]] = {}
+        # Called with (account, region, group) when a refresh succeeds (the warm pool's turn).
+        self.on_success: Callable[[str, str, Any], None] | None = None
 
     # -- the API ---------------------------------------------------------------------------
 
@@ -612,6 +614,8 @@ class Refresher:
     def _succeed(self, refresh: InstanceRefresh, group: Any, asg: Any) -> None:
         if refresh.desired:
             _apply(asg, group, refresh.desired)
+        if self.on_success is not None:
+            self.on_success(asg.account_id, asg.region_name, group)
         self._finish(refresh, "Successful", None)
 
     def _fail(self, refresh: InstanceRefresh, reason: str) -> None:

@@ -26,12 +26,22 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from fleetview.sim.aws_refresh import Refresher, RefreshFault, validation_error
+from fleetview.sim.aws_shapes import (
+    WARM_ACTIONS,
+    WarmPools,
+    complete_lifecycle_action,
+    interrupt_spot,
+    patch_moto,
+)
+from fleetview.sim.aws_trail import HistoryDesk
 
 STEP_ENV = "FLEETVIEW_SIM_REFRESH_STEP_S"
 DEFAULT_STEP_S = 2.0
 
 HANDLED = ("StartInstanceRefresh", "DescribeInstanceRefreshes", "CancelInstanceRefresh",
-           "RollbackInstanceRefresh")
+           "RollbackInstanceRefresh", "CompleteLifecycleAction", *WARM_ACTIONS)
+# POST here with a form of account, region and instance: a spot interruption of that instance.
+SPOT_INTERRUPTION_PATH = "/fleetview-sim/spot-interruption"
 # Requests to these services touch the models the refresh thread changes, so they wait for it.
 GUARDED_SERVICES = frozenset({"autoscaling", "ec2", "elasticloadbalancing"})
 
@@ -204,7 +214,11 @@ class RefreshLayer:
     def __init__(self, app: Callable[..., Iterable[bytes]], step_s: float) -> None:
         self.app = app
         self.refresher = Refresher(step_s)
+        self.warm_pools = WarmPools()
+        self.refresher.on_success = self._refreshed
         self.protocol = QueryProtocol()
+        # CloudTrail and Auto Scaling activities: recorded here, served by the layer.
+        self.history = HistoryDesk(self.protocol, _account, _form)
         self.lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -231,7 +245,10 @@ class RefreshLayer:
             due = None
             try:
                 with self.lock:
+                    members = self.history.look() if self.refresher.refreshes else None
                     self.refresher.tick_due()
+                    if members is not None:
+                        self.history.changed(members)
                     due = self.refresher.next_due()
             except Exception:  # a bug: say so in the server's log, keep the others moving
                 traceback.print_exc()
@@ -246,9 +263,23 @@ class RefreshLayer:
             with self.lock:
                 if path.rstrip("/") == "/moto-api/reset" and method == "POST":
                     self.refresher.forget()
+                    self.warm_pools.forget()
+                    self.history.forget()
                 return list(self._through(environ, start_response))
+        sim = self.history.sim_path(path, method, environ, start_response)
+        if sim is not None:
+            with self.lock:
+                return sim
+        if path == SPOT_INTERRUPTION_PATH and method == "POST":
+            return self._interrupt(environ, start_response)
         scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         service = scope.group(3).lower() if scope else ""
+        with self.lock:
+            answered, pending = self.history.before(
+                environ, service, scope.group(1) if scope else "",
+                scope.group(2) if scope else "", start_response)
+        if answered is not None:
+            return answered
         if service == "autoscaling" and method == "POST":
             form = _form(environ)
             action = form.get("Action", "")
@@ -257,8 +288,16 @@ class RefreshLayer:
                 return self._serve(action, form, environ, scope.group(1), scope.group(2),
                                    start_response)
         if service in GUARDED_SERVICES:
+            status: list[str] = []
+
+            def started(code: str, *args: Any) -> Any:
+                status.append(code)
+                return start_response(code, *args)
+
             with self.lock:
-                return list(self._through(environ, start_response))
+                answer = list(self._through(environ, started))
+                self.history.after(pending, answer, status[0] if status else "")
+                return answer
         return self._through(environ, start_response)
 
     def _through(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -277,6 +316,7 @@ class RefreshLayer:
             with self.lock:
                 account = _account(environ, access_key)
                 result = self._act(action, params, account, region)
+                self.history.served(action, params, account, region)
             self._wake.set()
             status, body = 200, self.protocol.answer(action, result)
         except RefreshFault as fault:
@@ -288,10 +328,36 @@ class RefreshLayer:
                                               ("x-amzn-RequestId", str(uuid.uuid4()))])
         return [body]
 
+    def _interrupt(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        form = {k: v[0] for k, v in parse_qs(
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
+        ).items()}
+        try:
+            with self.lock:
+                interrupt_spot(form["account"], form["region"], form["instance"])
+            status, body = "200 OK", b"interrupted"
+        except Exception as exc:  # noqa: BLE001 - a test's mistake: say it, keep serving
+            status, body = "400 Bad Request", f"{type(exc).__name__}: {exc}".encode()
+        start_response(status, [("Content-Type", "text/plain"),
+                                ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _refreshed(self, account: str, region: str, group: Any) -> None:
+        # An instance refresh replaces the warm pool's instances too.
+        self.warm_pools.replace_behind(account, region, group)
+
     def _act(self, action: str, params: dict[str, Any], account: str,
              region: str) -> dict[str, Any]:
         refresher = self.refresher
         name = params["AutoScalingGroupName"]
+        if action == "CompleteLifecycleAction":
+            return complete_lifecycle_action(account, region, params)
+        if action == "PutWarmPool":
+            return self.warm_pools.put(account, region, params)
+        if action == "DescribeWarmPool":
+            return self.warm_pools.describe(account, region, params)
+        if action == "DeleteWarmPool":
+            return self.warm_pools.delete(account, region, params)
         if action == "StartInstanceRefresh":
             return {"InstanceRefreshId": refresher.start(account, region, params)}
         if action == "CancelInstanceRefresh":
@@ -373,6 +439,7 @@ def serve(host: str, port: int) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    patch_moto()
     moto_app = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
     layer = RefreshLayer(moto_app, step)
     layer.start()

@@ -271,6 +271,14 @@ project = "{demo_story.GCP_PROJECT}"
 api_endpoint = "{demo.gce_endpoint}"
 credentials = "anonymous"
 actions = true
+
+[[aws]]
+# FleetView never watched it: its first poll rebuilds 30 days from the cloud's records.
+name = "{demo_story.BACKFILLED_SCOPE}"
+regions = ["{demo_story.BACKFILLED_REGION}"]
+endpoint_url = "{moto_url}"
+backfill_days = 30
+actions = true
 """
 
 
@@ -368,6 +376,7 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
     """
     demo_story.check_size(size)
     check_installed()
+    from fleetview.sim.aws_past import play_past
     from fleetview.sim.moto_server import MotoServer
 
     parent = Path(workdir) if workdir is not None else None
@@ -410,6 +419,9 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
                                       config)
                 gcp = pool.submit(_gcp_live, config)
                 aws = pool.submit(_aws_live, config, demo.moto.url, size)
+                # Its past lives only in the local cloud's records: nothing is written here.
+                past = pool.submit(play_past, demo.moto.url, demo_story.BACKFILLED_REGION,
+                                   groups=demo_story.BACKFILLED_GROUPS)
                 ends = []
                 for name, future in ((demo_story.GCP_SCOPE, gcp), (demo_story.AWS_SCOPE, aws)):
                     history = histories[name] = future.result()
@@ -419,6 +431,8 @@ def start_demo(size: str = "small", workdir: Path | str | None = None) -> Demo:
                     demo.timings[f"{name}_history_s"] = time.monotonic() - t0
                     ends.append(history.live.polled_at)
                 demo.history_end = max(ends)
+                demo.instances[demo_story.BACKFILLED_SCOPE] = sum(
+                    1 for i in past.result().instances if i.end is None)
                 inventory, started, _ = failing.result()
                 demo_history.write_failing_history(store, inventory, min(ends), stats,
                                                    live_started=started)

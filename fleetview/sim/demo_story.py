@@ -26,6 +26,11 @@ HISTORY_DAYS = 30.0
 AWS_SCOPE = "demo-aws"
 GCP_SCOPE = "demo-gcp"
 FAILING_SCOPE = "legacy-aws"
+# A scope FleetView never watched: the window's collector rebuilds its 30 days from CloudTrail
+# and Auto Scaling activities on its first poll (backfill), so a newcomer sees it work.
+BACKFILLED_SCOPE = "new-aws"
+BACKFILLED_REGION = "ca-central-1"
+BACKFILLED_GROUPS = ("checkout", "search")
 GCP_PROJECT = "demo-project"
 AWS_REGIONS = ("us-east-1", "eu-west-1")
 GCP_REGION = "us-central1"

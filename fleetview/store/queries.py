@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from fleetview.domain.versions import version_key
+from fleetview.store.schema import backfills as backfill_table
 from fleetview.store.schema import group_spans as gspans
 from fleetview.store.schema import images as imgs
 from fleetview.store.schema import poll_regions
@@ -19,25 +20,32 @@ from fleetview.store.times import us_column
 
 SPAN_COLUMNS = ["span_id", "provider", "scope", "account", "region", "zone", "group",
                 "instance_id", "name", "image_id", "image_name", "version", "state", "start",
-                "end"]
+                "end", "source", "lifecycle", "state_reason", "standby", "warm"]
+# What the clouds say of an instance besides its image: billing, why its state changed, held
+# out of service (Standby) or waiting in a warm pool.
+INSTANCE_EXTRA = ["lifecycle", "state_reason", "standby", "warm"]
 FLEET_COLUMNS = ["provider", "scope", "account", "region", "zone", "group", "instance_id",
                  "name", "image_id", "image_name", "version", "state", "start",
-                 "desired_version", "canary_version", "drift"]
+                 "desired_version", "canary_version", "drift", *INSTANCE_EXTRA]
+# `notes`: one a line. `source` of a span: "observed", or the records it was inferred from.
 GROUP_COLUMNS = ["provider", "scope", "account", "region", "zone", "group", "kind",
                  "desired_version", "desired_image_id", "canary_version", "canary_image_id",
-                 "target_size", "updating"]
-GROUP_SPAN_COLUMNS = ["span_id", *GROUP_COLUMNS, "start", "end"]
+                 "target_size", "updating", "owner", "notes"]
+GROUP_SPAN_COLUMNS = ["span_id", *GROUP_COLUMNS, "start", "end", "source"]
+BACKFILL_COLUMNS = ["backfill_id", "scope", "provider", "finished", "since", "until", "spans",
+                    "group_spans", "records", "api_calls", "gaps", "skipped"]
 FRESHNESS_COLUMNS = ["scope", "provider", "region", "last_poll", "last_ok", "ok", "error"]
 IMAGE_COLUMNS = ["image_id", "provider", "scope", "name", "version", "created_at", "gone",
                  "deprecated", "first_seen"]
 POLL_COLUMNS = ["poll_id", "scope", "provider", "started", "finished", "ok", "error",
                 "instances", "api_calls"]
 _TIMES = {"start", "end", "last_poll", "last_ok", "created_at", "first_seen", "started",
-          "finished"}
+          "finished", "since", "until"}
 
 
-_BOOLS = {"ok", "gone", "deprecated", "updating", "drift"}
-_INTS = {"span_id", "poll_id", "target_size", "instances", "api_calls"}
+_BOOLS = {"ok", "gone", "deprecated", "updating", "drift", "standby", "warm"}
+_INTS = {"span_id", "poll_id", "target_size", "instances", "api_calls", "backfill_id", "spans",
+         "group_spans", "records"}
 
 
 def _frame(rows: Sequence[Sequence], columns: Sequence[str]) -> pd.DataFrame:
@@ -117,7 +125,8 @@ def spans(conn: Connection, t0: int, t1: int, scopes=None, regions=None, groups=
     query = sa.select(
         s.c.span_id, s.c.provider, s.c.scope, s.c.account, s.c.region, s.c.zone,
         s.c.group_name, s.c.instance_id, s.c.name, s.c.image_id, s.c.version, s.c.state,
-        s.c.start_us, s.c.end_us,
+        s.c.start_us, s.c.end_us, s.c.source, s.c.lifecycle, s.c.state_reason, s.c.standby,
+        s.c.warm,
     ).where(_overlapping(s, t0, t1),
             *_filters(s, scope=scopes, region=regions, group_name=groups, version=versions),
     ).order_by(*_order(conn, s.c.scope, s.c.region, s.c.group_name, s.c.instance_id,
@@ -134,8 +143,8 @@ def group_spans(conn: Connection, t0: int, t1: int, scopes=None, regions=None,
     query = sa.select(
         g.c.span_id, g.c.provider, g.c.scope, g.c.account, g.c.region, g.c.zone,
         g.c.group_name, g.c.kind, g.c.desired_version, g.c.desired_image_id,
-        g.c.canary_version, g.c.canary_image_id, g.c.target_size, g.c.updating,
-        g.c.start_us, g.c.end_us,
+        g.c.canary_version, g.c.canary_image_id, g.c.target_size, g.c.updating, g.c.owner,
+        g.c.notes, g.c.start_us, g.c.end_us, g.c.source,
     ).where(_overlapping(g, t0, t1),
             *_filters(g, scope=scopes, region=regions, group_name=groups))
     frame = _frame(conn.execute(query).all(), GROUP_SPAN_COLUMNS)
@@ -147,7 +156,7 @@ def groups_at(conn: Connection, at: int | None) -> pd.DataFrame:
     query = sa.select(
         g.c.provider, g.c.scope, g.c.account, g.c.region, g.c.zone, g.c.group_name, g.c.kind,
         g.c.desired_version, g.c.desired_image_id, g.c.canary_version, g.c.canary_image_id,
-        g.c.target_size, g.c.updating,
+        g.c.target_size, g.c.updating, g.c.owner, g.c.notes,
     ).where(_alive(g, at))
     frame = _frame(conn.execute(query).all(), GROUP_COLUMNS)
     return _sorted(frame, ["scope", "region", "group"])
@@ -158,10 +167,11 @@ def fleet_at(conn: Connection, at: int | None) -> pd.DataFrame:
     query = sa.select(
         s.c.provider, s.c.scope, s.c.account, s.c.region, s.c.zone, s.c.group_name,
         s.c.instance_id, s.c.name, s.c.image_id, s.c.version, s.c.state, s.c.start_us,
+        s.c.lifecycle, s.c.state_reason, s.c.standby, s.c.warm,
     ).where(_alive(s, at), s.c.state != "terminated").order_by(
         *_order(conn, s.c.scope, s.c.region, s.c.group_name, s.c.instance_id))
     columns = ["provider", "scope", "account", "region", "zone", "group", "instance_id",
-               "name", "image_id", "version", "state", "start"]
+               "name", "image_id", "version", "state", "start", *INSTANCE_EXTRA]
     frame = _frame(conn.execute(query).all(), columns)
     frame.insert(columns.index("image_id") + 1, "image_name", _image_names(conn, frame))
     wanted = groups_at(conn, at)[["scope", "region", "group", "desired_version",
@@ -172,7 +182,7 @@ def fleet_at(conn: Connection, at: int | None) -> pd.DataFrame:
     desired = frame["desired_version"]
     frame["drift"] = (
         frame["group"].notna() & desired.notna() & (frame["version"] != desired)
-        & (frame["version"] != frame["canary_version"])
+        & (frame["version"] != frame["canary_version"]) & ~frame["warm"]
     ).astype(bool)
     return frame[FLEET_COLUMNS]
 
@@ -268,5 +278,14 @@ def polls(conn: Connection, t0: int | None, t1: int | None, scopes=None) -> pd.D
     return frame.sort_values(["finished", "poll_id"]).reset_index(drop=True)
 
 
-__all__ = ["fleet_at", "freshness", "groups_at", "images", "polls", "spans",
+def backfills(conn: Connection, scopes=None) -> pd.DataFrame:
+    b = backfill_table
+    query = sa.select(b.c.backfill_id, b.c.scope, b.c.provider, b.c.finished_us, b.c.since_us,
+                      b.c.until_us, b.c.spans, b.c.group_spans, b.c.records, b.c.api_calls,
+                      b.c.gaps, b.c.skipped).where(*_filters(b, scope=scopes))
+    frame = _frame(conn.execute(query).all(), BACKFILL_COLUMNS)
+    return frame.sort_values(["finished", "backfill_id"]).reset_index(drop=True)
+
+
+__all__ = ["backfills", "fleet_at", "freshness", "groups_at", "images", "polls", "spans",
            "version_share"]

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from fleetview.store.errors import StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # SQLite only makes an INTEGER PRIMARY KEY the rowid alias (fast, autoincrementing).
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -48,6 +48,12 @@ spans = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("start_us", _TIME, nullable=False),
     sa.Column("end_us", _TIME),
+    # "observed" (a poll saw it) or the records a backfill inferred it from.
+    sa.Column("source", _TEXT, nullable=False, server_default="observed"),
+    sa.Column("lifecycle", _TEXT),
+    sa.Column("state_reason", _TEXT),
+    sa.Column("standby", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("warm", sa.Boolean, nullable=False, server_default=sa.false()),
     # A scope's open spans (read when a writer starts); a poll closes spans by span_id.
     # New rows land at the end of this index, where an index on instance ids (random
     # strings) would cost each insert a B-tree search: see bench_store_ingest. Time-window
@@ -74,6 +80,9 @@ group_spans = sa.Table(
     sa.Column("updating", sa.Boolean, nullable=False),
     sa.Column("start_us", _TIME, nullable=False),
     sa.Column("end_us", _TIME),
+    sa.Column("source", _TEXT, nullable=False, server_default="observed"),
+    sa.Column("owner", _TEXT),
+    sa.Column("notes", _TEXT),  # one note a line
     sa.Index("ix_group_spans_scope_end", "scope", "end_us", "region", "group_name"),
     sa.Index("ix_group_spans_group", "scope", "region", "group_name", "start_us"),
 )
@@ -120,6 +129,24 @@ poll_regions = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("instances", sa.Integer, nullable=False),
     sa.Index("ix_poll_regions_scope_region", "scope", "region", "finished_us"),
+)
+
+# One row per backfill of a scope: the range it read, what it wrote, what it had to skip.
+backfills = sa.Table(
+    "backfills", metadata,
+    sa.Column("backfill_id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("scope", _TEXT, nullable=False),
+    sa.Column("provider", sa.String(8), nullable=False),
+    sa.Column("finished_us", _TIME, nullable=False),
+    sa.Column("since_us", _TIME, nullable=False),
+    sa.Column("until_us", _TIME, nullable=False),
+    sa.Column("spans", sa.Integer, nullable=False),
+    sa.Column("group_spans", sa.Integer, nullable=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("api_calls", sa.Integer, nullable=False),
+    sa.Column("gaps", sa.Text),  # one sentence
+    sa.Column("skipped", sa.Text),  # one sentence a line
+    sa.Index("ix_backfills_scope", "scope", "finished_us"),
 )
 
 # Per-scope write counter: a writer bumps it first in each poll's transaction, which
@@ -176,8 +203,32 @@ def _to_3(conn: Connection) -> None:
     metadata.tables["bad_versions"].create(conn, checkfirst=True)
 
 
+# Columns version 4 added (table -> column -> SQL type and default): where a span came from
+# (backfill), and what the clouds say of an instance's billing and state and of a group's owner.
+V4_COLUMNS = {
+    "spans": {"source": "TEXT NOT NULL DEFAULT 'observed'", "lifecycle": "TEXT",
+              "state_reason": "TEXT", "standby": "BOOLEAN NOT NULL DEFAULT FALSE",
+              "warm": "BOOLEAN NOT NULL DEFAULT FALSE"},
+    "group_spans": {"source": "TEXT NOT NULL DEFAULT 'observed'", "owner": "TEXT",
+                    "notes": "TEXT"},
+}
+
+
+def _to_4(conn: Connection) -> None:
+    """Spans say where they came from (every existing one was observed); instances their
+    lifecycle, state reason, standby and warm pool; groups their owner and notes; backfills
+    are recorded (new table). Adding a column with a constant default rewrites no row."""
+    inspector = sa.inspect(conn)
+    for table, columns in V4_COLUMNS.items():
+        have = {c["name"] for c in inspector.get_columns(table)}
+        for column, kind in columns.items():
+            if column not in have:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+    metadata.tables["backfills"].create(conn, checkfirst=True)
+
+
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n + 1.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _to_2, 2: _to_3}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _to_2, 2: _to_3, 3: _to_4}
 
 
 def _ensure_store_id(conn: Connection) -> str:

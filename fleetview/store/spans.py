@@ -12,11 +12,15 @@ from dataclasses import dataclass, field
 
 from fleetview.domain.model import Group, Instance, Inventory, State
 
-# What an instance span holds besides its id and times; any change opens a new span.
+# What an instance span holds besides its id and times; any change opens a new span. A new
+# state reason (a Spot interruption), a move into Standby or a warm pool is a change a reader
+# wants to see when it happened.
 INSTANCE_FIELDS = ("account", "region", "zone", "group_name", "name", "image_id", "version",
-                   "state")
+                   "state", "lifecycle", "state_reason", "standby", "warm")
+# target_size and updating stay last: the store reads them back in their own types.
 GROUP_FIELDS = ("account", "zone", "kind", "desired_image_id", "desired_version",
-                "canary_image_id", "canary_version", "target_size", "updating")
+                "canary_image_id", "canary_version", "owner", "notes", "target_size",
+                "updating")
 
 # Enum .value is a descriptor call; a poll of 50,000 instances notices.
 _STATE_TEXT = {state: state.value for state in State}
@@ -29,16 +33,25 @@ _INSTANCE_ATTRS = operator.attrgetter("account", "region", "zone", "group", "nam
                                       "image_id", "version")
 
 
+_INSTANCE_EXTRA = operator.attrgetter("lifecycle", "state_reason")
+
+
 def instance_observation(inst: Instance) -> tuple:
     # The state goes in as plain text: a database driver may write an enum by its name.
     state = inst.state
-    return (*_INSTANCE_ATTRS(inst), _STATE_TEXT.get(state) or str(state))
+    return (*_INSTANCE_ATTRS(inst), _STATE_TEXT.get(state) or str(state),
+            *_INSTANCE_EXTRA(inst), bool(inst.standby), bool(inst.warm))
+
+
+def notes_text(notes) -> str | None:
+    """A group's notes as the store keeps them: one a line (None: none)."""
+    return "\n".join(notes) if notes else None
 
 
 def group_observation(group: Group) -> tuple:
     return (group.account, group.zone, group.kind, group.desired_image_id,
-            group.desired_version, group.canary_image_id, group.canary_version,
-            int(group.target_size), bool(group.updating))
+            group.desired_version, group.canary_image_id, group.canary_version, group.owner,
+            notes_text(group.notes), int(group.target_size), bool(group.updating))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,9 +16,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from fleetview.domain.model import Inventory
+from fleetview.domain.backfill import Backfill
+from fleetview.domain.model import Image, Inventory, Scope
 from fleetview.store import engine as engines
 from fleetview.store import queries
+from fleetview.store.backfill import BackfillSummary, write_backfill
+from fleetview.store.bulk import bulk as _bulk
+from fleetview.store.bulk import insert as _insert
+from fleetview.store.bulk import insert_sql as _insert_sql
 from fleetview.store.errors import StoreError, StoreUnavailable
 from fleetview.store.schema import (
     ensure_schema,
@@ -229,6 +234,23 @@ class Store:
             if cache is not None:
                 self._cache[scope] = cache
         return summary
+
+    def record_backfill(self, scope: Scope, backfill: Backfill, since: datetime,
+                        until: datetime, version_of: Callable[[Image], str]
+                        ) -> BackfillSummary:
+        """Write the history `backfill`'s records support between `since` and `until`, in
+        one transaction (`fleetview.store.backfill`). Nothing observed is touched."""
+        with self._write("write a backfill to") as conn:
+            summary = write_backfill(conn, scope, backfill, since, until, version_of,
+                                     self._claim)
+        with self._lock:
+            self._cache.pop(scope.name, None)
+        return summary
+
+    def backfills(self, scopes: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every backfill recorded, oldest first: what it read, wrote and skipped."""
+        with self._read() as conn:
+            return queries.backfills(conn, scopes)
 
     def record_failed_poll(self, scope: str, provider: str, region: str | None,
                            started: datetime, finished: datetime, error: str) -> int:
@@ -536,36 +558,6 @@ def _new_span_ids(conn: Connection, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
-def _insert_sql(table: sa.Table, columns: Sequence[str]) -> str:
-    return (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join(['{p}'] * len(columns))})")
-
-
-# Past this many rows, PostgreSQL gets COPY: several times faster than executemany.
-_COPY_FROM = 500
-
-
-def _insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]
-            ) -> None:
-    if len(rows) >= _COPY_FROM and conn.dialect.name == "postgresql":
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        finally:
-            cursor.close()
-        return
-    _bulk(conn, _insert_sql(table, columns), rows)
-
-
-def _bulk(conn: Connection, sql: str, rows: list[tuple]) -> None:
-    if not rows:
-        return
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    conn.exec_driver_sql(sql.format(p=marker), rows)
-
-
 def _group_obs(values: Sequence) -> tuple:
     # Databases hand booleans and integers back in their own types; compare like the diff.
     values = list(values)
@@ -581,4 +573,4 @@ def _image_obs(values: Sequence) -> tuple:
     return tuple(values)
 
 
-__all__ = ["PollSummary", "Store", "StoreError", "StoreUnavailable"]
+__all__ = ["BackfillSummary", "PollSummary", "Store", "StoreError", "StoreUnavailable"]

@@ -25,7 +25,7 @@ from fleetview.domain.errors import FleetViewError
 from fleetview.domain.timing import Timing
 from fleetview.domain.versions import version_key
 from fleetview.ui.actions_panel import ActionsPanel, describe, status_text
-from fleetview.ui.audit_view import AuditView
+from fleetview.ui.audit_view import AuditView, load_new_log
 from fleetview.ui.palette import PaletteEntry
 from fleetview.ui.plan_dialog import PlanDialog
 from fleetview.ui.reason_dialog import ReasonDialog
@@ -157,6 +157,9 @@ class ActionController(QObject):
         self.actions_dock = self._dock("Actions", self.panel, "actionsDock")
         self.audit_dock = self._dock("Audit log", self.audit_view, "auditDock")
         window.tabifyDockWidget(self.actions_dock, self.audit_dock)
+        # The log is read when its tab comes up, and followed while it is up.
+        self._audit_shown = False
+        self.audit_dock.visibilityChanged.connect(self._on_audit_visibility)
         self.actions_dock.raise_()
         # A strip, not half the window: the fleet is what the window is for.
         window.resizeDocks([self.actions_dock], [150], Qt.Orientation.Vertical)
@@ -173,8 +176,8 @@ class ActionController(QObject):
         window.add_version_action(self._lift_version_name, self.ask_lift)
         window.add_palette_source(self.palette_entries)
         window.add_command("Quarantine a version…", lambda: self.ask_quarantine(None))
-        window.add_command("Show actions", self.show_actions)
-        window.add_command("Show audit log", self.show_audit)
+        window.add_command("Show actions", self.show_actions, menu="View")
+        window.add_command("Show audit log", self.show_audit, menu="View")
         window.add_command("Verify audit log", self.verify_audit)
         self.state.history_changed.connect(self._on_history_changed)
         self.state.fleet_changed.connect(self._on_fleet_changed)
@@ -216,7 +219,8 @@ class ActionController(QObject):
                 lambda s=scope, r=region, g=group: self.rollback(s, r, g), detail=detail))
         for row in self.state.grouped_instances().itertuples(index=False):
             entries.append(PaletteEntry(
-                f"Replace {row.name or row.instance_id}", "command",
+                f"Replace {row.name if isinstance(row.name, str) and row.name else row.instance_id}",
+                "command",
                 lambda i=row.instance_id: self.replace(i),
                 detail=f"{row.instance_id} · {row.group} · {row.scope}"))
         for record in self.panel.records.values():
@@ -269,8 +273,19 @@ class ActionController(QObject):
     def show_audit(self) -> None:
         self.audit_dock.show()
         self.audit_dock.raise_()
-        self.tasks.start("audit", audit.frame, self.store,
-                         on_done=self.audit_view.set_log, on_error=self._on_error)
+        self._load_audit()
+
+    def _on_audit_visibility(self, visible: bool) -> None:
+        self._audit_shown = visible
+        if visible:
+            self._load_audit()
+
+    def _load_audit(self) -> None:
+        """Read the log if it has a new entry (run when it is shown and at each refresh
+        while it is on screen, so it follows every new entry)."""
+        if not self._closed:
+            self.tasks.start("audit", load_new_log, self.store, self.audit_view.seq,
+                             on_done=self.audit_view.set_log, on_error=self._on_error)
 
     def verify_audit(self) -> None:
         self.show_audit()
@@ -642,6 +657,8 @@ class ActionController(QObject):
             return
         self.tasks.start("actions", lambda: Journal(self.store).recent(50),
                          on_done=self._on_records, on_error=self._on_error)
+        if self._audit_shown:
+            self._load_audit()
 
     def _on_records(self, records: list[ActionRecord]) -> None:
         self.panel.set_records(records)

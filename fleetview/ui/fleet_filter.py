@@ -43,15 +43,31 @@ class Term:
     negate: bool = False
 
 
+# What a node of the scope tree narrows to, exactly: (scope,), (scope, region) or
+# (scope, region, group).
+NODE_COLUMNS = ("scope", "region", "group")
+
+
 @dataclass(frozen=True)
 class FleetFilter:
     terms: tuple[Term, ...] = ()
     words: tuple[str, ...] = ()
     errors: tuple[str, ...] = field(default=())
+    node: tuple[str, ...] = ()  # the scope tree's selection, matched exactly
 
     @property
     def empty(self) -> bool:
-        return not self.terms and not self.words
+        return not self.terms and not self.words and not self.node
+
+    @property
+    def typed(self) -> bool:
+        """Whether the typed text narrows anything (beyond the tree's node)."""
+        return bool(self.terms or self.words)
+
+
+_EXAMPLES = {"version": "1.4", "desired_version": "1.4", "region": "us-east-1",
+             "zone": "us-east-1a", "state": "running", "provider": "aws", "account": "prod",
+             "image_name": "app-1.4", "instance_id": "i-0abc"}
 
 
 def parse_filter(text: str) -> FleetFilter:
@@ -91,6 +107,11 @@ def parse_filter(text: str) -> FleetFilter:
         if column in _YES_NO and value.lower() not in _YES | _NO:
             errors.append(f"{key.lower()} takes yes or no, e.g. {key.lower()}:yes")
             continue
+        if value and not any(ch.isalnum() for ch in value):
+            # `version:(((` would hide every row without a word why.
+            errors.append(f"{key.lower()}:{value} has no letter or digit to match; "
+                          f"e.g. {key.lower()}:{_EXAMPLES.get(column, 'web')}")
+            continue
         if value:
             terms.append(Term(column, value, negate))
     return FleetFilter(tuple(terms), tuple(words), tuple(errors))
@@ -125,6 +146,10 @@ def _term_mask(df: pd.DataFrame, term: Term) -> np.ndarray:
 
 def filter_mask(df: pd.DataFrame, flt: FleetFilter) -> np.ndarray:
     mask = np.ones(len(df), dtype=bool)
+    for column, value in zip(NODE_COLUMNS, flt.node, strict=False):
+        col = df[column].astype("string").fillna("") if column in df.columns else \
+            pd.Series("", index=df.index, dtype="string")
+        mask &= (col == value).fillna(False).to_numpy(dtype=bool)
     for term in flt.terms:
         m = _term_mask(df, term)
         mask &= ~m if term.negate else m

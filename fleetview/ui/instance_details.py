@@ -22,6 +22,15 @@ def _when(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _present(value: object) -> bool:
+    return value is not None and value is not pd.NaT and not (
+        isinstance(value, float) and math.isnan(value)) and value != ""
+
+
+def _flag(value: object) -> bool:
+    return _present(value) and bool(value)
+
+
 class InstanceDetails(QWidget):
     """One instance's details; given a WindowState, the selected instance's, kept current."""
 
@@ -95,8 +104,20 @@ class InstanceDetails(QWidget):
                 add("Desired", f"{esc(desired)} <b style='color:{DRIFT}'>◆ drift</b>")
             else:
                 add("Desired", esc(desired))
-            add("State", esc(row.get("state")))
+            state = esc(row.get("state"))
+            held = [word for flag, word in (("standby", "standby: held out of service"),
+                                            ("warm", "in the warm pool"))
+                    if _flag(row.get(flag))]
+            add("State", f"{state} ({', '.join(held)})" if held and state else state)
+            add("State reason", esc(row.get("state_reason")))
+            lifecycle = row.get("lifecycle")
+            add("Lifecycle", esc(lifecycle) if _present(lifecycle) else
+                ("on demand" if "lifecycle" in row.index else None))
             add("Group", esc(row.get("group")) or "standalone")
+            owner, notes = self._group_owner(row)
+            add("Owned by", esc(owner))
+            for note in notes:
+                add("Note", esc(note))
             add("Scope", esc(f"{row.get('scope')} ({row.get('provider')}, {row.get('account')})"))
             add("Region", esc(f"{row.get('region')} / {row.get('zone')}"))
             add("Image", esc(f"{row.get('image_name')} ({row.get('image_id')})"))
@@ -123,6 +144,24 @@ class InstanceDetails(QWidget):
                     "".join(items) + "</table>"
         self.label.setText(f"<h3 style='margin:0 0 6px 0'>{html.escape(title)}</h3>"
                            f"<table>{''.join(rows)}</table>{history}")
+
+    def _group_owner(self, row: pd.Series) -> tuple[str | None, list[str]]:
+        """The instance's group's owner and notes, when the store keeps them."""
+        groups = self._state.groups if self._state is not None else None
+        group = row.get("group")
+        if groups is None or not len(groups) or not _present(group) or (
+                "owner" not in groups and "notes" not in groups):
+            return None, []
+        hit = groups[(groups["scope"] == row.get("scope")) & (groups["region"] == row.get("region"))
+                     & (groups["group"] == group)]
+        if not len(hit):
+            return None, []
+        owner = hit["owner"].iat[0] if "owner" in hit else None
+        notes = hit["notes"].iat[0] if "notes" in hit else None
+        if isinstance(notes, str):
+            notes = [notes] if notes else []
+        return (str(owner) if _present(owner) else None,
+                [str(n) for n in notes] if isinstance(notes, list | tuple) else [])
 
     def clear(self) -> None:
         self.instance_id = None

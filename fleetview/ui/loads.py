@@ -55,8 +55,70 @@ def load_freshness(store) -> pd.DataFrame:
     return store.freshness()
 
 
+@dataclass(frozen=True)
+class RolloutShare:
+    """A group's version share around its latest rollout, with what the group says now."""
+
+    share: pd.DataFrame
+    desired: str | None  # the group's desired version now, read with the share
+    target_size: int | None  # how many the group needs: surge instances are not counted
+    since: datetime | None  # when the group started wanting `desired` (None: before history)
+    note: str = ""  # how the target was read, when not from the group's own setting
+
+
+def load_rollout(store, scope: str, region: str, group: str, now: datetime,
+                 days: int) -> RolloutShare:
+    """The rollout of a group: its desired version and target read now (not from a fleet
+    frame that may be older), when it began wanting that version, and the share around it."""
+    spans = store.group_spans(now - timedelta(days=days), now, [scope], [region], [group])
+    desired = size = since = updating = None
+    if len(spans):
+        spans = spans.sort_values("start")
+        last = spans.iloc[-1]
+        desired = None if pd.isna(last["desired_version"]) else str(last["desired_version"])
+        size = None if pd.isna(last["target_size"]) else int(last["target_size"])
+        since = _run_start(spans, spans["desired_version"].astype(object).where(
+            spans["desired_version"].notna(), None).to_numpy(), desired)
+        if desired is None:
+            since = None
+        if bool(last["updating"]):  # a rollout under way: since when
+            updating = _run_start(spans, spans["updating"].fillna(False).astype(bool)
+                                  .to_numpy(), True)
+    share = load_share(store, scope, region, group, desired, now, days, since)
+    if updating is not None and len(share):
+        # An update that rolls out what the group's own setting does not name yet (an
+        # instance refresh with a desired configuration): its target is the version that
+        # gained instances since it began.
+        rising = _rising(share, pd.Timestamp(updating))
+        if rising is not None and rising != desired:
+            note = (f"an update under way rolls out {rising}; the group's own setting "
+                    f"says {desired or 'nothing'}")
+            return RolloutShare(load_share(store, scope, region, group, rising, now, days,
+                                           updating), rising, size, updating, note)
+    return RolloutShare(share, desired, size, since)
+
+
+def _run_start(spans: pd.DataFrame, values, value) -> datetime | None:
+    """When the last run of spans with `value` began (None: every span has it)."""
+    other = [n for n, v in enumerate(values) if v != value]
+    first = other[-1] + 1 if other else None
+    if first is None or first >= len(spans):
+        return None
+    return pd.Timestamp(spans["start"].iat[first]).to_pydatetime()
+
+
+def _rising(share: pd.DataFrame, since: pd.Timestamp) -> str | None:
+    """The version that gained the most instances since `since` (None: none gained)."""
+    times = pd.to_datetime(share.index, utc=True)
+    before = share[times <= since]
+    base = before.iloc[-1] if len(before) else share.iloc[0] * 0
+    gain = share.iloc[-1].fillna(0) - base.fillna(0)
+    gain = gain[gain > 0]
+    return None if not len(gain) else str(gain.idxmax())
+
+
 def load_share(store, scope: str, region: str, group: str, desired: str | None,
-               now: datetime, days: int) -> pd.DataFrame:
+               now: datetime, days: int, since: datetime | None = None) -> pd.DataFrame:
     """A group's version share around its latest rollout, at about 200 steps.
 
     A coarse pass over the whole history finds when the desired version arrived; the fine
@@ -74,6 +136,12 @@ def load_share(store, scope: str, region: str, group: str, desired: str | None,
             if len(without):
                 arrived = pd.Timestamp(without.max()).to_pydatetime()
                 start = max(start, arrived - max((now - arrived) * 0.6, timedelta(hours=1)))
-    span = max(now - start, timedelta(hours=1))
-    step = max(span / 200, timedelta(seconds=30))
+    if since is not None:
+        # The rollout's own start is known: the share covers it and a little before, so a
+        # three-minute rollout fills the chart instead of three pixels of an hour.
+        start = max(t0, since - max((now - since) * 0.25, timedelta(minutes=2)))
+        span = max(now - start, timedelta(minutes=5))
+    else:
+        span = max(now - start, timedelta(hours=1))
+    step = max(span / 200, timedelta(seconds=5))
     return store.version_share(scope, region, group, now - span, now, step)

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QRect, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -31,15 +32,19 @@ from fleetview.ui.instance_details import InstanceDetails
 from fleetview.ui.loads import (
     FleetSnapshot,
     History,
+    RolloutShare,
     load_fleet,
     load_freshness,
     load_history,
-    load_share,
+    load_rollout,
 )
-from fleetview.ui.palette import CommandPalette, PaletteEntry
+from fleetview.ui.menu_bar import MenuBar
+from fleetview.ui.palette import CommandPalette, PaletteEntry, backfill_entries
+from fleetview.ui.reports_view import show_reports
 from fleetview.ui.rich_text import escape, plain_tooltip
 from fleetview.ui.rollout import RolloutView
 from fleetview.ui.scope_tree import ScopeTree
+from fleetview.ui.skeleton import LoadingSkeleton
 from fleetview.ui.state import GroupKey, WindowState
 from fleetview.ui.status_bar import ScopeStatus
 from fleetview.ui.tasks import TaskRunner
@@ -48,6 +53,7 @@ from fleetview.ui.timeline import DAY, HOUR, WEEK, TimelineWidget
 log = logging.getLogger(__name__)
 HISTORY_DAYS = 30
 FIRST_HISTORY_DAYS = 2
+PREFERRED_SIZE = (1480, 900)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Command:
     name: str
     run: Callable[[], object]
     shortcut: str = ""
+    menu: str = "Actions"  # the menu bar's menu it is listed in (menu_bar.MENUS)
 
 
 class MainWindow(QMainWindow):
@@ -80,16 +87,22 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.history_days = history_days
         self.tasks = TaskRunner(self)
+        # History has a worker of its own: on the shared one it waited behind an action's
+        # reads (preparing a rollback plan of a large fleet took minutes), and the timeline
+        # went that long without the spans the collector had written.
+        self.history_tasks = TaskRunner(self)
         self.colors = VersionColors()
         self.state = WindowState()
         self.action_controller = None  # set by app.open_window
         self._closing = False
         self._shown_once = False
+        self._history_again = False  # a refresh came while history was loading
 
         self.setWindowTitle(f"FleetView — {getattr(store, 'path_or_url', '')}")
         state = self.state
         self.tree = ScopeTree(self.colors, self.config.poll.interval_s, self, state=state)
         self.timeline = TimelineWidget(self.colors, self, state=state)
+        self.timeline.set_poll_interval(self.config.poll.interval_s)
         self.table = FleetTable(self.colors, self, state=state)
         self.rollout = RolloutView(self.colors, self)
         self.details = InstanceDetails(self.colors, self, state=state)
@@ -136,7 +149,11 @@ class MainWindow(QMainWindow):
         self.commands: list[Command] = []
         self.palette_sources: list[Callable[[], list[PaletteEntry]]] = []
         self._install_commands()
+        self.menu_bar = MenuBar(self)
+        self.setMenuBar(self.menu_bar)
         self._connect()
+        # "Loading fleet…" over each panel until its first data is shown.
+        self.skeleton = LoadingSkeleton(self)
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -156,12 +173,17 @@ class MainWindow(QMainWindow):
         self._poll_timer.timeout.connect(self.refresh)
         if collector is None:
             self._poll_timer.start()
+        else:
+            self.add_palette_source(lambda: backfill_entries(
+                [s.name for s in self.config.scopes], collector.send))
         self._restore_settings()
 
     # -- commands, shortcuts and hooks --------------------------------------------------------
-    def add_command(self, name: str, run: Callable[[], object], shortcut: str = "") -> Command:
-        """Register a command: listed in the palette, bound to `shortcut` if given."""
-        command = Command(name, run, shortcut)
+    def add_command(self, name: str, run: Callable[[], object], shortcut: str = "",
+                    menu: str = "Actions") -> Command:
+        """Register a command: listed in the palette and in the menu bar's `menu` (File,
+        View, Actions, Help), bound to `shortcut` if given."""
+        command = Command(name, run, shortcut, menu)
         self.commands.append(command)
         if shortcut:
             QShortcut(QKeySequence(shortcut), self, activated=run,
@@ -190,11 +212,16 @@ class MainWindow(QMainWindow):
         self.tree.node_actions.append((name, run))
 
     def _install_commands(self) -> None:
-        add = self.add_command
+        def add(name, run, shortcut="", menu="View"):
+            self.add_command(name, run, shortcut, menu)
+
+        add("Export visible rows as CSV…", self._export_csv_dialog, "Ctrl+E", "File")
+        add("Export timeline as PNG…", self._export_png_dialog, "Ctrl+Shift+E", "File")
+        add("Quit", self.close, "Ctrl+Q", "File")
         add("Command palette", self.open_palette, "Ctrl+K")
         add("Filter the fleet table", self.focus_filter, "Ctrl+F")
-        add("Poll now", self.poll_now, "F5")
         add("Clear filter, selection and time", self.clear_all, "Esc")
+        add("Show only drift", lambda: self.table.set_filter_text("drift:yes"))
         add("Timeline: fit all history", self.timeline.plot.fit)
         add("Timeline: last hour", lambda: self.timeline.plot.show_last(HOUR))
         add("Timeline: last day", lambda: self.timeline.plot.show_last(DAY))
@@ -203,10 +230,12 @@ class MainWindow(QMainWindow):
             frozenset(range(len(self.timeline.plot.data.groups)))))
         add("Timeline: expand all groups", lambda: self.timeline.plot.set_collapsed(frozenset()))
         add("Show the fleet now", self.timeline.scrub_to_now)
-        add("Show only drift", lambda: self.table.set_filter_text("drift:yes"))
-        add("Export visible rows as CSV…", self._export_csv_dialog, "Ctrl+E")
-        add("Export timeline as PNG…", self._export_png_dialog, "Ctrl+Shift+E")
         add("Refresh from the store", self.refresh, "Ctrl+R")
+        add("Reports: rollouts and delivery metrics…", lambda: show_reports(self),
+            "Ctrl+Shift+R")
+        add("Poll now", self.poll_now, "F5", "Actions")
+        add("Keyboard shortcuts", self.show_shortcuts, "F1", "Help")
+        add("About FleetView", self.show_about, "", "Help")
 
     def palette_entries(self) -> list[PaletteEntry]:
         entries = [PaletteEntry(c.name, "command", c.run, shortcut=c.shortcut)
@@ -219,12 +248,18 @@ class MainWindow(QMainWindow):
                                             detail=f"{scope} / {region}"))
         fleet = self.state.fleet
         if len(fleet):
-            for iid, name, version, group in zip(
-                    fleet["instance_id"], fleet["name"], fleet["version"],
-                    fleet["group"], strict=True):
-                entries.append(PaletteEntry(str(name or iid), "instance",
+            groups = fleet["group"].astype(object).where(fleet["group"].notna(), None)
+            names = fleet["name"].astype(object).where(fleet["name"].notna(), None)
+            for iid, name, version, group, scope, region in zip(
+                    fleet["instance_id"], names, fleet["version"], groups, fleet["scope"],
+                    fleet["region"], strict=True):
+                shown = name or iid
+                detail = " · ".join(str(part) for part in (
+                    iid if shown != iid else None, version, group or "standalone",
+                    f"{scope} / {region}") if part)
+                entries.append(PaletteEntry(str(shown), "instance",
                                             lambda i=str(iid): self.select_instance(i, "palette"),
-                                            detail=f"{iid} · {version} · {group or 'standalone'}"))
+                                            detail=detail))
         for source in self.palette_sources:
             entries.extend(source())
         return entries
@@ -241,8 +276,40 @@ class MainWindow(QMainWindow):
             self.palette_popup.close_palette()
             return
         self.table.set_filter_text("")
+        self.tree.clearSelection()
+        self.tree.setCurrentItem(None)
+        self._show_node(None)
         self.state.select_instance(None, "window")
         self.timeline.scrub_to_now()
+
+    def show_shortcuts(self) -> None:
+        """Every command that has a key, from the same list as the palette and the menus."""
+        rows = "".join(f"<tr><td style='padding-right:18px'><b>{escape(c.shortcut)}</b></td>"
+                       f"<td>{escape(c.name)}</td></tr>"
+                       for c in self.commands if c.shortcut)
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts",
+                          f"<table>{rows}</table><p>Every command, with or without a key, is "
+                          "in the menus and the command palette (Ctrl+K).</p>",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("shortcutsDialog")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.open()
+
+    def show_about(self) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            release = version("fleetview")
+        except PackageNotFoundError:
+            release = "development"
+        box = QMessageBox(QMessageBox.Icon.Information, "About FleetView",
+                          f"FleetView {release}\n\nWhich image version each instance ran, "
+                          "when; and rollback or replacement through the clouds' APIs.\n\n"
+                          f"Store: {getattr(self.store, 'path_or_url', '?')}",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("aboutDialog")
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.open()
 
     def poll_now(self) -> None:
         """Ask the collector to poll every scope now; without one, re-read the store."""
@@ -259,6 +326,11 @@ class MainWindow(QMainWindow):
         self.timeline.plot.hovered.connect(self._on_hover)
         self.table.instance_selected.connect(
             lambda instance_id: self.select_instance(instance_id, "table"))
+        self.table.filter_changed.connect(self._filter_timeline)
+        self.table.node_cleared.connect(self._on_node_cleared)
+        self.table.group_actions = self._group_actions_of_instance
+        self.table.model.interval_s = self.config.poll.interval_s
+        self.state.history_changed.connect(self._on_history_for_filter)
         self.state.group_selected.connect(self._on_group_selected)
         self.state.instance_selected.connect(self._on_instance_selected)
         if self.collector is not None:
@@ -286,9 +358,7 @@ class MainWindow(QMainWindow):
         # whole history follows: a month of spans takes a second to read.
         days = min(FIRST_HISTORY_DAYS, self.history_days) if not self.state.history_loads \
             else self.history_days
-        self.tasks.start("history", load_history, self.store, now, days,
-                         on_done=lambda h, d=days: self._on_history(h, d),
-                         on_error=self._on_query_error)
+        self._load_history(now, days)
         self.tasks.start("freshness", load_freshness, self.store,
                          on_done=self._on_freshness, on_error=self._on_query_error)
         self._load_fleet()
@@ -304,10 +374,12 @@ class MainWindow(QMainWindow):
         if self.state.selected_group is None:
             return
         scope, region, group = self.state.selected_group
-        self.tasks.start("rollout", load_share, self.store, scope, region, group,
-                         self.state.desired_version(scope, region, group), datetime.now(UTC),
-                         self.history_days,
-                         on_done=self._on_share, on_error=self._on_query_error)
+        # The desired version is read with the share, not taken from the fleet frame: a
+        # refresh loads both at once, and the frame shown may predate the rollout.
+        self.tasks.start("rollout", load_rollout, self.store, scope, region, group,
+                         datetime.now(UTC), self.history_days,
+                         on_done=lambda r, key=(scope, region, group): self._on_share(r, key),
+                         on_error=self._on_query_error)
 
     # -- results ------------------------------------------------------------------------------
     @property
@@ -322,31 +394,45 @@ class MainWindow(QMainWindow):
     def _on_fleet(self, snapshot: FleetSnapshot) -> None:
         self.colors.update(snapshot.version_counts)  # before anything paints a version
         self.state.set_frame(snapshot)
+        if self.table.model.filter.typed:
+            self._filter_timeline()
         self.loaded.emit("fleet")
 
     def _on_history(self, history: History, days: int) -> None:
         self.colors.update(history.versions)
         self.state.set_history(history.timeline)
         self.loaded.emit("history")
-        if days < self.history_days:
-            self.tasks.start("history", load_history, self.store, datetime.now(UTC),
-                             self.history_days,
-                             on_done=lambda h: self._on_history(h, self.history_days),
-                             on_error=self._on_query_error)
+        if days < self.history_days or self._history_again:
+            self._history_again = False
+            self._load_history(datetime.now(UTC), self.history_days)
+
+    def _load_history(self, now: datetime, days: int) -> None:
+        # A load under way is not dropped for a newer one: a month of a large fleet takes
+        # seconds to read, polls and actions ask every few seconds, and each ask used to
+        # drop the load running (or send it to the back of the queue), so the timeline went
+        # a minute or more without new history. It finishes, is shown, and one more follows.
+        if self.history_tasks.is_running("history"):
+            self._history_again = True
+            return
+        self.history_tasks.start("history", load_history, self.store, now, days,
+                         on_done=lambda h, d=days: self._on_history(h, d),
+                         on_error=self._on_query_error)
 
     def _on_freshness(self, df: pd.DataFrame) -> None:
         self.state.set_freshness(df)
         self.loaded.emit("freshness")
 
-    def _on_share(self, share: pd.DataFrame) -> None:
-        if self.state.selected_group is None:
+    def _on_share(self, rollout: RolloutShare, key: GroupKey) -> None:
+        if self.state.selected_group != key:  # another group was chosen meanwhile
             return
-        scope, region, group = self.state.selected_group
-        desired = self.state.desired_version(scope, region, group)
+        scope, region, group = key
+        share = rollout.share
         if share is not None and len(share):
             self.colors.update(share.columns)
-        self.rollout.set_share(f"<b>{escape(group)}</b> — {escape(scope)} / {escape(region)}",
-                               share, desired, datetime.now(UTC))
+        note = f"<br><small>{escape(rollout.note)}</small>" if rollout.note else ""
+        self.rollout.set_share(f"<b>{escape(group)}</b> — {escape(scope)} / {escape(region)}"
+                               f"{note}", share, rollout.desired, datetime.now(UTC),
+                               rollout.target_size, rollout.since)
         self.loaded.emit("rollout")
 
     def _on_query_error(self, exc: BaseException) -> None:
@@ -357,11 +443,78 @@ class MainWindow(QMainWindow):
 
     # -- selection ----------------------------------------------------------------------------
     def _on_node_selected(self, key: tuple) -> None:
+        """A tree node narrows the table and the timeline to it (a standalone instance is
+        selected instead); a group also shows its rollout."""
+        if key[0] == "instance":
+            self.select_instance(str(key[3]), "tree")
+            return
+        self._show_node(key)
         if key[0] == "group":
             _, scope, region, group = key
             self.state.select_group((scope, region, group))
-        elif key[0] == "instance":
-            self.select_instance(str(key[3]), "tree")
+            self.timeline.focus_group(scope, region, group)
+        else:
+            self.state.select_group(None)
+
+    def _show_node(self, key: tuple | None) -> None:
+        if key is None:
+            self.table.set_node(())
+            return
+        parts = tuple(str(part) for part in key[1:])
+        if key[0] == "scope":
+            label = parts[0]
+        elif key[0] == "region":
+            label = f"{parts[1]} · {parts[0]}"
+        else:
+            label = f"{parts[2]} · {parts[0]} / {parts[1]}"
+        self.table.set_node(parts, label)
+
+    def _on_node_cleared(self) -> None:
+        self.tree.blockSignals(True)
+        self.tree.clearSelection()
+        self.tree.setCurrentItem(None)
+        self.tree.blockSignals(False)
+        self.state.select_group(None)
+
+    def timeline_filter_keys(self) -> set[str] | None:
+        """The timeline rows the table's filter keeps (scope\x1finstance_id), None: all.
+        The tree's node alone keeps every instance the node ever had; typed terms speak of
+        the fleet shown, so they keep the rows the table keeps."""
+        flt = self.table.model.filter
+        if flt.empty:
+            return None
+        if flt.typed:
+            frame = self.table.model.visible_frame()
+            if not len(frame):
+                return set()
+            return set(frame["scope"].astype(str) + "\x1f" + frame["instance_id"].astype(str))
+        data = self.state.history
+        if not data.n_instances:
+            return set()
+        node = flt.node
+        keep = np.array([tuple(g[:len(node)]) == node for g in data.groups], dtype=bool)
+        return set(data.inst_key[keep[data.inst_group]])
+
+    def _filter_timeline(self) -> None:
+        self.timeline.set_instance_filter(self.timeline_filter_keys())
+
+    def _on_history_for_filter(self, _history, _first: bool) -> None:
+        if not self.table.model.filter.empty:
+            self._filter_timeline()
+
+    def _group_actions_of_instance(self, instance_id: str) -> list[tuple[str, Callable]]:
+        """The tree's actions on the instance's group, for the table's menu: the same the
+        palette offers (roll back, stop...), named for the group."""
+        row = self.state.instance_row(instance_id)
+        if row is None or pd.isna(row.get("group")):
+            return []
+        key = ("group", str(row["scope"]), str(row["region"]), str(row["group"]))
+        out = []
+        for name, fn in self.tree.node_actions:
+            text = name(key) if callable(name) else name
+            if text:
+                out.append((f"Group {key[3]}: {text}", lambda fn=fn: fn(key)))
+        return out
 
     def _on_timeline_instance(self, key: str) -> None:
         self.select_instance(key.split("\x1f", 1)[-1], "timeline")
@@ -373,7 +526,10 @@ class MainWindow(QMainWindow):
     def _on_group_selected(self, key: GroupKey | None) -> None:
         if key is not None:
             self.side_tabs.setCurrentWidget(self.rollout)
+            self.rollout.clear(f"Reading the rollout of {key[2]}…")
             self._load_rollout()
+        else:
+            self.rollout.clear()
 
     def _on_instance_selected(self, instance_id: str | None, source: str) -> None:
         if instance_id is not None:
@@ -444,6 +600,11 @@ class MainWindow(QMainWindow):
                 self._refresh_timer.start()
             case protocol.ScopeError():
                 state.scope_failed(event.scope, event.region, event.message or "poll failed")
+            case protocol.BackfillFinished():
+                self.statusBar().showMessage(
+                    event.message or f"history of {event.scope} rebuilt", 30000)
+                if event.ok:
+                    self._refresh_timer.start()
             case protocol.PollsDropped():
                 if event.scope:
                     state.scope(event.scope)
@@ -460,6 +621,7 @@ class MainWindow(QMainWindow):
     def _tick(self) -> None:
         now = time.time()
         self.tree.update_ages(now)
+        self.table.update_ages(now)
         self.timeline.set_now(now)
 
     # -- exports ------------------------------------------------------------------------------
@@ -477,13 +639,39 @@ class MainWindow(QMainWindow):
             self.export_timeline_png(path)
 
     # -- settings and closing -----------------------------------------------------------------
+    def available_geometry(self) -> QRect:
+        """Where the window may be: its screen's room less panels and docks."""
+        screen = self.screen()
+        return screen.availableGeometry() if screen is not None else QRect(0, 0, *PREFERRED_SIZE)
+
+    def fit_to_screen(self, available: QRect | None = None, restored: bool = False) -> None:
+        """Keep the whole window, title bar included, on the screen: the preferred size
+        where there is room, less on a laptop; a restored geometry from a bigger screen is
+        shrunk and moved back on."""
+        room = available if available is not None else self.available_geometry()
+        # The window manager's frame (title bar, borders) comes on top of our size.
+        frame_w = max(0, self.frameGeometry().width() - self.geometry().width()) or 8
+        frame_h = max(0, self.frameGeometry().height() - self.geometry().height()) or 36
+        max_w, max_h = room.width() - frame_w, room.height() - frame_h
+        if restored:
+            width, height = min(self.width(), max_w), min(self.height(), max_h)
+        else:
+            width, height = min(PREFERRED_SIZE[0], max_w), min(PREFERRED_SIZE[1], max_h)
+        self.resize(max(width, 320), max(height, 240))
+        x, y = self.x(), self.y()
+        if not restored or not room.contains(QRect(x, y, self.width(), self.height())):
+            x = room.x() + max(0, (room.width() - self.width() - frame_w) // 2) \
+                if not restored else min(max(x, room.x()), room.right() - self.width() - frame_w)
+            y = room.y() + max(0, (room.height() - self.height() - frame_h) // 2) \
+                if not restored else min(max(y, room.y()), room.bottom() - self.height() - frame_h)
+            self.move(max(x, room.x()), max(y, room.y()))
+
     def _restore_settings(self) -> None:
-        if self.settings is None:
-            self.resize(1480, 900)
-            return
-        geometry = self.settings.value("window/geometry")
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1480, 900)
+        geometry = self.settings.value("window/geometry") if self.settings is not None else None
+        if geometry is not None and self.restoreGeometry(geometry):
+            self.fit_to_screen(restored=True)
+        else:
+            self.fit_to_screen()
 
     def _restore_splitters(self) -> None:
         # Once laid out at the restored size: before that a splitter rescales what it got.
@@ -528,6 +716,7 @@ class MainWindow(QMainWindow):
         if self.collector is not None:
             self.collector.stop()
         self.tasks.shutdown()
+        self.history_tasks.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         actions = self.action_controller

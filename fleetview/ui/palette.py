@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QKeyEvent, QPainter, QPalette
@@ -31,6 +31,41 @@ class PaletteEntry:
     run: Callable[[], object]
     detail: str = ""
     shortcut: str = ""
+
+
+def where_of(entry: PaletteEntry) -> str:
+    """The part of an entry's detail that says where it is ("prod / us-east-1"): the
+    first part of the detail, before any " · "."""
+    return entry.detail.split(" · ", 1)[0].strip()
+
+
+def disambiguate(entries: list[PaletteEntry]) -> list[PaletteEntry]:
+    """Entries whose titles are the same (`Roll back api` of an AWS and of a GCP group)
+    get where they are in their title, so the one chosen is the one meant and a query can
+    name the scope; unique titles are left as they are."""
+    seen: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        key = (entry.kind, entry.title)
+        seen[key] = seen.get(key, 0) + 1
+    out = []
+    for entry in entries:
+        where = where_of(entry)
+        if seen[(entry.kind, entry.title)] > 1 and where:
+            rest = entry.detail.split(" · ", 1)[1] if " · " in entry.detail else ""
+            entry = replace(entry, title=f"{entry.title} — {where}", detail=rest)
+        out.append(entry)
+    return out
+
+
+def backfill_entries(scopes: Iterable[str], send: Callable[[str], object]
+                     ) -> list[PaletteEntry]:
+    """One entry a scope: rebuild its history from its cloud's records. `send` writes a
+    command line to the collector, which polls the scope, reads the records and writes the
+    spans they support before what it observed (a `backfill_finished` line says how it went)."""
+    return [PaletteEntry(f"Rebuild history of {scope} from cloud records", "command",
+                         lambda s=scope: send(f"backfill {s}"),
+                         detail=f"{scope} · CloudTrail, Auto Scaling activities, audit logs")
+            for scope in scopes]
 
 
 def match_score(query: str, text: str) -> float | None:
@@ -155,7 +190,7 @@ class CommandPalette(QFrame):
         self.hide()
 
     def open_with(self, entries: list[PaletteEntry]) -> None:
-        self.entries = entries
+        self.entries = disambiguate(entries)
         self.search.clear()
         self._refill("")
         parent = self.parentWidget()

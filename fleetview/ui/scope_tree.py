@@ -26,7 +26,15 @@ from PySide6.QtWidgets import (
 from fleetview.domain.versions import version_key
 from fleetview.ui.colors import AMBER, DRIFT, RED, VersionColors
 from fleetview.ui.rich_text import plain_tooltip
-from fleetview.ui.state import BAD_COLUMN, FleetFrame, Freshness, WindowState, freshness_by_region
+from fleetview.ui.state import (
+    BAD_COLUMN,
+    FleetFrame,
+    Freshness,
+    WindowState,
+    format_age,
+    freshness_by_region,
+    short_reason,
+)
 
 __all__ = ["Freshness", "ScopeTree", "build_nodes", "format_age", "freshness_by_region"]
 
@@ -38,20 +46,6 @@ COL_NAME, COL_COUNT, COL_MIX, COL_DRIFT, COL_AGE = range(5)
 HEADERS = ("Scope / region / group", "Instances", "Versions", "Drift", "Data")
 
 NodeKey = tuple  # ("scope", s) | ("region", s, r) | ("group", s, r, g) | ("instance", s, r, id)
-
-
-def format_age(seconds: float) -> str:
-    """`12 s ago`, `4 min ago`, `3 h ago`, `2 d ago`."""
-    if not math.isfinite(seconds):
-        return "never"
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s ago"
-    if seconds < 3600:
-        return f"{seconds // 60} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} d ago"
 
 
 @dataclass
@@ -112,6 +106,14 @@ def build_nodes(fleet: pd.DataFrame | None, groups: pd.DataFrame | None) -> dict
             desired = getattr(g, "desired_version", None)
             gn.tooltip = f"{g.group} ({getattr(g, 'kind', '')}): wants {desired or '?'}, " \
                          f"target size {getattr(g, 'target_size', '?')}"
+            owner = getattr(g, "owner", None)
+            if isinstance(owner, str) and owner:
+                # Its owner's next deployment can undo what FleetView does to it.
+                gn.label = f"{g.group}  · owned by {owner}"
+                gn.tooltip += f"\nOwned by {owner}: its next deployment can undo an action here"
+            notes = getattr(g, "notes", None)
+            if isinstance(notes, list | tuple) and notes:
+                gn.tooltip += "\n" + "\n".join(str(n) for n in notes)
     if fleet is None or not len(fleet):
         return scopes
     f = pd.DataFrame({
@@ -142,7 +144,8 @@ def build_nodes(fleet: pd.DataFrame | None, groups: pd.DataFrame | None) -> dict
     for row in fleet[alone].itertuples(index=False):
         version = row.version if isinstance(row.version, str) else None
         leaf = path(("instance", row.scope, row.region, row.instance_id))
-        leaf.label = str(row.name or row.instance_id)
+        leaf.label = row.name if isinstance(row.name, str) and row.name else \
+            str(row.instance_id)  # a missing name reads as the id, never "nan"
         leaf.count, leaf.drift, leaf.mix = 1, 0, {version: 1}
         leaf.tooltip = f"standalone instance {row.instance_id}, version {version}"
     if BAD_COLUMN in fleet.columns:
@@ -310,6 +313,8 @@ class ScopeTree(QTreeWidget):
         self._notes: dict[NodeKey, str] = {}  # more to say in a node's tooltip (readiness)
         self._warning: QIcon | None = None
         self._first = True
+        self._nodes: dict[NodeKey, _Node] = {}
+        self._reasons: dict[NodeKey, QTreeWidgetItem] = {}  # a failing node's reason row
         if state is not None:
             state.fleet_changed.connect(self._on_fleet_changed)
             state.freshness_changed.connect(self._on_freshness_changed)
@@ -321,7 +326,10 @@ class ScopeTree(QTreeWidget):
 
     def _on_freshness_changed(self, freshness: dict[tuple[str, str], Freshness]) -> None:
         self._fresh = dict(freshness)
-        self.update_ages()
+        if {("scope", s) for s, _ in self._fresh} - self._items.keys():
+            self.set_nodes(self._nodes)  # a scope with no instance yet: its row says why
+        else:
+            self.update_ages()
 
     def _on_readiness_changed(self, readiness: dict) -> None:
         notes = {}
@@ -365,6 +373,10 @@ class ScopeTree(QTreeWidget):
         After a poll the nodes are mostly the same: existing items get new figures and new
         nodes are inserted in place; only when a node went away is the tree rebuilt.
         """
+        self._nodes = nodes
+        nodes = dict(nodes)
+        for scope, _ in self._fresh:  # a scope polled but empty (or failing) still has a row
+            nodes.setdefault(("scope", scope), _Node(("scope", scope), scope))
         flat = _flatten(nodes)
         self.blockSignals(True)
         self.setUpdatesEnabled(False)
@@ -375,6 +387,7 @@ class ScopeTree(QTreeWidget):
             current = self.current_key()
             self.clear()
             self._items = {}
+            self._reasons = {}
             # Each scope's subtree is built detached, then added: adding items one by one to
             # a live tree costs a model signal each.
             for n in _ordered(nodes.values()):
@@ -398,7 +411,10 @@ class ScopeTree(QTreeWidget):
         return item
 
     def _merge(self, parent: QTreeWidgetItem | None, children: list[_Node]) -> None:
-        for i, n in enumerate(children):
+        first = parent.child(0) if parent is not None and parent.childCount() else None
+        offset = 1 if first is not None and first.data(COL_NAME, KEY_ROLE)[0] == "reason" \
+            else 0  # a reason row stays first
+        for i, n in enumerate(children, offset):
             item = self._items.get(n.key)
             if item is not None:
                 self._fill(item, n)
@@ -417,8 +433,7 @@ class ScopeTree(QTreeWidget):
                     stack.extend(it.child(k) for k in range(it.childCount()))
 
     def set_freshness(self, df: pd.DataFrame | None) -> None:
-        self._fresh = freshness_by_region(df)
-        self.update_ages()
+        self._on_freshness_changed(freshness_by_region(df))
 
     def _add(self, n: _Node, parent: QTreeWidgetItem | None = None) -> QTreeWidgetItem:
         # Few calls per item: a first load can bring a thousand groups. Alignment, the drift
@@ -473,12 +488,63 @@ class ScopeTree(QTreeWidget):
             if look is None:
                 look = shown[where] = self._age_look(self.freshness_of(key), now)
             text, colour, tip = look
+            if key[0] in ("scope", "region"):
+                self._show_reason(key, item)
             if item.text(COL_AGE) != text:
                 item.setText(COL_AGE, text)
             if item.toolTip(COL_AGE) != tip:
                 item.setToolTip(COL_AGE, tip)
                 item.setData(COL_AGE, Qt.ItemDataRole.ForegroundRole,
                              QColor(colour) if colour else None)
+
+    def failure_of(self, key: NodeKey) -> str | None:
+        """Why a scope's or region's last poll failed, short (None: it did not)."""
+        if key[0] == "scope":
+            failing = [f for (s, _), f in self._fresh.items() if s == key[1] and not f.ok]
+            if not failing:
+                return None
+            regions = sum(1 for (s, _) in self._fresh if s == key[1])
+            reason = short_reason(failing[0].error, 90)
+            return reason if len(failing) == regions else \
+                f"{len(failing)} of {regions} regions fail: {reason}"
+        if key[0] == "region":
+            f = self._fresh.get((key[1], key[2]))
+            return short_reason(f.error, 90) if f is not None and not f.ok else None
+        return None
+
+    def _show_reason(self, key: NodeKey, item: QTreeWidgetItem) -> None:
+        """A failing scope's (or, when only some of its regions fail, a region's) reason on
+        a row of its own under it, the tree's whole width: not only in a tooltip."""
+        reason = self.failure_of(key)
+        if reason and key[0] == "region" and self.failure_of(("scope", key[1])) \
+                and self._all_fail(key[1]):
+            reason = None  # the scope's row already says it
+        row = self._reasons.get(key)
+        if row is not None and (reason is None or row.text(COL_NAME) != f"⚠ {reason}"):
+            item.removeChild(row)
+            del self._reasons[key]
+            row = None
+        item.setForeground(COL_NAME, QColor(RED) if self.failure_of(key)
+                           else self.palette().color(QPalette.ColorRole.Text))
+        if reason is None or row is not None:
+            return
+        row = QTreeWidgetItem([f"⚠ {reason}"])
+        row.setData(COL_NAME, KEY_ROLE, ("reason", *key[1:]))
+        row.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        row.setForeground(COL_NAME, QColor(RED))
+        row.setToolTip(COL_NAME, plain_tooltip(self._errors_of(key)))
+        item.insertChild(0, row)
+        row.setFirstColumnSpanned(True)
+        self._reasons[key] = row
+
+    def _all_fail(self, scope: str) -> bool:
+        regions = [f for (s, _), f in self._fresh.items() if s == scope]
+        return bool(regions) and all(not f.ok for f in regions)
+
+    def _errors_of(self, key: NodeKey) -> str:
+        return "\n".join(f"{r or s}: last poll failed: {f.error or 'unknown error'}"
+                         for (s, r), f in self._fresh.items()
+                         if s == key[1] and not f.ok and (key[0] == "scope" or r == key[2]))
 
     def _age_look(self, f: Freshness, now: float) -> tuple[str, str | None, str]:
         """Text, colour and tooltip of the age of one scope/region's data."""
@@ -521,6 +587,8 @@ class ScopeTree(QTreeWidget):
         if item is None or not self.node_actions:
             return
         key = item.data(COL_NAME, KEY_ROLE)
+        if key[0] == "reason":
+            return
         menu = self.context_menu(key)
         menu.exec(self.viewport().mapToGlobal(pos))
 

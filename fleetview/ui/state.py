@@ -93,6 +93,49 @@ class Freshness:
         return min(items, key=lambda f: f.last_ok if math.isfinite(f.last_ok) else -math.inf)
 
 
+def format_age(seconds: float) -> str:
+    """`12 s ago`, `4 min ago`, `3 h ago`, `2 d ago`."""
+    if not math.isfinite(seconds):
+        return "never"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def short_reason(error: str | None, limit: int = 40) -> str:
+    """An error's first clause, short enough for a tree row: the whole is in its tooltip."""
+    text = " ".join(str(error or "poll failed").split())
+    # "what failed: why (the SDK's words); what to do": what failed and why.
+    for stop in ("; ", " (", ". "):
+        head = text.split(stop, 1)[0]
+        if len(head) >= 8:
+            text = head
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def age_look(f: Freshness, now: float, interval_s: float, *where: str
+             ) -> tuple[str, str, str | None]:
+    """(text, tooltip, status) of the age of one scope/region's data; status is None (ok),
+    "stale" (no good poll for 3 intervals) or "error" (its last poll failed)."""
+    if not math.isfinite(f.last_poll):
+        return "", "", None
+    name = " / ".join(w for w in where if w)
+    text = format_age(now - f.last_ok) if math.isfinite(f.last_ok) else "never"
+    status = f.status(now, interval_s)
+    if status == "error":
+        return (f"⚠ {text}", f"{name}: last poll failed ({f.error or 'unknown error'}); "
+                f"data from the last successful poll, {text}", "error")
+    if status == "stale":
+        return (f"⚠ {text}", f"{name}: stale, no successful poll for more than 3 poll "
+                f"intervals (last {text})", "stale")
+    return text, f"{name}: last successful poll {text}", None
+
+
 def freshness_by_region(df: pd.DataFrame | None) -> dict[tuple[str, str], Freshness]:
     """`store.freshness()` rows as {(scope, region): Freshness}."""
     out: dict[tuple[str, str], Freshness] = {}

@@ -22,6 +22,7 @@ from fleetview.domain.versions import VersionRules
 from fleetview.providers.gcp.provider import GcpProvider
 from fleetview.providers.gcp.scope import GcpScopeConfig
 from fleetview.sim.gce import EmulatedClock, GceEmulator, GceState
+from fleetview.sim.gce.audit import seed_rollouts
 
 # A fixed start keeps timestamps in assertions stable: 2026-01-15T12:00:00Z.
 CLOCK_START = 1_768_478_400.0
@@ -44,7 +45,8 @@ def gce_client_kwargs(gce_emulator: GceEmulator) -> dict[str, Any]:
 
 
 def scope_config(emulator, **kw) -> GcpScopeConfig:
-    return GcpScopeConfig(name="gcp-test", project=PROJECT, api_endpoint=emulator.endpoint,
+    return GcpScopeConfig(name="gcp-test", project=kw.pop("project", PROJECT),
+                          api_endpoint=emulator.endpoint,
                           credentials=kw.pop("credentials", "anonymous"), **kw)
 
 
@@ -80,3 +82,28 @@ def seed_fleet(state) -> None:
                                {"instanceTemplate": "app-1-10-0-tmpl", "name": "canary",
                                 "targetSize": {"fixed": 1}}])
     state.create_instance("bastion", "us-central1-b", "app-1-8-0", labels={"role": "bastion"})
+
+
+# A month of history (audit log entries, live instances to match), for backfill tests:
+# group -> [(days before the clock's start, version it was created on or rolled out to)].
+ROLLOUTS = {
+    "web": [(40.0, "1-0-0"), (29.5, "1-1-0"), (12.25, "1-2-0")],
+    "api": [(25.0, "1-1-0"), (6.75, "1-2-0")],
+}
+ROLLOUT_SPREAD = 60.0  # seconds between two instances of one rollout
+
+
+def seed_history(state) -> None:
+    """Releases 1-0-0 .. 1-3-0 (1-3-0 not yet rolled out), a zonal group "web" (4 instances)
+    and a regional group "api" (6) with the past of ROLLOUTS, a standalone "bastion"."""
+    for days, version in ((45, "1-0-0"), (35, "1-1-0"), (20, "1-2-0"), (1, "1-3-0")):
+        state.create_image(f"app-{version}", family="app", labels={"version": version},
+                           created=timedelta(days=days))
+        state.create_instance_template(f"app-{version}-tmpl", f"app-{version}",
+                                       created=timedelta(days=days))
+    state.create_mig("web", "app-1-2-0-tmpl", zone="us-central1-a", target_size=4)
+    state.create_mig("api", "app-1-2-0-tmpl", region="us-central1", target_size=6)
+    for group, rollouts in ROLLOUTS.items():
+        seed_rollouts(state, group, [(timedelta(days=d), f"app-{v}-tmpl") for d, v in rollouts],
+                      spread=ROLLOUT_SPREAD)
+    state.create_instance("bastion", "us-central1-b", "app-1-0-0", created=timedelta(days=33))

@@ -58,6 +58,7 @@ class MemoryScopeConfig:
     actions: bool = False
     protect: tuple[str, ...] = ()
     provider: str = NAME
+    act_on_owned_groups: bool = False
 
 
 KEYS: dict[str, KeySpec] = {
@@ -88,7 +89,8 @@ def parse(entry: dict, fail: Callable[[str, str], None]) -> MemoryScopeConfig:
     return MemoryScopeConfig(name=entry["name"], account=account,
                              regions=tuple(dict.fromkeys(regions)),
                              actions=entry.get("actions", False),
-                             protect=tuple(entry.get("protect", [])))
+                             protect=tuple(entry.get("protect", [])),
+                             act_on_owned_groups=entry.get("act_on_owned_groups", False))
 
 
 # -- needs: what a role on the memory cloud must grant ------------------------------------------
@@ -145,6 +147,7 @@ class MemGroup:
     size: int
     updating: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None  # the system that deploys it (Group.owner)
 
 
 @dataclass
@@ -384,7 +387,8 @@ class MemoryProvider(Provider):
                 errors.append(RegionError(region, _explain(exc, region)))
                 continue
             groups += [Group(NAME, config.name, config.account, region, g.name, "pool",
-                             g.image_id, g.size, updating=g.updating, tags=dict(g.tags))
+                             g.image_id, g.size, updating=g.updating, tags=dict(g.tags),
+                             owner=g.owner)
                        for g in raw_groups]
             instances += [Instance(NAME, i.id, i.name, config.name, config.account, region,
                                    f"{region}-a", i.group, i.image_id, i.state,

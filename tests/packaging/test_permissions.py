@@ -9,6 +9,7 @@ import ast
 import json
 import re
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -47,7 +48,8 @@ def test_policy_files_are_rendered_from_the_permission_lists(filename):
 
 def test_readonly_policies_hold_no_write_permission():
     for action in aws_needs.policy_actions(policy("aws-readonly.json")):
-        assert action.split(":")[1].startswith(("Describe", "List", "Get")), action
+        # CloudTrail's LookupEvents only reads the event history (AWS lists it as Read).
+        assert action.split(":")[1].startswith(("Describe", "List", "Get", "Lookup")), action
     for permission in role_permissions("gcp-readonly.yaml"):
         assert permission.rsplit(".", 1)[1] in ("get", "list", "getFromFamily"), permission
 
@@ -90,6 +92,9 @@ def aws_recorded(moto_server_module):  # noqa: F811
         inventory = provider.poll()
         assert inventory.ok and inventory.instances, inventory.errors
         provider.identity()
+        # A backfill is watching too: CloudTrail, Auto Scaling activities, templates.
+        now = datetime.now(UTC)
+        provider.history(now - timedelta(days=30), now)
         watch = recorder.take()
 
         web = [i for i in inventory.instances if i.group == "web"]
@@ -130,7 +135,7 @@ def _aws_calls_in_source() -> set[str]:
     session = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x",
                             region_name=REGION)
     services = {}
-    for service in ("ec2", "autoscaling", "sts", "iam"):
+    for service in ("ec2", "autoscaling", "sts", "iam", "ssm", "cloudtrail"):
         client = session.client(service)
         services[service] = (client.meta.service_model.signing_name,
                              client.meta.method_to_api_mapping)
@@ -188,6 +193,10 @@ def gcp_recorded():
             emulator.state.calls.clear()
             inventory = provider.poll()
             assert inventory.ok and inventory.instances, inventory.errors
+            # A backfill is watching too: it reads the audit log and the templates.
+            now = emulator.clock.now_datetime()
+            backfill = provider.history(now - timedelta(days=30), now)
+            assert backfill.records and not backfill.skipped, backfill.skipped
             watch = set(emulator.state.calls)
             emulator.state.calls.clear()
             web = sorted((i for i in inventory.instances if i.group == "web"),

@@ -4,15 +4,17 @@ third cloud that lives only under tests/ (registered with one registry line)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
+import boto3
 import pytest
 
 from fleetview import providers
 from fleetview.actions.steps import run_steps
 from fleetview.domain.actions import ActionRefused
-from fleetview.domain.model import Inventory, State
+from fleetview.domain.model import Instance, Inventory, State
 from fleetview.domain.timing import FakeClock, Timing
 from fleetview.domain.versions import VersionRules
 from fleetview.providers.aws.provider import AwsProvider
@@ -37,6 +39,10 @@ class Cloud:
     make: Any  # actions: bool -> Provider
     region: str
     group: str = "web"
+    # Makes group "web" one another system deploys; returns the words naming that owner.
+    own: Callable[[], str] | None = None
+    # Stops one member of "web" outside FleetView, as a person or the cloud itself would.
+    stop: Callable[[Instance], None] | None = None
 
     def provider(self, actions: bool = True):
         return self.make(actions)
@@ -52,7 +58,18 @@ def _aws(moto) -> Cloud:
         return AwsProvider(config, VersionRules(),
                            timing=FakeClock().timing(interval_s=1.0, timeout_s=60.0))
 
-    return Cloud("aws", make, "us-east-1")
+    def own() -> str:
+        autoscaling = boto3.client("autoscaling", region_name="us-east-1", endpoint_url=moto.url)
+        autoscaling.create_or_update_tags(Tags=[{
+            "ResourceId": "web", "ResourceType": "auto-scaling-group", "PropagateAtLaunch": False,
+            "Key": "aws:cloudformation:stack-name", "Value": "web-prod"}])
+        return "CloudFormation stack web-prod"
+
+    def stop(instance: Instance) -> None:
+        boto3.client("ec2", region_name="us-east-1", endpoint_url=moto.url).stop_instances(
+            InstanceIds=[instance.id])
+
+    return Cloud("aws", make, "us-east-1", own=own, stop=stop)
 
 
 def _gcp(emulator) -> Cloud:
@@ -75,7 +92,22 @@ def _gcp(emulator) -> Cloud:
             interval_s=0.0, timeout_s=3600, clock=emulator.clock.now,
             sleep=lambda s: emulator.clock.advance(max(s, 15))))
 
-    return Cloud("gcp", make, "us-central1")
+    def web_instances():
+        return [i for i in state.instances[gce_fixtures.PROJECT]["us-central1-a"].values()
+                if i.created_by and i.created_by.endswith("/web")]
+
+    def own() -> str:
+        # GKE labels its node pools' instances (and templates) with their cluster.
+        for inst in web_instances():
+            inst.labels.update({"goog-gke-node": "", "goog-k8s-cluster-name": "prod"})
+            inst.touch()
+        return "GKE cluster prod"
+
+    def stop(instance: Instance) -> None:
+        state.set_instance_status(gce_fixtures.PROJECT, "us-central1-a", instance.name,
+                                  "TERMINATED")
+
+    return Cloud("gcp", make, "us-central1", own=own, stop=stop)
 
 
 def _memory(monkeypatch) -> Cloud:
@@ -92,7 +124,11 @@ def _memory(monkeypatch) -> Cloud:
                                        actions=actions)
         return providers.make_provider(config, mem.RULES)
 
-    return Cloud("memory", make, "mem-1")
+    def own() -> str:
+        world.groups[("mem-1", "web")].owner = "Pipeline web-deploy"
+        return "Pipeline web-deploy"
+
+    return Cloud("memory", make, "mem-1", own=own)
 
 
 @pytest.fixture(params=["aws", "gcp", "memory"])
@@ -174,3 +210,42 @@ def test_replace_brings_a_new_instance_on_the_desired_version(cloud):
     web = members(provider.poll(), cloud)
     assert victim.id not in {i.id for i in web}
     assert len(web) == 3 and {i.version for i in web} == {NEW}
+
+
+def test_a_group_another_system_deploys_is_refused_unless_the_scope_allows_it(cloud):
+    if cloud.own is None:
+        pytest.skip(f"no group of {cloud.name} is made one another system deploys yet")
+    owner = cloud.own()
+    provider = cloud.provider()
+    inventory = provider.poll()
+    assert owner in (inventory.group(cloud.group, cloud.region).owner or "")
+    victim = members(inventory, cloud)[0]
+    with pytest.raises(ActionRefused, match="act_on_owned_groups = true"):
+        provider.plan_rollback(inventory, cloud.group, cloud.region, OLD)
+    with pytest.raises(ActionRefused, match="act_on_owned_groups = true"):
+        provider.plan_replace(inventory, victim.id)
+    # The scope allows it: the plans say the owner's next deployment can undo them.
+    allowed = type(provider)(replace(provider.config, act_on_owned_groups=True),
+                             provider.rules, timing=provider.timing)
+    inventory = allowed.poll()
+    for plan in (allowed.plan_rollback(inventory, cloud.group, cloud.region, OLD),
+                 allowed.plan_replace(inventory, victim.id)):
+        assert owner in plan.notes[0] and "next deployment can undo" in plan.notes[0]
+
+
+def test_a_stopped_member_is_shown_stopped_and_no_longer_counts(cloud):
+    if cloud.stop is None:
+        pytest.skip(f"no member of {cloud.name} is stopped by this suite yet")
+    provider = cloud.provider()
+    before = provider.poll()
+    victim = members(before, cloud)[0]
+    cloud.stop(victim)
+    inventory = provider.poll()
+    group = inventory.group(cloud.group, cloud.region)
+    stopped = inventory.instance(victim.id)
+    assert stopped is not None and stopped.state is State.STOPPED and not stopped.state.live
+    assert victim.id not in {i.id for i in inventory.members(group)}
+    assert len(inventory.members(group)) == 2
+    # A rollback does not count on it, nor name it among what it replaces.
+    plan = provider.plan_rollback(inventory, cloud.group, cloud.region, OLD)
+    assert victim.id not in plan.instances and len(plan.instances) == 2

@@ -135,7 +135,7 @@ def test_pagination_past_500_instances_and_disks(gce_emulator):
     assert versions == {("big", "3.0.0"), (None, "7.1")}
 
 
-def test_a_template_on_an_image_family_reads_the_boot_disk(gce_emulator):
+def test_a_template_on_an_image_family_wants_the_familys_newest_image(gce_emulator):
     state = gce_emulator.state
     state.create_image("app-4-0-0", family="app", labels={"version": "4-0-0"},
                        created=timedelta(days=3))
@@ -143,10 +143,14 @@ def test_a_template_on_an_image_family_reads_the_boot_disk(gce_emulator):
     state.create_mig("fam", "app-latest", zone="us-central1-a", target_size=2)
     state.create_image("app-4-1-0", family="app", labels={"version": "4-1-0"})
     inv = make(gce_emulator).poll()
-    # The instances were made while 4.0.0 led the family: the template cannot tell that.
+    # The instances were made while 4.0.0 led the family: their disks tell, not the template.
     assert {i.version for i in inv.instances} == {"4.0.0"}
-    assert inv.group("fam").desired_image_id is None
     assert state.calls["compute.disks.get"] == 2
+    # A recreated instance would get 4.1.0: that is what the group wants, so both drift.
+    fam = inv.group("fam")
+    assert fam.desired_image_id == f"{IMG}/app-4-1-0" and fam.desired_version == "4.1.0"
+    assert any("image family app" in n and "app-4-1-0" in n for n in fam.notes)
+    assert state.calls["compute.images.getFromFamily"] == 1
 
 
 def test_configured_regions_limit_the_inventory(fleet):

@@ -93,7 +93,8 @@ def test_rollback_progresses_over_emulated_time_and_converges(fleet, provider):
             assert {i.version for i in mid.instances if i.group == "api"} == {"1.8.0", "1.9.0"}
     assert seen_partial
     assert statuses(events) == [("patch", "started"), ("patch", "done"), ("track", "started"),
-                                ("track", "done"), (None, "finished")]
+                                ("track", "done"), ("restore-policy", "started"),
+                                ("restore-policy", "done"), (None, "finished")]
     done = [e.done for e in events if e.status == "progress"]
     assert done == sorted(done) and done[-1] == 6
     assert all(e.total == 6 for e in events if e.status == "progress")
@@ -103,9 +104,11 @@ def test_rollback_progresses_over_emulated_time_and_converges(fleet, provider):
     assert not api.updating and api.desired_version == "1.8.0" and api.canary_version is None
     members = [i for i in after.instances if i.group == "api"]
     assert len(members) == 6 and {i.version for i in members} == {"1.8.0"}
+    # The rollback ran with no instance unavailable, then put the group's own policy back.
     policy = fleet.state.mig("api")["updatePolicy"]
     assert (policy["type"], policy["minimalAction"]) == ("PROACTIVE", "REPLACE")
-    assert policy["maxSurge"]["fixed"] == 3 and policy["maxUnavailable"]["fixed"] == 0
+    assert policy["maxSurge"]["fixed"] == 3 and policy["maxUnavailable"]["fixed"] == 3
+    assert any("maxUnavailable 3" in n and "puts it back" in n for n in plan.notes)
     assert fleet.state.calls["compute.regionOperations.get"] >= 1
 
 
@@ -125,8 +128,8 @@ def test_every_mutating_call_sends_a_request_id_so_a_retried_step_acts_once(flee
     inv = provider.poll()
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
     assert provider.plan_rollback(inv, "web", "us-central1", "1.8.0").params == plan.params
-    first = list(run_steps(provider, plan, done={"track"}))
-    again = list(run_steps(provider, plan, done={"track"}))  # as after a crash mid-step
+    first = list(run_steps(provider, plan, done={"track", "restore-policy"}))
+    again = list(run_steps(provider, plan, done={"track", "restore-policy"}))  # after a crash
     assert statuses(first) == statuses(again) == [("patch", "started"), ("patch", "done"),
                                                   (None, "finished")]
     assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 2
@@ -145,9 +148,9 @@ def test_every_mutating_call_sends_a_request_id_so_a_retried_step_acts_once(flee
 def test_execute_skips_done_steps(fleet, provider):
     inv = provider.poll()
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
-    list(run_steps(provider, plan, done={"track"}))
+    list(run_steps(provider, plan, done={"track", "restore-policy"}))
     patches = fleet.state.calls["compute.instanceGroupManagers.patch"]
-    events = list(run_steps(provider, plan, done={"patch"}))
+    events = list(run_steps(provider, plan, done={"patch", "restore-policy"}))
     assert statuses(events)[0] == ("track", "started")
     assert fleet.state.calls["compute.instanceGroupManagers.patch"] == patches
     assert {i.version for i in provider.poll().instances if i.group == "web"} == {"1.8.0"}
@@ -242,7 +245,7 @@ def test_a_version_no_instance_runs_is_found_in_history_or_the_project(fleet, pr
     # An image no template boots: the plan makes one first.
     fleet.state.create_image("app-1-6-0", labels={"version": "1-6-0"})
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.6.0")
-    assert [s.key for s in plan.steps] == ["template", "patch", "track"]
+    assert [s.key for s in plan.steps] == ["template", "patch", "track", "restore-policy"]
     assert plan.params["template_name"] == "app-1-9-0-tmpl-rb-1-6-0"
 
 
@@ -276,23 +279,28 @@ def test_a_plan_of_another_scope_is_refused_before_anything_runs(fleet, provider
     assert fleet.state.calls["compute.instanceGroupManagers.patch"] == 0
 
 
-def test_a_group_on_an_image_family_can_have_an_instance_replaced(gce_emulator):
-    # Its template names no image (the MIG takes the family's newest when it recreates).
+def test_a_group_on_an_image_family_replaces_an_instance_with_the_familys_newest(gce_emulator):
+    # Its template names a family: the MIG takes the family's newest image when it recreates.
     state = gce_emulator.state
     state.create_image("app-4-0-0", family="app", labels={"version": "4-0-0"},
                        created=timedelta(days=3))
     state.create_instance_template("app-latest", "family/app")
     state.create_mig("fam", "app-latest", zone="us-central1-a", target_size=2)
+    state.create_image("app-4-1-0", family="app", labels={"version": "4-1-0"})
     gce_emulator.clock.advance(120)
     p = make(gce_emulator, actions=True)
     inv = p.poll()
-    assert inv.group("fam").desired_image_id is None
+    assert inv.group("fam").desired_version == "4.1.0"
     victim = member(inv, "fam")
+    assert victim.version == "4.0.0"
     plan = p.plan_replace(inv, victim.id)
-    assert plan.to_image_id is None and plan.mechanism == "recreate-instances"
+    assert plan.to_image_id == f"{IMG}/app-4-1-0" and plan.to_version == "4.1.0"
     events = list(run_steps(p, plan))
     assert statuses(events)[-1] == (None, "finished")
-    assert victim.id not in {i.id for i in p.poll().instances}
+    after = p.poll()
+    assert victim.id not in {i.id for i in after.instances}
+    back = next(i for i in after.instances if i.name == victim.name)
+    assert back.version == "4.1.0"
 
 
 # -- deadlines ----------------------------------------------------------------------------------
@@ -338,7 +346,7 @@ def test_rollback_to_a_version_whose_template_was_deleted_makes_one_and_converge
     fleet.state.delete_instance_template("app-1-8-0-tmpl")
     inv = provider.poll()
     plan = provider.plan_rollback(inv, "web", "us-central1", "1.8.0")
-    assert [s.key for s in plan.steps] == ["template", "patch", "track"]
+    assert [s.key for s in plan.steps] == ["template", "patch", "track", "restore-policy"]
     path = f"projects/{PROJECT}/global/instanceTemplates/app-1-9-0-tmpl-rb-1-8-0"
     assert plan.params["template"] == path and plan.to_image_id == f"{IMG}/app-1-8-0"
     assert plan.params["template_source"].endswith("/global/instanceTemplates/app-1-9-0-tmpl")
@@ -348,7 +356,8 @@ def test_rollback_to_a_version_whose_template_was_deleted_makes_one_and_converge
     events = list(run_steps(provider, plan))
     assert statuses(events) == [("template", "started"), ("template", "done"),
                                 ("patch", "started"), ("patch", "done"), ("track", "started"),
-                                ("track", "done"), (None, "finished")]
+                                ("track", "done"), ("restore-policy", "started"),
+                                ("restore-policy", "done"), (None, "finished")]
     assert fleet.state.calls["compute.instanceTemplates.insert"] == 1
     assert fleet.state.calls["compute.globalOperations.get"] >= 1  # waited for the insert
     made = fleet.state.template(PROJECT, "app-1-9-0-tmpl-rb-1-8-0").to_json()
@@ -367,7 +376,7 @@ def test_rollback_to_a_version_whose_template_was_deleted_makes_one_and_converge
     assert len([i for i in after.instances if i.group == "web"]) == 3
 
     # Run again (a resumed action): the step finds its template and inserts nothing.
-    again = list(run_steps(provider, plan, done={"patch", "track"}))
+    again = list(run_steps(provider, plan, done={"patch", "track", "restore-policy"}))
     assert statuses(again)[:2] == [("template", "started"), ("template", "done")]
     assert "exists already" in again[1].message
     assert fleet.state.calls["compute.instanceTemplates.insert"] == 1

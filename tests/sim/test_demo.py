@@ -28,6 +28,7 @@ from fleetview.sim.demo import INSTALL_HINT, start_demo
 from fleetview.store import Store
 
 AWS, GCP, FAILING = demo_story.AWS_SCOPE, demo_story.GCP_SCOPE, demo_story.FAILING_SCOPE
+BACKFILLED = demo_story.BACKFILLED_SCOPE
 BAD = demo_story.BAD_VERSION
 # FleetView's rollback of a rollout in flight converges in well under a minute on the demo,
 # while the bad rollout takes minutes on its own.
@@ -63,8 +64,9 @@ def _gone(pid: int) -> bool:
 
 def test_the_config_points_at_the_demo_clouds_and_allows_actions(demo):
     config = load_config(demo.config_path)
-    assert [s.name for s in config.scopes] == [AWS, FAILING, GCP]
-    aws, failing, gcp = config.scopes
+    assert [s.name for s in config.scopes] == [AWS, FAILING, GCP, BACKFILLED]
+    aws, failing, gcp, backfilled = config.scopes
+    assert backfilled.endpoint_url == aws.endpoint_url and backfilled.backfill_days == 30
     assert isinstance(aws, AwsScopeConfig) and isinstance(gcp, GcpScopeConfig)
     assert aws.endpoint_url == demo.moto.url
     assert gcp.api_endpoint == demo.gce_endpoint and gcp.credentials == "anonymous"
@@ -355,3 +357,21 @@ def test_without_moto_the_demo_says_how_to_install_it(monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert INSTALL_HINT in err and err.startswith("fleetview: ")
+
+
+def test_the_scope_never_watched_gets_its_month_from_backfill(demo):
+    with Store.open(demo.config.store.url, readonly=True) as store:
+        assert store.polls(scopes=[BACKFILLED]).empty  # the demo wrote nothing for it
+    result = _fleetview("collect", "--once", "--scopes", BACKFILLED, "--config",
+                        str(demo.config_path))
+    assert result.returncode == cli.EXIT_OK, result.stderr
+    done = [json.loads(line) for line in result.stdout.splitlines()
+            if '"backfill_finished"' in line]
+    assert done and done[0]["ok"] and done[0]["spans"] > 0, result.stdout
+    with Store.open(demo.config.store.url, readonly=True) as store:
+        spans = store.spans(datetime.now(UTC) - timedelta(days=31), datetime.now(UTC),
+                            scopes=[BACKFILLED])
+        assert set(spans["source"]) >= {"observed", "asg-activity, cloudtrail"}
+        ready = history.readiness(store, demo.config.scope(BACKFILLED), BACKFILLED,
+                                  demo_story.BACKFILLED_REGION, "checkout")
+    assert ready.ready and "rebuilt from cloud records" in ready.describe()

@@ -1,7 +1,13 @@
 """The diff of a poll against open spans, without a database."""
 
 from fleetview.domain.model import State
-from fleetview.store.spans import Coverage, diff_groups, diff_instances, instance_observation
+from fleetview.store.spans import (
+    INSTANCE_FIELDS,
+    Coverage,
+    diff_groups,
+    diff_instances,
+    instance_observation,
+)
 from tests.helpers.builders import T0, group, instance, inventory
 
 
@@ -26,7 +32,7 @@ def test_a_change_closes_and_opens():
 def test_state_change_is_a_change():
     inv = inventory(T0, [instance("i-a", state=State.STOPPED)])
     d = diff_instances(_open(instance("i-a")), inv, Coverage.of(inv))
-    assert d.closed == ["i-a"] and d.opened["i-a"][-1] == "stopped"
+    assert d.closed == ["i-a"] and d.opened["i-a"][INSTANCE_FIELDS.index("state")] == "stopped"
 
 
 def test_missing_from_a_complete_region_is_gone():

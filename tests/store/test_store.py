@@ -16,7 +16,7 @@ from tests.helpers.builders import T0, at, group, instance, inventory, scope
 
 SPAN_COLUMNS = ["span_id", "provider", "scope", "account", "region", "zone", "group",
                 "instance_id", "name", "image_id", "image_name", "version", "state", "start",
-                "end"]
+                "end", "source", "lifecycle", "state_reason", "standby", "warm"]
 
 
 @pytest.fixture

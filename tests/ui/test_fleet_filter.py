@@ -72,3 +72,21 @@ def test_bad_yes_keeps_the_instances_on_a_version_marked_bad():
     assert list(flagged["instance_id"][filter_mask(flagged, parse_filter("bad:yes"))]) == \
         ["i-2"]
     assert len(parse_filter("bad:maybe").errors) == 1
+
+
+def test_a_value_with_nothing_to_match_is_explained_not_applied():
+    flt = parse_filter("version:(((")
+    assert not flt.terms
+    assert flt.errors and "version:(((" in flt.errors[0] and "e.g. version:1.4" in flt.errors[0]
+    assert ids("version:(((") == ["i-1", "i-2", "i-3", "i-4"]
+
+
+def test_a_tree_node_matches_exactly():
+    from dataclasses import replace
+
+    frame = FLEET.assign(scope="prod", group=["web", "webhooks", "api", None])
+    mask = filter_mask(frame, replace(parse_filter(""), node=("prod", "us-east-1", "web")))
+    assert list(frame["instance_id"][mask]) == ["i-1"]
+    region = filter_mask(frame, replace(parse_filter("state:running"),
+                                        node=("prod", "us-east-1")))
+    assert list(frame["instance_id"][region]) == ["i-1", "i-2", "i-4"]

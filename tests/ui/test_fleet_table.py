@@ -167,3 +167,30 @@ def test_an_instance_on_a_bad_version_is_flagged(table):
     assert cell(table, table.model.row_of("w1"), "version") == "1.10"
     table.view.sortByColumn(column("version"), Qt.SortOrder.AscendingOrder)  # still versions
     assert list(table.model.visible_frame()["version"]) == ["0.9", "1.9", "1.10", "2.0"]
+
+
+def test_a_bad_filter_says_so_under_the_box_until_the_text_is_fixed(qtbot, table):
+    table.show()
+    table.set_filter_text("colour:red")
+    note = table.filter_note
+    assert note.isVisible() and "unknown filter key 'colour'" in note.text()
+    assert note.geometry().top() > table.filter_box.geometry().bottom()  # under the field
+    table.set_filter_text("version:(((")
+    assert "version:(((" in note.text() and table.model.rowCount() == 4
+    table.set_filter_text("version:7")
+    assert note.isVisible() and "No instance matches" in note.text()
+    table.set_filter_text("version:1.9")
+    assert not note.isVisible() and note.text() == ""
+
+
+def test_lifecycle_and_state_reason_show_when_the_fleet_has_them(table):
+    assert table.view.isColumnHidden(column("lifecycle"))
+    spot = fleet().assign(lifecycle=["spot", None, None, None],
+                          state_reason=[None, "Spot interruption", None, None],
+                          standby=[False, True, False, False])
+    table.set_frame(spot)
+    assert not table.view.isColumnHidden(column("lifecycle"))
+    assert not table.view.isColumnHidden(column("state_reason"))
+    assert cell(table, 0, "lifecycle") == "spot"
+    assert cell(table, 1, "state_reason") == "Spot interruption"
+    assert cell(table, 1, "state") == "running (standby)"

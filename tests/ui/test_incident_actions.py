@@ -388,8 +388,11 @@ def test_quarantine_is_offered_on_a_group_an_instance_and_a_version(qtbot, windo
 
 
 def test_a_group_name_is_escaped_in_the_rollout_title(window):
-    window.state.selected_group = ("<b>prod</b>", "us-east-1", "<img src=x>")
-    window._on_share(None)
+    from fleetview.ui.loads import RolloutShare
+
+    key = ("<b>prod</b>", "us-east-1", "<img src=x>")
+    window.state.selected_group = key
+    window._on_share(RolloutShare(None, None, None, None), key)
     assert "&lt;img src=x&gt;" in window.rollout.title.text()
     assert "<img" not in window.rollout.title.text()
 

@@ -29,3 +29,48 @@ def test_load_share_starts_before_the_rollout(seeded_store, known_fleet):
     share = load_share(seeded_store, "prod", "us-east-1", "web", "1.1", known_fleet.now, 30)
     assert share.index[0] <= known_fleet.t2
     assert share.iloc[-1].to_dict() == {"1.0": 2, "1.1": 1}
+
+
+def test_load_rollout_reads_the_group_now_and_when_it_changed(seeded_store, known_fleet):
+    from fleetview.ui.loads import load_rollout
+
+    rollout = load_rollout(seeded_store, "prod", "us-east-1", "web", known_fleet.now, 30)
+    assert (rollout.desired, rollout.target_size) == ("1.1", 3)
+    assert rollout.since == known_fleet.t2 and rollout.note == ""
+    assert rollout.share.index[0] <= known_fleet.t2
+
+
+def test_an_update_rolling_out_what_the_group_does_not_name_is_followed(store_url):
+    # An instance refresh with a desired configuration: the group still names 1.0, and 1.1
+    # gains instances while it runs.
+    from datetime import UTC, datetime
+
+    from fleetview.domain.model import Group, Image, Instance, Inventory, Scope, State
+    from fleetview.store import Store
+    from fleetview.ui.loads import load_rollout
+
+    scope = Scope("aws", "prod", "1", ("r",))
+    now = datetime.now(UTC).replace(microsecond=0)
+    images = {f"ami-{v}": Image("aws", f"ami-{v}", f"app-{v}", version=v) for v in ("1.0", "1.1")}
+
+    def inst(n, v):
+        return Instance("aws", f"i{n}-{v}", f"i{n}", "prod", "1", "r", "ra", "web", f"ami-{v}",
+                        State.RUNNING, version=v)
+
+    def poll(at, versions, updating):
+        group = Group("aws", "prod", "1", "r", "web", "asg", "ami-1.0", 4,
+                      desired_version="1.0", updating=updating)
+        return Inventory(scope, at, tuple(inst(n, v) for n, v in enumerate(versions)),
+                         (group,), images, (), ("r",))
+
+    store = Store.open(store_url)
+    try:
+        t0, t1 = now - timedelta(hours=1), now - timedelta(minutes=10)
+        for inv in (poll(t0, ["1.0"] * 4, False), poll(t1, ["1.0"] * 4, True),
+                    poll(now - timedelta(minutes=1), ["1.1", "1.1", "1.0", "1.0"], True)):
+            store.record_poll(inv, inv.polled_at - timedelta(seconds=1), inv.polled_at)
+        rollout = load_rollout(store, "prod", "r", "web", now, 30)
+    finally:
+        store.close()
+    assert rollout.desired == "1.1" and rollout.since == t1
+    assert "rolls out 1.1" in rollout.note and "says 1.0" in rollout.note

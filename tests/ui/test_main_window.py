@@ -270,3 +270,146 @@ def test_table_sorts_versions_naturally_both_ways(window):
     assert list(frame["version"]) == ["2.0", "1.9", "1.1", "1.0", "1.0", "0.9"]
     window.table.set_filter_text("version:1.0")  # the sort holds under a filter
     assert list(window.table.model.visible_frame()["version"]) == ["1.0", "1.0"]
+
+
+# -- linked panels, menus, a laptop's screen, honest words ----------------------------------
+WEB_KEY = ("group", "prod", "us-east-1", "web")
+
+
+def timeline_instances(window) -> set[str]:
+    """The instance ids the timeline has a row for now."""
+    from fleetview.ui.timeline_data import INSTANCE
+
+    plot = window.timeline.plot
+    refs = plot.layout.row_ref[plot.layout.row_kind == INSTANCE]
+    return {str(plot.data.inst_id[int(i)]) for i in refs}
+
+
+def test_a_tree_node_filters_the_table_and_the_timeline(qtbot, window):
+    assert window.tree.select(WEB_KEY)
+    assert set(window.table.model.visible_frame()["instance_id"]) == {"w2", "w3", "w4"}
+    assert window.table.node_chip.isVisibleTo(window)
+    assert "web" in window.table.node_chip.text()
+    # The timeline keeps every instance the group had, w1 (replaced) too.
+    assert window.timeline_filter_keys() == {f"prod\x1f{i}" for i in ("w1", "w2", "w3", "w4")}
+    assert "w4" in timeline_instances(window)
+    assert timeline_instances(window) <= {"w1", "w2", "w3", "w4"}
+    # A typed term narrows within the node, on the table and the timeline alike.
+    window.table.set_filter_text("version:1.0")
+    assert set(window.table.model.visible_frame()["instance_id"]) == {"w2", "w3"}
+    assert window.timeline_filter_keys() == {"prod\x1fw2", "prod\x1fw3"}
+    assert timeline_instances(window) <= {"w2", "w3"}
+    # A region, then the chip's ✕, then Esc: the whole fleet again.
+    window.table.set_filter_text("")
+    window.tree.select(("region", "prod", "eu-west-1"))
+    assert set(window.table.model.visible_frame()["instance_id"]) == {"a1", "a3"}
+    assert window.state.selected_group is None
+    window.table.node_chip.click()
+    assert window.table.model.rowCount() == 6
+    assert window.timeline_filter_keys() is None
+    assert {"a1", "w4", "b1"} <= timeline_instances(window)
+    window.tree.select(WEB_KEY)
+    window.clear_all()
+    assert window.table.model.rowCount() == 6 and window.tree.current_key() is None
+
+
+def test_a_group_shows_its_rollout_from_when_it_began_wanting_the_version(qtbot, window,
+                                                                         known_fleet):
+    window.tree.select(WEB_KEY)
+    wait_for(qtbot, window, {"rollout"})
+    progress = window.rollout.progress
+    assert progress.desired == "1.1" and (progress.done, progress.total) == (1, 3)
+    assert progress.started == known_fleet.t2
+    assert window.rollout.figures["elapsed"].text() == "2 h"
+    assert "00 s" not in window.rollout.figures["eta"].text()
+    window.tree.select(("scope", "prod"))
+    assert window.rollout.empty.isVisibleTo(window)
+
+
+def test_the_window_fits_a_laptop_screen(qtbot, seeded_store, store_url, tmp_path):
+    from PySide6.QtCore import QRect
+
+    config = Config(store=StoreConfig(url=store_url))
+    settings_path = str(tmp_path / "s.ini")
+    big = MainWindow(seeded_store, config,
+                     settings=QSettings(settings_path, QSettings.Format.IniFormat))
+    qtbot.addWidget(big)
+    laptop = QRect(0, 0, 1366, 768)
+    big.fit_to_screen(laptop)
+    assert laptop.contains(big.geometry())
+    assert big.height() <= 768 - 30  # room for the title bar
+    big.fit_to_screen(QRect(0, 0, 2560, 1440))
+    assert (big.width(), big.height()) == (1480, 900)
+    # Saved on a big screen, far to the right: restored on the laptop, it is brought back.
+    big.move(1000, 400)
+    big.save_settings()
+    small = MainWindow(seeded_store, config,
+                       settings=QSettings(settings_path, QSettings.Format.IniFormat))
+    qtbot.addWidget(small)
+    small.restoreGeometry(QSettings(settings_path, QSettings.Format.IniFormat)
+                          .value("window/geometry"))
+    small.fit_to_screen(laptop, restored=True)
+    assert laptop.contains(small.geometry())
+
+
+def test_the_menus_list_the_palettes_commands(window):
+    menus = window.menu_bar
+    assert set(menus.command_names()) == {c.name for c in window.commands}
+    assert "Quit" in menus.command_names("File")
+    assert "Keyboard shortcuts" in menus.command_names("Help")
+    window.add_command("Show reports", lambda: None, menu="View")  # added later: listed too
+    assert "Show reports" in menus.command_names("View")
+    quit_action = next(a for a in menus.menus["File"].actions() if a.data() == "Quit")
+    assert quit_action.text().endswith("\tCtrl+Q")
+
+
+def test_palette_and_table_menu_name_where_and_never_nan(window):
+    entries = window.palette_entries()
+    assert not [e for e in entries if "nan" in f"{e.title} {e.detail}".split()
+                or "nan " in e.detail]
+    b1 = next(e for e in entries if e.title == "b1-name")
+    assert "standalone" in b1.detail and "prod / us-east-1" in b1.detail
+    ran = []
+    window.add_node_action(lambda key: "Roll back…" if key[0] == "group" else None,
+                           lambda key: ran.append(key))
+    index = window.table.model.index(window.table.model.row_of("w2"), 0)
+    menu = window.table.context_menu(index)
+    action = next(a for a in menu.actions() if a.text() == "Group web: Roll back…")
+    action.trigger()
+    assert ran == [WEB_KEY]
+    standalone = window.table.context_menu(
+        window.table.model.index(window.table.model.row_of("b1"), 0))
+    assert not [a for a in standalone.actions() if a.text().startswith("Group")]
+
+
+def test_status_bar_names_each_scope_with_the_trees_count(window):
+    prod = window.scope_status["prod"]
+    assert "prod" in prod.name.text() and "· 6" in prod.name.text()
+    assert tree_text(window, ("scope", "prod")) == "6"
+    assert "Scope prod" in prod.toolTip()
+
+
+def test_rows_say_how_old_their_data_is_and_the_tree_why_a_scope_fails(window):
+    from fleetview.ui.fleet_table import COLUMNS, DATA_AGE
+
+    col = [c for _, c in COLUMNS].index(DATA_AGE)
+    model = window.table.model
+    cell = model.index(model.row_of("w4"), col)
+    assert model.data(cell) == "1 min ago"
+    assert "last successful poll" in model.data(cell, Qt.ItemDataRole.ToolTipRole)
+    lab = window.tree.item_for(("scope", "lab"))
+    reason = lab.child(0)
+    assert reason is not None and reason.text(0).startswith("⚠ 403 Forbidden")
+    assert LAB_ERROR in reason.toolTip(0)
+
+
+def test_the_name_column_does_not_repeat_the_id(window):
+    from fleetview.ui.fleet_table import COLUMNS, prepare_rows
+
+    name = [c for _, c in COLUMNS].index("name")
+    frame = window.fleet.copy()
+    frame.loc[frame["instance_id"] == "w4", "name"] = "w4"
+    rows = prepare_rows(frame)
+    cells = dict(zip(frame["instance_id"], rows.cells[name], strict=True))
+    assert cells["w4"] == "" and cells["w2"] == "w2-name"
+    assert not window.table.view.isColumnHidden(name)  # the known fleet has names

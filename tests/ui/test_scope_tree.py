@@ -72,3 +72,51 @@ def test_new_nodes_are_inserted_in_order_and_gone_ones_rebuild(qtbot):
     tree.set_fleet(fleet([("s", "r1", "api", "i2")]))  # web went away
     assert tree.item_for(("group", "s", "r1", "web")) is None
     assert tree.item_for(("group", "s", "r1", "api")).text(1) == "1"
+
+
+def test_a_failing_region_says_why_on_its_own_row_and_an_owner_is_named(qtbot):
+    from fleetview.ui.scope_tree import COL_NAME
+
+    tree = ScopeTree(VersionColors(), interval_s=60)
+    qtbot.addWidget(tree)
+    fleet = pd.DataFrame({"scope": ["s", "s"], "region": ["r1", "r2"], "group": ["g", "h"],
+                          "instance_id": ["i1", "i2"], "name": ["n1", "n2"],
+                          "version": ["1.0", "1.1"], "drift": [False, False]})
+    groups = pd.DataFrame({"scope": ["s", "s"], "region": ["r1", "r2"], "group": ["g", "h"],
+                           "kind": ["asg", "mig"], "desired_version": ["1.0", "1.1"],
+                           "target_size": [1, 1],
+                           "owner": ["CloudFormation stack web", None]})
+    tree.set_fleet(fleet, groups)
+    g = tree.item_for(("group", "s", "r1", "g"))
+    assert g.text(COL_NAME) == "g  · owned by CloudFormation stack web"
+    assert "its next deployment can undo" in g.toolTip(COL_NAME)
+    assert tree.item_for(("group", "s", "r2", "h")).text(COL_NAME) == "h"
+    t = pd.Timestamp("2026-01-01", tz="UTC")
+    error = "ec2 DescribeInstances: AccessDenied (not authorized); grant ec2:DescribeInstances"
+    tree.set_freshness(pd.DataFrame({
+        "scope": ["s", "s"], "provider": ["aws", "aws"], "region": ["r1", "r2"],
+        "last_poll": [t, t], "last_ok": [t, t], "ok": [True, False], "error": [None, error]}))
+    r2 = tree.item_for(("region", "s", "r2"))
+    reason = r2.child(0)
+    assert reason.text(COL_NAME) == "⚠ ec2 DescribeInstances: AccessDenied"
+    assert error in reason.toolTip(COL_NAME)
+    # The scope says it too, for when it is collapsed.
+    assert tree.item_for(("scope", "s")).child(0).text(COL_NAME).startswith(
+        "⚠ 1 of 2 regions fail: ec2 DescribeInstances")
+    # Fixed: the row goes; a new fleet keeps the tree as it was.
+    tree.set_freshness(pd.DataFrame({
+        "scope": ["s", "s"], "provider": ["aws", "aws"], "region": ["r1", "r2"],
+        "last_poll": [t, t], "last_ok": [t, t], "ok": [True, True], "error": [None, None]}))
+    assert r2.childCount() == 1 and r2.child(0) is tree.item_for(("group", "s", "r2", "h"))
+
+
+def test_a_scope_that_never_polled_well_still_has_a_row_saying_why(qtbot):
+    tree = ScopeTree(VersionColors(), interval_s=60)
+    qtbot.addWidget(tree)
+    tree.set_fleet(pd.DataFrame())
+    t = pd.Timestamp("2026-01-01", tz="UTC")
+    tree.set_freshness(pd.DataFrame({
+        "scope": ["lab"], "provider": ["gcp"], "region": ["europe-west1"], "last_poll": [t],
+        "last_ok": [pd.NaT], "ok": [False], "error": ["403 Forbidden: denied; grant viewer"]}))
+    lab = tree.item_for(("scope", "lab"))
+    assert lab is not None and lab.child(0).text(0) == "⚠ 403 Forbidden: denied"

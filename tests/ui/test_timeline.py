@@ -77,7 +77,8 @@ def test_hover_names_the_instance_and_its_version(timeline):
     assert "end   2026-01-01 02:00:00 UTC  (2 h 0 min)" in text
     assert timeline.plot.hover_text(at(0.5), row_of(timeline, "w2") + 0.5) == ""  # not yet
     header = timeline.plot.hover_text(at(1), 0.5)
-    assert header.startswith("web — prod / us-east-1: 2 instances (click to collapse)")
+    assert header.startswith("web — prod / us-east-1: 2 instances now, 2 in the history "
+                             "loaded (click to collapse)")
 
 
 def test_a_click_on_a_bar_selects_its_instance(qtbot, timeline):
@@ -86,13 +87,14 @@ def test_a_click_on_a_bar_selects_its_instance(qtbot, timeline):
     assert selected.args == ["prod\x1fw1"]
 
 
-def test_a_click_on_a_header_folds_the_group_into_one_row(timeline):
+def test_a_click_on_a_header_folds_the_group_into_its_summary_band(timeline):
     plot = timeline.plot
     plot.click_at(at(3), 0.5)
-    assert plot.layout.n_rows == 3
-    assert plot.row_label(0).startswith("▸ web")
+    assert [plot.row_label(r).strip() for r in range(plot.layout.n_rows)] == \
+        ["▸ web · us-east-1 (2)", "1.0 50% · 1.1 50%", "", "▾ standalone · us-east-1 (1)",
+         "b1-name"]
     plot.click_at(at(3), 0.5)
-    assert plot.layout.n_rows == 5
+    assert plot.layout.n_rows == 5 and plot.row_label(1).strip() == "w2-name"
 
 
 def test_scrubbing_back_says_as_of_when_and_back_to_now(qtbot, timeline):

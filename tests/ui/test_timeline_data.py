@@ -7,7 +7,7 @@ import pandas as pd
 
 from fleetview.ui.colors import VersionColors
 from fleetview.ui.timeline import TimelinePlot
-from fleetview.ui.timeline_data import HEADER, TimelineData, make_layout
+from fleetview.ui.timeline_data import BAND, HEADER, TimelineData, make_layout
 
 T = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -48,7 +48,8 @@ def test_layout_rows_and_collapse():
     assert list(lay.row_kind) == [HEADER, 1, 1, HEADER, 1, HEADER, 1]
     assert np.all(np.diff(lay.seg_row) >= 0)
     collapsed = make_layout(data, frozenset({0}))
-    assert collapsed.n_rows == 5
+    # A collapsed group is its header and its summary band.
+    assert list(collapsed.row_kind) == [HEADER, BAND, BAND, HEADER, 1, HEADER, 1]
     assert collapsed.inst_row[0] == -1 and collapsed.inst_row[1] == -1
     assert len(collapsed.seg) == 2
 

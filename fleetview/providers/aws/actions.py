@@ -92,6 +92,77 @@ def waits(group: Group, replaced: list[Instance], refreshes: bool) -> list[str]:
     return notes
 
 
+def enable_step(image_id: str, version: str | None) -> PlanStep:
+    return PlanStep(f"image:enable:{image_id}", f"Re-enable AMI {image_id} ({version}) "
+                    "(EnableImage): it is disabled, and nothing boots from a disabled AMI")
+
+
+def enable_note(image_id: str, version: str | None) -> str:
+    return (f"AMI {image_id} ({version}) is disabled, not deregistered: it must be re-enabled "
+            "(EnableImage) before an instance can boot from it; the plan does that first")
+
+
+def warm_pool_note(inventory: Inventory, group: Group, image_id: str | None,
+                   refreshes: bool) -> str | None:
+    """What happens to the group's warm pool instances that run another AMI than `image_id`."""
+    pool = group.extra.get("warm_pool")
+    if not pool:
+        return None
+    behind = sorted(i.id for i in inventory.instances if i.warm and i.group == group.name
+                    and i.region == group.region and i.image_id != image_id)
+    if not behind:
+        return None
+    ids = ", ".join(behind)
+    if refreshes:
+        return (f"{_count(behind)} of the warm pool run another version ({ids}): the instance "
+                "refresh replaces the warm pool too, after the group's instances")
+    return (f"{_count(behind)} of the warm pool run another version ({ids}): the group draws "
+            "replacements from its warm pool first, so FleetView's batches would bring these "
+            "in on their old version (and fail their check); empty the pool first "
+            "(DeleteWarmPool, then PutWarmPool once the group runs the new version)")
+
+
+def warm_replacement_note(inventory: Inventory, group: Group) -> str | None:
+    """What a replace must say of a warm pool: the replacement comes from it."""
+    # Warm instances wait stopped or running; stopping or terminated ones are leaving.
+    warm = sorted((i for i in inventory.instances if i.warm and i.group == group.name
+                   and i.region == group.region
+                   and i.state not in (State.STOPPING, State.TERMINATED)),
+                  key=lambda i: i.id)
+    if not warm:
+        return None
+    behind = [i.id for i in warm if i.image_id != group.desired_image_id]
+    head = (f"group {group.name} has a warm pool ({_count([i.id for i in warm])}): it takes "
+            "the replacement from the pool, not from a fresh launch")
+    if not behind:
+        return head
+    return (f"{head}; {_count(behind)} of the pool run another version than "
+            f"{group.desired_version} ({', '.join(behind)}), so the replacement may come up "
+            "on it: empty the pool first (DeleteWarmPool) to launch fresh")
+
+
+def sharers(inventory: Inventory, group: Group, templates: set[str]) -> list[str]:
+    """Warnings for other groups that follow $Latest or $Default of a template a rollback
+    adds a version to."""
+    out = []
+    for other in inventory.groups:
+        if other.region != group.region or other.name == group.name:
+            continue
+        template = other.extra.get("launch_template_id")
+        pointer = str(other.extra.get("launch_template_pointer") or "")
+        if template not in templates or not pointer.startswith("$"):
+            continue
+        if pointer == "$Latest":
+            out.append(f"group {other.name} follows $Latest of the same launch template "
+                       f"{template}: the version this rollback creates becomes its $Latest, "
+                       "so it launches that AMI from its next launch on")
+        else:
+            out.append(f"group {other.name} follows $Default of the same launch template "
+                       f"{template}: FleetView leaves the default version as it is, so it "
+                       "keeps launching what it launches now")
+    return out
+
+
 def _count(ids: list[str]) -> str:
     return f"{len(ids)} instance{'s' if len(ids) != 1 else ''}"
 
@@ -142,13 +213,23 @@ class Actions:
     # -- replace --------------------------------------------------------------------------
 
     def plan_replace(self, inventory: Inventory, inst: Instance, group: Group) -> ActionPlan:
+        if inst.standby:
+            raise ActionRefused(f"{inst.id} is in Standby in group {group.name}: it serves "
+                                "nothing, and the group launches no replacement for it; put "
+                                "it back in service (ExitStandby) or detach it first")
+        if inst.warm:
+            raise ActionRefused(f"{inst.id} waits in the warm pool of group {group.name}, not "
+                                "in the group: the group would not replace it")
+        disabled = bool(group.desired_image_id) and self.poller.state.image_disabled(
+            inst.region, group.desired_image_id)
         size = group.target_size
         kept = f"{max(size - 1, 0)} of {size} instances stay in service until the replacement runs"
         return ActionPlan(
             kind="replace", provider="aws", scope=self.config.name, region=inst.region,
             group=group.name, instances=(inst.id,), from_versions=(inst.version or "?",),
             to_version=group.desired_version, to_image_id=group.desired_image_id,
-            steps=(
+            steps=(*((enable_step(group.desired_image_id, group.desired_version),)
+                     if disabled else ()),
                 PlanStep(f"terminate:{inst.id}",
                          f"Terminate {inst.id} in {group.name}, desired capacity kept at "
                          f"{size}", (inst.id,)),
@@ -161,6 +242,10 @@ class Actions:
             capacity_kept=kept,
             irreversible=(f"{inst.id} is terminated: its local and non-persistent disks "
                           "are lost",),
+            notes=tuple(n for n in (
+                enable_note(group.desired_image_id, group.desired_version) if disabled
+                else None,
+                warm_replacement_note(inventory, group)) if n),
             params={"group": group.name, "instance_id": inst.id,
                     "image_id": group.desired_image_id, "desired_capacity": size,
                     "members": [i.id for i in inventory.members(group)],
@@ -213,6 +298,19 @@ class Actions:
             raise ActionRefused(f"group {group.name} uses a launch configuration, not a launch "
                                 "template; FleetView rolls back through launch template "
                                 "versions only: migrate the group to a launch template first")
+        overrides = group.extra.get("overrides") or ()
+        if overrides:
+            own = "; ".join(
+                f"{o.get('instance_type') or '?'} from "
+                + (f"launch template {o['id']}" if o.get("id") else f"AMI {o.get('image')}")
+                for o in overrides)
+            raise ActionRefused(
+                f"group {group.name}'s mixed instances policy has overrides that launch "
+                f"something of their own ({own}): a rollback must change every template and "
+                "AMI the group launches (an override often names its own AMI for another "
+                "architecture, so one AMI cannot serve them all), and FleetView changes only "
+                "the group's own launch template, so it does not roll back this group; roll "
+                "those overrides back where they are defined, or remove them")
         image = self._image_for(inventory, region, version, known_images)
         members = inventory.members(group)
         stale = [i for i in members if i.image_id != image.id]
@@ -245,6 +343,9 @@ class Actions:
         irreversible: list[str] = []
         params: dict[str, object] = {}
         stop = None
+        if self.poller.state.image_disabled(region, image.id):
+            steps.append(enable_step(image.id, version))
+            notes.append(enable_note(image.id, version))
         if under_way is not None:
             stop = self._stop_first(inventory, group, image, version, members, under_way)
             steps += stop.steps
@@ -273,6 +374,18 @@ class Actions:
             notes.append(f"the group follows {pointer} of its template today; afterwards it "
                          "names a version number, so the next deploy must point it at its new "
                          "version")
+        parameter = group.extra.get("image_parameter")
+        if parameter and (stop is None or stop.via == "cancel"):
+            notes.append(f"the group's launch template takes its image from SSM parameter "
+                         f"{parameter}; the new template version pins AMI {image.id} instead, "
+                         "replacing the parameter reference: changes to the parameter no "
+                         "longer reach this group until a template version names it again")
+        if stop is None or stop.via == "cancel":
+            if not existing:
+                notes += sharers(inventory, group, {str(template)})
+            warm = warm_pool_note(inventory, group, image.id, refreshes)
+            if warm:
+                notes.append(warm)
         irreversible += [f"{i.id} is terminated: its local disks are lost" for i in stale]
         return ActionPlan(
             kind="rollback", provider="aws", scope=self.config.name, region=region,
@@ -501,6 +614,8 @@ class Actions:
             self._terminate(plan, list(step.instances))
         elif kind in ("track", "batch"):
             yield from self._replace_batch(plan, step)
+        elif step.key.startswith("image:enable:"):
+            self._enable_image(plan, step.key.split(":", 2)[2])
         elif step.key == "template":
             self._ensure_template_version(plan)
         elif step.key == "point":
@@ -519,6 +634,17 @@ class Actions:
             raise StepFailed(f"step {step.key} is unknown to this version of FleetView; "
                              "upgrade it, or abandon the action")
         return None
+
+    def _enable_image(self, plan: ActionPlan, image_id: str) -> None:
+        ec2 = self.clients.client("ec2", plan.region)
+        found = ec2.describe_images(Filters=[{"Name": "image-id", "Values": [image_id]}],
+                                    IncludeDeprecated=True, IncludeDisabled=True).get("Images")
+        if not found:
+            raise StepFailed(f"AMI {image_id} no longer exists in {plan.region}: it was "
+                             "deregistered since the plan; plan again with another version")
+        if found[0].get("State") == "disabled":  # a repeated step must not fail
+            ec2.enable_image(ImageId=image_id)
+        self.poller.state.disabled.discard((plan.region, image_id))
 
     def _batches_instead(self, plan: ActionPlan) -> StepResult:
         # FleetView's batches launch from the group's own configuration: it is pointed first.

@@ -34,8 +34,16 @@ def _aws_probes(group: str) -> dict[str, tuple[str, str, dict]]:
             "ec2", "create_launch_template_version",
             {"DryRun": True, "LaunchTemplateId": _FAKE_TEMPLATE,
              "LaunchTemplateData": {"ImageId": "ami-00000000000000000"}}),
+        "ec2:EnableImage": ("ec2", "enable_image",
+                            {"DryRun": True, "ImageId": "ami-00000000000000000"}),
+        "ssm:GetParameters": ("ssm", "get_parameters", {"Names": [f"/{group}"]}),
+        "autoscaling:DescribeWarmPool": (
+            "autoscaling", "describe_warm_pool", {"AutoScalingGroupName": group}),
         "autoscaling:DescribeAutoScalingGroups": (
             "autoscaling", "describe_auto_scaling_groups", {"MaxRecords": 1}),
+        "autoscaling:DescribeScalingActivities": (
+            "autoscaling", "describe_scaling_activities", {"MaxRecords": 1}),
+        "cloudtrail:LookupEvents": ("cloudtrail", "lookup_events", {"MaxResults": 1}),
         "autoscaling:DescribeInstanceRefreshes": (
             "autoscaling", "describe_instance_refreshes",
             {"AutoScalingGroupName": group, "MaxRecords": 1}),
@@ -61,8 +69,33 @@ def check(scope: AwsScopeConfig, report: ScopeReport) -> None:
     clients = Clients(scope)
     try:
         _check(clients, scope, report)
+        if scope.image_tags_from and not report.error:
+            report.notes.append(_tag_source_note(scope))
     finally:
         clients.close()
+
+
+def _tag_source_note(scope: AwsScopeConfig) -> str:
+    """Whether image_tags_from (a profile or role of the account that owns shared AMIs) may
+    describe that account's images: FleetView reads shared AMIs' tags through it."""
+    from dataclasses import replace
+
+    source = scope.image_tags_from or ""
+    as_role = source.startswith("arn:")
+    owner = Clients(replace(scope, role_arn=source if as_role else None,
+                            profile=scope.profile if as_role else source))
+    try:
+        verdict, detail = _aws_probe(owner.client("ec2", scope.regions[0]), "describe_images",
+                                     {"DryRun": True, "Owners": ["self"]})
+    except Exception as exc:  # noqa: BLE001 - the profile or role itself does not work
+        verdict, detail = "missing", f"{type(exc).__name__}: {_first_line(str(exc))}"
+    finally:
+        owner.close()
+    if verdict == "present":
+        return f"image_tags_from {source}: may read the owner account's AMI tags"
+    return (f"image_tags_from {source}: cannot read the owner account's AMI tags ({verdict}: "
+            f"{detail}); shared AMIs' versions fall back to their names until it can "
+            "(it needs ec2:DescribeImages in that account)")
 
 
 def _check(clients: Clients, scope: AwsScopeConfig, report: ScopeReport) -> None:
@@ -186,7 +219,8 @@ def _aws_probe_all(clients: Clients, scope: AwsScopeConfig, needs, report: Scope
         results = {}
         for region in regions:
             args = dict(params)
-            if need.permission == "autoscaling:DescribeInstanceRefreshes":
+            if need.permission in ("autoscaling:DescribeInstanceRefreshes",
+                                   "autoscaling:DescribeWarmPool"):
                 args["AutoScalingGroupName"] = _some_group(client("autoscaling", region)) \
                     or args["AutoScalingGroupName"]
             results[region] = _aws_probe(client(service, region), method, args)

@@ -26,7 +26,15 @@ from fleetview.providers.aws.errors import (
     is_unsupported,
     no_answer,
 )
-from fleetview.providers.aws.shapes import REFRESH_ACTIVE, image_of, instance_of, template_spec
+from fleetview.providers.aws.shapes import (
+    REFRESH_ACTIVE,
+    SSM_PREFIX,
+    image_of,
+    instance_of,
+    override_specs,
+    owner_of,
+    template_spec,
+)
 
 # DescribeImages takes at most 200 values in one filter.
 IMAGE_BATCH = 200
@@ -38,6 +46,8 @@ IMAGE_RECHECK_S = 0.0
 # The one Auto Scaling lifecycle state in which a member serves: Pending, Standby, Terminating,
 # Detaching and the warm pool's states do not, though EC2 may call the instance "running".
 IN_SERVICE = "InService"
+# GetParameters takes at most 10 names.
+PARAMETER_BATCH = 10
 
 
 @dataclass
@@ -53,6 +63,13 @@ class PollState:
     config_images: dict[tuple[str, str], str | None] = field(default_factory=dict)
     # region -> whether its endpoint has instance refresh (absent: not known yet)
     refresh_supported: dict[str, bool] = field(default_factory=dict)
+    # (region, ami) -> the account that owns it, and whether it is disabled (DescribeImages
+    # IncludeDisabled): a disabled AMI is not deregistered, but boots nothing until enabled.
+    image_owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    disabled: set[tuple[str, str]] = field(default_factory=set)
+
+    def image_disabled(self, region: str, image_id: str) -> bool:
+        return (region, image_id) in self.disabled
 
     def image_region(self, image_id: str) -> str | None:
         """The region where a poll last saw this AMI (AMI ids are regional)."""
@@ -90,12 +107,15 @@ class Poller:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._account_id: str | None = None
+        self._tag_clients: Clients | None = None
 
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        if self._tag_clients is not None:
+            self._tag_clients.close()
 
     def account_id(self) -> str:
         if self._account_id is None:
@@ -239,14 +259,81 @@ class Poller:
             for reservation in page["Reservations"]:
                 for raw in reservation.get("Instances", []):
                     result.instances.append(instance_of(raw, self.config.name, account, region))
-        result.groups, lifecycle = self._groups(region, account, result.instances)
+        result.groups, lifecycle, warm = self._groups(region, account, result.instances)
         result.instances = with_lifecycle(result.instances, lifecycle,
-                                          {g.name for g in result.groups})
+                                          {g.name for g in result.groups}, warm)
         wanted = {i.image_id for i in result.instances if i.image_id}
         wanted |= {g.desired_image_id for g in result.groups if g.desired_image_id}
-        # A template may name its image as "resolve:ssm:...": no AMI to describe.
+        for g in result.groups:
+            wanted |= {o["image"] for o in g.extra.get("overrides") or () if o.get("image")}
+        # A template may name its image as "resolve:ssm:..." that could not be resolved.
         result.images = self._images_in(region, {w for w in wanted if w.startswith("ami-")})
+        result.images, problem = self._shared_tags(region, account, result.images)
+        result.groups = [self._annotated(region, account, g, result.images, problem)
+                         for g in result.groups]
         return result
+
+    def _annotated(self, region: str, account: str, group: Group, images: dict[str, Image],
+                   tags_problem: str | None = None) -> Group:
+        """The group with what a reader must know of the AMIs it launches: disabled, or
+        shared by another account whose tags this account cannot see."""
+        notes = list(group.notes)
+        launched = [group.desired_image_id] + [o.get("image") for o in
+                                               group.extra.get("overrides") or ()]
+        for image_id in dict.fromkeys(i for i in launched if i):
+            image = images.get(image_id)
+            if self.state.image_disabled(region, image_id):
+                notes.append(f"AMI {image_id} is disabled: new instances of this group cannot "
+                             "boot until it is re-enabled (EnableImage)")
+            owner = self.state.image_owners.get((region, image_id))
+            if image is not None and owner and owner != account and not image.tags:
+                how = (f"image_tags_from could not read them: {tags_problem}" if tags_problem
+                       else "set image_tags_from to a profile or role of that account to read "
+                       "its tags")
+                notes.append(
+                    f"AMI {image_id} is shared by account {owner}: its tags are not visible "
+                    f"in this account, so its version comes from its name (or its id); {how}")
+        return replace(group, notes=tuple(notes)) if notes != list(group.notes) else group
+
+    def _shared_tags(self, region: str, account: str, images: dict[str, Image]
+                     ) -> tuple[dict[str, Image], str | None]:
+        """Images shared by another account, with the tags their owner sees, read through
+        `image_tags_from` (a profile or role of the owner account) where the scope names one;
+        and why they could not be read (the region's inventory does not depend on it)."""
+        source = getattr(self.config, "image_tags_from", None)
+        shared = sorted(i for i, img in images.items() if not img.gone and not img.tags
+                        and self.state.image_owners.get((region, i)) not in (None, account))
+        if not source or not shared:
+            return images, None
+        out = dict(images)
+        try:
+            ec2 = self.tag_clients().client("ec2", region)
+            for start in range(0, len(shared), IMAGE_BATCH):
+                response = checked(ec2.describe_images(
+                    Filters=[{"Name": "image-id", "Values": shared[start:start + IMAGE_BATCH]}],
+                    IncludeDeprecated=True, IncludeDisabled=True), ec2.meta.endpoint_url,
+                    "DescribeImages", "Images")
+                for raw in response.get("Images", []):
+                    tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) or []}
+                    if raw.get("ImageId") in out and tags:
+                        out[raw["ImageId"]] = replace(out[raw["ImageId"]], tags=tags)
+        except Exception as exc:  # noqa: BLE001 - an optional source: said on the groups
+            return images, self._explain(exc, f"image_tags_from {source}", "ec2", region)
+        return out, None
+
+    def tag_clients(self) -> Clients:
+        """Clients of the account that owns shared AMIs (`image_tags_from`)."""
+        with self._lock:
+            if self._tag_clients is None:
+                source = self.config.image_tags_from
+                as_role = source.startswith("arn:")
+                owner = replace(self.config, role_arn=source if as_role else None,
+                                profile=self.config.profile if as_role else source)
+                self._tag_clients = Clients(owner, attempts=self.clients.botocore_config
+                                            .retries["total_max_attempts"],
+                                            endpoint_for=self.clients.endpoint_for,
+                                            deadline_s=self.clients.deadline_s)
+            return self._tag_clients
 
     # -- images --------------------------------------------------------------------------
 
@@ -265,14 +352,21 @@ class Poller:
         for start in range(0, len(stale), IMAGE_BATCH):
             batch = stale[start:start + IMAGE_BATCH]
             # A filter, not ImageIds: one deregistered id would fail the whole ImageIds call.
+            # IncludeDisabled: without it a disabled AMI is left out, as if deregistered.
             response = checked(ec2.describe_images(
-                Filters=[{"Name": "image-id", "Values": batch}], IncludeDeprecated=True),
-                ec2.meta.endpoint_url, "DescribeImages", "Images")
+                Filters=[{"Name": "image-id", "Values": batch}], IncludeDeprecated=True,
+                IncludeDisabled=True), ec2.meta.endpoint_url, "DescribeImages", "Images")
             answered = {raw["ImageId"]: raw for raw in response.get("Images", [])}
             for image_id in batch:
                 raw = answered.get(image_id)
                 if raw is not None:
                     image = image_of(raw)
+                    if raw.get("OwnerId"):
+                        self.state.image_owners[(region, image_id)] = raw["OwnerId"]
+                    if raw.get("State") == "disabled":
+                        self.state.disabled.add((region, image_id))
+                    else:
+                        self.state.disabled.discard((region, image_id))
                 else:
                     previous = cache.get((region, image_id))
                     image = replace(previous[0], gone=True) if previous else Image(
@@ -284,8 +378,9 @@ class Poller:
     # -- groups --------------------------------------------------------------------------
 
     def _groups(self, region: str, account: str, instances: list[Instance]
-                ) -> tuple[list[Group], dict[str, str]]:
-        """The region's groups, and each member's lifecycle state in its group."""
+                ) -> tuple[list[Group], dict[str, str], dict[str, str]]:
+        """The region's groups, each member's lifecycle state in its group, and the instances
+        waiting in the groups' warm pools (id -> group)."""
         asg = self.clients.client("autoscaling", region)
         raws: list[dict] = []
         for page in asg.get_paginator("describe_auto_scaling_groups").paginate(
@@ -294,16 +389,31 @@ class Poller:
                     "AutoScalingGroups")
             raws.extend(page["AutoScalingGroups"])
         if not raws:
-            return [], {}
+            return [], {}, {}
         specs = {raw["AutoScalingGroupName"]: template_spec(raw) for raw in raws}
-        pointers = self._resolve_pointers(region, [s for s in specs.values() if s])
+        overrides = {raw["AutoScalingGroupName"]: override_specs(raw) for raw in raws}
+        every = [s for s in specs.values() if s] + [
+            o for found in overrides.values() for o in found if o.get("id")]
+        pointers = self._resolve_pointers(region, every)
         self._fetch_numbered(region, [(s["id"], pointers.get((s["id"], s["version"])))
-                                      for s in specs.values() if s])
+                                      for s in every])
         self._fetch_launch_configs(region, [raw["LaunchConfigurationName"] for raw in raws
                                             if raw.get("LaunchConfigurationName")])
+
+        def launches(spec: dict) -> tuple[int | None, str | None]:
+            number = pointers.get((spec["id"], spec["version"]))
+            return number, (self.state.template_images.get((region, spec["id"], number))
+                            if number is not None else None)
+
+        references = {image for spec in every if (image := launches(spec)[1])
+                      and image.startswith(SSM_PREFIX)}
+        parameters = self._parameters(region, references)
+        warm = self._warm_pools(region, [raw for raw in raws
+                                         if raw.get("WarmPoolConfiguration")])
+        warm_ids = {i: name for name, pool in warm.items() for i in pool["instances"]}
         images_of: dict[str, set[str | None]] = {}
         for i in instances:
-            if i.group and i.state.live:
+            if i.group and i.state.live and i.id not in warm_ids:
                 images_of.setdefault(i.group, set()).add(i.image_id)
         groups = []
         lifecycle: dict[str, str] = {}
@@ -324,20 +434,40 @@ class Poller:
                                              if i.get("ProtectedFromScaleIn")),
             }
             desired_image = None
+            notes: list[str] = []
             if spec:
-                number = pointers.get((spec["id"], spec["version"]))
-                desired_image = self.state.template_images.get((region, spec["id"], number)) \
-                    if number is not None else None
+                number, desired_image = launches(spec)
                 extra.update(launch_template_id=spec["id"], launch_template_name=spec["name"],
                              launch_template_pointer=spec["version"],
                              launch_template_version=number, mixed_instances=spec["mixed"])
                 if spec["mixed"]:
                     extra["mixed_instances_policy"] = raw.get("MixedInstancesPolicy")
+                if desired_image and desired_image.startswith(SSM_PREFIX):
+                    extra["image_parameter"] = desired_image[len(SSM_PREFIX):]
+                    desired_image, note = parameters.get(desired_image, (None, ""))
+                    notes.append(note)
+                found = []
+                for override in overrides[name]:
+                    if override.get("id"):
+                        o_number, image = launches(override)
+                        if image and image.startswith(SSM_PREFIX):
+                            image = parameters.get(image, (None, ""))[0]
+                        source = (f"its own launch template {override['id']} version "
+                                  f"{o_number if o_number is not None else override['version']}")
+                    else:
+                        o_number, image = None, override["image"]
+                        source = "its own AMI"
+                    found.append({**override, "number": o_number, "image": image})
+                    notes.append(f"instance type {override['instance_type'] or '?'} launches "
+                                 f"from {source}: {image or 'an AMI FleetView cannot read'}")
+                if found:
+                    extra["overrides"] = found
             elif raw.get("LaunchConfigurationName"):
                 extra["launch_configuration"] = raw["LaunchConfigurationName"]
                 desired_image = self.state.config_images.get(
                     (region, raw["LaunchConfigurationName"]))
-            drifting = bool(images_of.get(name, set()) - {desired_image})
+            launched = {desired_image} | {o["image"] for o in extra.get("overrides") or ()}
+            drifting = bool(images_of.get(name, set()) - launched)
             refresh = None
             if denied:
                 extra["instance_refresh_error"] = denied
@@ -355,15 +485,91 @@ class Poller:
                     denied = extra["instance_refresh_error"] = explain(
                         exc, self.config.profile, service="autoscaling")
             extra["instance_refresh"] = refresh
+            pool = warm.get(name)
+            if pool is not None:
+                extra["warm_pool"] = pool
+                if pool["error"]:
+                    notes.append("the group has a warm pool whose instances FleetView could "
+                                 f"not list, so they may show as members: {pool['error']}")
+            tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])}
             groups.append(Group(
                 provider="aws", scope=self.config.name, account=account, region=region,
                 name=name, kind="asg", desired_image_id=desired_image,
                 target_size=int(raw.get("DesiredCapacity") or 0),
-                updating=refresh in REFRESH_ACTIVE,
-                tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])},
-                extra=extra,
+                updating=refresh in REFRESH_ACTIVE, tags=tags, extra=extra,
+                owner=owner_of(tags), notes=tuple(n for n in notes if n),
             ))
-        return groups, lifecycle
+        return groups, lifecycle, warm_ids
+
+    def _parameters(self, region: str, references: set[str]) -> dict[str, tuple[str | None, str]]:
+        """"resolve:ssm:<name>" -> (the AMI the parameter holds now, a note saying so).
+
+        Read on every poll (GetParameters, 10 at a time): a parameter changes without the
+        template changing, and AWS resolves it at each launch."""
+        out: dict[str, tuple[str | None, str]] = {}
+        if not references:
+            return out
+        ssm = self.clients.client("ssm", region)
+        names = sorted(r[len(SSM_PREFIX):] for r in references)
+        for start in range(0, len(names), PARAMETER_BATCH):
+            batch = names[start:start + PARAMETER_BATCH]
+            try:
+                response = ssm.get_parameters(Names=batch)
+            except ClientError as exc:
+                # A missing optional permission must not cost the region its inventory.
+                if error_code(exc) not in DENIED:
+                    raise
+                why = explain(exc, self.config.profile, service="ssm")
+                out.update((SSM_PREFIX + n, (None, f"the image comes from SSM parameter {n}, "
+                                             f"which FleetView may not read: {why}"))
+                           for n in batch)
+                continue
+            for param in response.get("Parameters", []):
+                asked = next((n for n in batch if n in (param.get("Name"), param.get("ARN"))
+                              or n.startswith(f"{param.get('Name')}:")), param.get("Name"))
+                value = param.get("Value") or None
+                out[SSM_PREFIX + asked] = (value, (
+                    f"the image comes from SSM parameter {param.get('Name')} (version "
+                    f"{param.get('Version')}), which holds {value} now; AWS reads it again at "
+                    "every launch"))
+            for missing in response.get("InvalidParameters", []):
+                out[SSM_PREFIX + missing] = (None, (
+                    f"the image comes from SSM parameter {missing}, which does not exist: new "
+                    "instances of this group fail to launch"))
+        return out
+
+    def _warm_pools(self, region: str, raws: list[dict]) -> dict[str, dict]:
+        """group -> its warm pool (DescribeWarmPool, asked only of groups that have one): its
+        state, its instances (id -> lifecycle state, e.g. Warmed:Stopped), and why they could
+        not be listed."""
+        asg = self.clients.client("autoscaling", region)
+        out: dict[str, dict] = {}
+        for raw in raws:
+            name = raw["AutoScalingGroupName"]
+            instances: dict[str, str] = {}
+            configuration: dict = {}
+            kwargs: dict = {"AutoScalingGroupName": name}
+            while True:
+                try:
+                    page = checked(asg.describe_warm_pool(**kwargs), asg.meta.endpoint_url,
+                                   "DescribeWarmPool")
+                except ClientError as exc:
+                    # A missing optional permission must not cost the region its inventory.
+                    if error_code(exc) not in DENIED:
+                        raise
+                    configuration = {"error": explain(exc, self.config.profile,
+                                                      service="autoscaling")}
+                    break
+                configuration = page.get("WarmPoolConfiguration") or configuration
+                instances.update((i["InstanceId"], i.get("LifecycleState", ""))
+                                 for i in page.get("Instances", []))
+                if not page.get("NextToken"):
+                    break
+                kwargs["NextToken"] = page["NextToken"]
+            out[name] = {"state": configuration.get("PoolState"),
+                         "status": configuration.get("Status"), "instances": instances,
+                         "error": configuration.get("error")}
+        return out
 
     def _resolve_pointers(self, region: str, specs: list[dict]) -> dict[tuple[str, str], int]:
         """(template id, "$Latest"/"$Default"/"N") -> version number.
@@ -488,9 +694,15 @@ class Poller:
         return number, image
 
 
-def with_lifecycle(instances: list[Instance], lifecycle: dict[str, str], groups: set[str]
-                   ) -> list[Instance]:
+def with_lifecycle(instances: list[Instance], lifecycle: dict[str, str], groups: set[str],
+                   warm: dict[str, str] | None = None) -> list[Instance]:
     """The instances, each member of a described group `healthy` only while the group has it
-    InService; one its group no longer lists (detached, on its way out) is not healthy."""
-    return [replace(i, healthy=lifecycle.get(i.id) == IN_SERVICE) if i.group in groups else i
-            for i in instances]
+    InService (not while a lifecycle hook holds it in Pending:Wait, though EC2 says running);
+    one its group no longer lists (detached, on its way out) is not healthy. A Standby member
+    is `standby`; an instance of a group's warm pool (`warm`: id -> group) is `warm` and of
+    that group, never a member."""
+    warm = warm or {}
+    return [replace(i, group=warm[i.id], healthy=False, warm=True) if i.id in warm
+            else replace(i, healthy=lifecycle.get(i.id) == IN_SERVICE,
+                         standby=lifecycle.get(i.id, "").startswith("Standby"))
+            if i.group in groups else i for i in instances]

@@ -20,6 +20,17 @@ AWS_NEEDS: tuple[Need, ...] = (
     Need("autoscaling:DescribeInstanceRefreshes", "watch", "whether a rollout is under way"),
     Need("autoscaling:DescribeLaunchConfigurations", "watch",
          "the AMI of groups that still use launch configurations"),
+    Need("autoscaling:DescribeWarmPool", "watch",
+         "the instances waiting in a group's warm pool (not members, not drift)"),
+    Need("ssm:GetParameters", "watch",
+         "the AMI a launch template names through an SSM parameter (resolve:ssm:)"),
+    Need("autoscaling:DescribeScalingActivities", "watch",
+         "history before FleetView watched: the launches and terminations of each group's "
+         "instances in the last six weeks (backfill)"),
+    Need("cloudtrail:LookupEvents", "watch",
+         "history before FleetView watched: launches, terminations, template versions and "
+         "group updates of the last 90 days (backfill; without it, backfill uses the rest "
+         "and leaves gaps)"),
     Need("autoscaling:StartInstanceRefresh", "operate", "roll a group to another version"),
     Need("autoscaling:CancelInstanceRefresh", "operate",
          "stop a rollout under way before a rollback, or stop an action"),
@@ -31,6 +42,8 @@ AWS_NEEDS: tuple[Need, ...] = (
          "replace one instance (its group launches a new one)"),
     Need("ec2:CreateLaunchTemplateVersion", "operate",
          "a launch template version with the rollback AMI"),
+    Need("ec2:EnableImage", "operate",
+         "re-enable a disabled AMI a rollback or replacement boots from"),
     Need("ec2:RunInstances", "operate",
          "Auto Scaling checks that the caller may launch from the template it is given",
          implied=True),

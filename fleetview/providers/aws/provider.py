@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
+from datetime import datetime
 
 from fleetview.domain.actions import ActionPlan, PlanStep, ProgressEvent
+from fleetview.domain.backfill import Backfill
 from fleetview.domain.errors import FleetViewError, ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory
 from fleetview.domain.timing import Timing
@@ -14,6 +16,7 @@ from fleetview.providers.aws import CLOUD
 # boto3 loads here, not in fleetview.providers: the registry imports this module only when an
 # AWS scope is configured.
 from fleetview.providers.aws.actions import Actions, Steps
+from fleetview.providers.aws.backfill import TRAIL_RATE_PER_S, History
 from fleetview.providers.aws.clients import Clients
 from fleetview.providers.aws.errors import explain
 from fleetview.providers.aws.inventory import Poller, PollState
@@ -30,7 +33,8 @@ class AwsProvider(Provider):
     of one API call. Keyword-only extras exist for tests and the demo, not for the config:
     `endpoint_for` gives one region its own endpoint (a region that is down, a throttling
     proxy), `region_workers` caps the lanes of regions polled at once (default: all; regions
-    sharing one endpoint form one lane).
+    sharing one endpoint form one lane), `trail_rate` paces CloudTrail LookupEvents
+    (requests a second per region; AWS allows 2).
     """
 
     name = "aws"
@@ -50,6 +54,7 @@ class AwsProvider(Provider):
         connect_timeout_s: float | None = None,
         read_timeout_s: float | None = None,
         region_workers: int | None = None,
+        trail_rate: float = TRAIL_RATE_PER_S,
     ) -> None:
         super().__init__(config, rules, timing=timing or DEFAULT_TIMING)
         # The timeouts of one try follow from the poll's deadline unless given.
@@ -61,9 +66,15 @@ class AwsProvider(Provider):
                              region_workers=region_workers)
         self.actions = Actions(config, self.clients, self.poller, self.timing,
                                inventory=self.poll)
+        self.history_reader = History(config, self.clients, trail_rate=trail_rate)
 
     def poll(self) -> Inventory:
         return self.rules.label(self.poller.poll())
+
+    def history(self, since: datetime, until: datetime) -> Backfill:
+        """Launch template versions, Auto Scaling activities, CloudTrail events (paced under
+        LookupEvents' 2 requests a second) and live instances' launch times."""
+        return self.history_reader.read(since, until)
 
     def identity(self) -> str:
         try:

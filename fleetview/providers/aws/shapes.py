@@ -27,6 +27,53 @@ STATE_MAP: dict[str, State] = {
 }
 
 
+# EC2's StateReason codes (DescribeInstances) in a reader's words: why an instance stopped or
+# ended, so a spot interruption is not taken for unexplained churn. Others show their message.
+STATE_REASONS: dict[str, str] = {
+    "Server.SpotInstanceTermination": "Spot interruption",
+    "Server.SpotInstanceShutdown": "Spot interruption (stopped)",
+    "Server.InsufficientInstanceCapacity": "No capacity for its instance type",
+    "Server.ScheduledStop": "Stopped for scheduled maintenance",
+    "Server.InternalError": "Failed to start (an AWS internal error)",
+    # Auto Scaling's own terminations (scale-in, replacement) carry this code too.
+    "Client.UserInitiatedShutdown": "Shut down through the API (a user, a deploy or its group)",
+    "Client.InstanceInitiatedShutdown": "Shut down from inside the instance",
+    "Client.UserInitiatedHibernate": "Hibernated through the API",
+    "Client.VolumeLimitExceeded": "Volume limit exceeded",
+    "Client.InvalidSnapshot.NotFound": "A snapshot of its volumes is missing",
+    "Client.InternalError": "Failed to start (a client error)",
+}
+
+# Tags AWS puts on a group that another service deploys -> how the owner is named.
+OWNER_TAGS: tuple[tuple[str, str], ...] = (
+    ("aws:cloudformation:stack-name", "CloudFormation stack {}"),
+    ("eks:nodegroup-name", "EKS node group {}"),
+    ("elasticbeanstalk:environment-name", "Elastic Beanstalk environment {}"),
+)
+
+
+def owner_of(tags: dict[str, str]) -> str | None:
+    """The system that deploys a group, from the tags its owner puts on it (None: its own)."""
+    for key, words in OWNER_TAGS:
+        if tags.get(key):
+            owner = words.format(tags[key])
+            cluster = tags.get("eks:cluster-name")
+            return f"{owner} of cluster {cluster}" if key.startswith("eks:") and cluster \
+                else owner
+    if tags.get("eks:cluster-name"):
+        return f"EKS cluster {tags['eks:cluster-name']}"
+    return None
+
+
+def state_reason_of(raw: dict) -> str | None:
+    """An instance's StateReason in words; None for one that has none (a running instance)."""
+    reason = raw.get("StateReason") or {}
+    code = reason.get("Code") or ""
+    if not code:
+        return None
+    return STATE_REASONS.get(code) or (reason.get("Message") or code)
+
+
 def instance_of(raw: dict, scope: str, account: str, region: str) -> Instance:
     tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) or []}
     return Instance(
@@ -36,6 +83,8 @@ def instance_of(raw: dict, scope: str, account: str, region: str) -> Instance:
         group=tags.get(ASG_TAG) or None, image_id=raw.get("ImageId"),
         state=STATE_MAP.get((raw.get("State") or {}).get("Name", ""), State.UNKNOWN),
         launched_at=raw.get("LaunchTime"), tags=tags,
+        # "spot" or "scheduled"; EC2 leaves it out for on-demand instances.
+        lifecycle=raw.get("InstanceLifecycle") or None, state_reason=state_reason_of(raw),
     )
 
 
@@ -49,6 +98,27 @@ def image_of(raw: dict) -> Image:
         deprecated=bool(deprecation and (parse_time(deprecation) or datetime.max.replace(
             tzinfo=UTC)) <= datetime.now(UTC)),
     )
+
+
+# A launch template's ImageId that names an SSM parameter, which AWS resolves at each launch.
+SSM_PREFIX = "resolve:ssm:"
+
+
+def override_specs(raw: dict) -> list[dict]:
+    """A mixed instances policy's overrides that launch something of their own: an override's
+    own launch template (id, name, version pointer) or its own AMI, with its instance type."""
+    policy = (raw.get("MixedInstancesPolicy") or {}).get("LaunchTemplate") or {}
+    out = []
+    for override in policy.get("Overrides") or ():
+        spec = override.get("LaunchTemplateSpecification") or {}
+        if spec.get("LaunchTemplateId"):
+            out.append({"instance_type": override.get("InstanceType"),
+                        "id": spec["LaunchTemplateId"], "name": spec.get("LaunchTemplateName"),
+                        "version": str(spec.get("Version") or "$Default"), "image": None})
+        elif override.get("ImageId"):
+            out.append({"instance_type": override.get("InstanceType"), "id": None,
+                        "name": None, "version": None, "image": override["ImageId"]})
+    return out
 
 
 def template_spec(raw: dict) -> dict | None:

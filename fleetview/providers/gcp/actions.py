@@ -71,6 +71,47 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def rollback_policy(stateful: bool, surge: int, unavailable: int) -> dict[str, object]:
+    """The update policy a rollback sets, in the shape Group.extra["update_policy"] has."""
+    return {"type": "PROACTIVE", "minimal_action": "REPLACE",
+            "replacement_method": "RECREATE" if stateful else "SUBSTITUTE",
+            "max_surge": {"fixed": surge}, "max_unavailable": {"fixed": unavailable}}
+
+
+def policy_differs(previous: Mapping[str, object], policy: Mapping[str, object]) -> bool:
+    """Whether setting `policy` changes what the group had (unknown fields never count)."""
+    return any(previous.get(k) not in (None, "", v) for k, v in policy.items())
+
+
+def describe_policy(policy: Mapping[str, object]) -> str:
+    def amount(value) -> str:
+        if isinstance(value, Mapping):
+            return f"{value['percent']}%" if "percent" in value else str(value.get("fixed", 0))
+        return "?"
+
+    return (f"{policy.get('type') or '?'}, {policy.get('minimal_action') or 'REPLACE'}, "
+            f"{policy.get('replacement_method') or 'SUBSTITUTE'}, maxSurge "
+            f"{amount(policy.get('max_surge'))}, maxUnavailable "
+            f"{amount(policy.get('max_unavailable'))}")
+
+
+def policy_message(policy: Mapping[str, object]) -> compute_v1.InstanceGroupManagerUpdatePolicy:
+    def amount(value) -> compute_v1.FixedOrPercent | None:
+        if not isinstance(value, Mapping):
+            return None
+        if "percent" in value:
+            return compute_v1.FixedOrPercent(percent=int(value["percent"]))
+        return compute_v1.FixedOrPercent(fixed=int(value.get("fixed", 0)))
+
+    fields: dict[str, object] = {
+        "type_": policy.get("type"), "minimal_action": policy.get("minimal_action"),
+        "replacement_method": policy.get("replacement_method"),
+        "max_surge": amount(policy.get("max_surge")),
+        "max_unavailable": amount(policy.get("max_unavailable"))}
+    return compute_v1.InstanceGroupManagerUpdatePolicy(
+        **{k: v for k, v in fields.items() if v not in (None, "")})
+
+
 def in_flight_versions(group: Group, target: str) -> tuple[str, ...]:
     """The versions an updating group is rolling out, other than `target`: what a rollback in
     flight stops spreading. () for a group that is not updating."""
@@ -111,13 +152,29 @@ class Actions:
                          "picks which version the recreated instance gets")
         if size == 1:
             notes.append("the group has one instance: nothing serves while it is recreated")
+        to_version, to_image_id = group.desired_version, group.desired_image_id
+        lost = (f"{inst.name}'s boot disk and anything stored on it are deleted; the instance "
+                "comes back with the same name and a new id")
+        stateful = group.extra.get("stateful")
+        if isinstance(stateful, Mapping) and stateful.get("disks"):
+            kept = ", ".join(stateful["disks"])
+            lost = (f"{inst.name}'s disks other than its preserved ones ({kept}) and local data "
+                    "are deleted; it comes back with the same name, its preserved disks and a "
+                    "new id")
+        if isinstance(stateful, Mapping) and (
+                stateful.get("boot_preserved") or inst.name in self._boot_kept_by_config(group)):
+            # A preserved boot disk is reattached as it is: the image does not change.
+            to_version, to_image_id = inst.version, inst.image_id
+            notes.append(f"{inst.name}'s boot disk is preserved (stateful): it comes back on "
+                         f"its own boot disk, still {inst.version or '?'}, not the group's "
+                         f"{group.desired_version or '?'}")
         aid = action_id(self.config.name, "replace", f"{group.name}/{inst.id}",
                         inventory.polled_at)
         return ActionPlan(
             kind="replace", provider="gcp", scope=self.config.name, region=inst.region,
             group=group.name, instances=(inst.id,),
             from_versions=(inst.version,) if inst.version else (),
-            to_version=group.desired_version, to_image_id=group.desired_image_id,
+            to_version=to_version, to_image_id=to_image_id,
             steps=(
                 PlanStep("recreate", f"recreate {inst.name} in {group.name} "
                          "(instanceGroupManagers.recreateInstances)", (inst.id,)),
@@ -127,8 +184,7 @@ class Actions:
             mechanism="recreate-instances", batch_size=1,
             min_healthy_percent=int(100 * (size - 1) / size),
             capacity_kept=f"{size - 1} of {size} instances serve while {inst.name} is recreated",
-            irreversible=(f"{inst.name}'s boot disk and anything stored on it are deleted; the "
-                          "instance comes back with the same name and a new id",),
+            irreversible=(lost,),
             notes=tuple(notes),
             params={"action_id": aid, "project": self.project, **self._mig_location(group),
                     "instance_name": inst.name, "instance_zone": inst.zone,
@@ -144,6 +200,7 @@ class Actions:
         if group.desired_version == version and not group.canary_image_id and all(
                 i.version == version for i in members):
             raise ActionRefused(f"group {group.name} already runs version {version}")
+        kept_boot = self._kept_boot_disks(group, members)
 
         images = self._images_of_version(inventory, version, known_images)
         if not images:
@@ -156,7 +213,16 @@ class Actions:
             template, source = self._planned_template(group, images, version)
 
         zones = 1 if group.zone else max(len(group.extra.get("zones") or ()), 1)
-        surge = max(zones, math.ceil(group.target_size * SURGE_SHARE))
+        # GCE's rule for a regional group: a fixed maxSurge or maxUnavailable is 0 or at
+        # least its number of zones.
+        batch = max(zones, math.ceil(group.target_size * SURGE_SHARE))
+        stateful = "stateful" in group.extra
+        # A stateful group recreates its instances under their names (RECREATE, which allows
+        # no surge): capacity dips by a batch instead.
+        surge, unavailable = (0, batch) if stateful else (batch, 0)
+        policy = rollback_policy(stateful, surge, unavailable)
+        previous = group.extra.get("update_policy") or {}
+        restore = policy_differs(previous, policy)
         image = images[template.image_id]
         from_versions = {i.version for i in members if i.version}
         from_versions |= {v for v in (group.desired_version, group.canary_version) if v}
@@ -197,37 +263,110 @@ class Actions:
                               "(instanceTemplates.insert)"),)
             notes = (f"no template boots image {image.name}: creates {template.path}, a copy "
                      f"of {source.path} with that image; FleetView does not delete it later",)
+        shape_notes = []
+        if zones > 1:
+            shape_notes.append(
+                f"regional group over {zones} zones (target shape "
+                f"{group.extra.get('target_shape') or 'EVEN'}): GCE allows a fixed "
+                f"{'maxUnavailable' if stateful else 'maxSurge'} of 0 or at least {zones}, so "
+                f"{batch} {'are recreated' if stateful else 'start'} at a time")
+        if stateful:
+            shape_notes.append(
+                f"stateful group: instances are recreated under their names (replacement "
+                f"method RECREATE, maxSurge 0, maxUnavailable {unavailable}); preserved disks "
+                "other than the boot disk are kept")
+            if unavailable >= size > 0:
+                shape_notes.append(f"all {size} instances are recreated at once: the group "
+                                   "serves nothing until they are back")
+        if kept_boot:
+            names = ", ".join(sorted(kept_boot))
+            shape_notes.append(
+                f"{len(kept_boot)} instance{'s' if len(kept_boot) != 1 else ''} ({names}) "
+                "preserve their boot disk by per-instance config: recreated, they keep the "
+                f"image they run, so they stay off {version} and the rollback does not "
+                "converge until their configs stop preserving the boot disk")
+        steps = first + (
+            PlanStep("patch", f"{patch_prefix}set {group.name}'s versions to template "
+                     f"{template.name} (image {image.name}), update policy "
+                     f"{describe_policy(policy)}"),
+            PlanStep("track", f"wait until every instance of {group.name} runs "
+                     f"{template.name} and the group is stable"),
+        )
+        restored: tuple[str, ...] = ()
+        if restore:
+            steps += (PlanStep("restore-policy", f"put back {group.name}'s update policy "
+                               f"({describe_policy(previous)})"),)
+            restored = (f"group {group.name}'s update policy is {describe_policy(previous)}: "
+                        f"FleetView sets {describe_policy(policy)} for the rollback and puts "
+                        "it back once the group is stable; if the rollback is stopped or does "
+                        "not finish, it stays changed",)
+        if stateful:
+            capacity = (f"{size - min(unavailable, size)} of {size} instances keep serving: up "
+                        f"to {unavailable} {'is' if unavailable == 1 else 'are'} recreated at "
+                        "a time")
+            healthy = int(100 * max(size - unavailable, 0) / size) if size else 0
+            lost = ("each recreated instance's boot disk and unpreserved local data are "
+                    "deleted; its name and preserved disks stay",)
+        else:
+            capacity = (f"all {size} instances keep serving: up to {surge} new "
+                        f"instance{'s' if surge != 1 else ''} start beside them at a time")
+            healthy = 100
+            lost = ("each replaced instance's boot disk and local data are deleted",)
         return ActionPlan(
             kind="rollback", provider="gcp", scope=self.config.name, region=group.region,
             group=group.name,
             instances=tuple(i.id for i in members if i.version != version),
             from_versions=tuple(sorted(from_versions, key=version_key)),
             to_version=version, to_image_id=image.id,
-            steps=first + (
-                PlanStep("patch", f"{patch_prefix}set {group.name}'s versions to template "
-                         f"{template.name} "
-                         f"(image {image.name}), update policy PROACTIVE, REPLACE, maxSurge "
-                         f"{surge}, maxUnavailable 0"),
-                PlanStep("track", f"wait until every instance of {group.name} runs "
-                         f"{template.name} and the group is stable"),
-            ),
-            mechanism="mig-update", batch_size=surge, min_healthy_percent=100,
-            capacity_kept=(f"all {size} instances keep serving: up to {surge} new "
-                           f"instance{'s' if surge != 1 else ''} start beside them at a time"),
-            irreversible=("each replaced instance's boot disk and local data are deleted",
+            steps=steps,
+            mechanism="mig-update", batch_size=batch, min_healthy_percent=healthy,
+            capacity_kept=capacity,
+            irreversible=(*lost,
                           f"the group's current versions ({', '.join(last(p) for p in current)}) "
                           "are replaced; going forward again needs another update",
                           *replaced_new),
-            notes=stopping + notes + (
+            notes=stopping + notes + tuple(shape_notes) + restored + (
                 (f"image {image.name} is deprecated; it still boots",) if image.deprecated
                 else ()),
             params={"action_id": aid, "project": self.project, **self._mig_location(group),
                     "template": template.path, "template_name": template.name,
-                    "image_id": image.id, "max_surge": surge, "max_unavailable": 0,
+                    "image_id": image.id, "max_surge": surge, "max_unavailable": unavailable,
+                    "policy": policy, "previous_policy": previous if restore else None,
+                    "kept_boot": kept_boot,
                     "previous_templates": current, "in_flight": group.updating,
                     "rollout_versions": list(rollout), "on_rollout": len(on_new),
                     **({"template_source": source.path} if source is not None else {})},
         )
+
+    def _kept_boot_disks(self, group: Group, members: list[Instance]) -> dict[str, str]:
+        """Members whose boot disk the group preserves, by name -> version: recreating them
+        keeps the image they run. Refuses when the group's policy preserves every one's."""
+        stateful = group.extra.get("stateful")
+        if not isinstance(stateful, Mapping):
+            return {}
+        versions = {i.name: i.version or "?" for i in members}
+        if stateful.get("boot_preserved"):
+            running = ", ".join(sorted(set(versions.values()), key=version_key)) or "?"
+            raise ActionRefused(
+                f"group {group.name} is stateful and its policy preserves the boot disk "
+                f"({stateful.get('boot_device')}): recreated instances keep the image they "
+                f"run ({running}), so neither a rollback nor a replace changes their version. "
+                "Remove the boot disk from the group's stateful policy (or roll out a new "
+                "group) to change it")
+        return {name: versions.get(name, "?") for name in self._boot_kept_by_config(group)}
+
+    def _boot_kept_by_config(self, group: Group) -> set[str]:
+        """Members whose per-instance config preserves their boot disk (read now)."""
+        stateful = group.extra.get("stateful")
+        if not isinstance(stateful, Mapping) or not stateful.get("per_instance_configs"):
+            return set()
+        boot = str(stateful.get("boot_device"))
+        where = {"project": self.project, **self._mig_location(group)}
+        return {last(mi.instance)
+                for page in self._pages_of(where, f"reading the per-instance configs of "
+                                                  f"{group.name}")
+                for mi in page.managed_instances
+                if boot in mi.preserved_state_from_config.disks}
 
     def _planned_template(self, group: Group, images: Mapping[str, Image],
                           version: str) -> tuple[Template, Template]:
@@ -475,16 +614,29 @@ class Actions:
         body = compute_v1.InstanceGroupManager(
             versions=[compute_v1.InstanceGroupManagerVersion(
                 instance_template=p["template"], name="fleetview-rollback")],
-            update_policy=compute_v1.InstanceGroupManagerUpdatePolicy(
-                type_="PROACTIVE", minimal_action="REPLACE",
-                max_surge=compute_v1.FixedOrPercent(fixed=int(p["max_surge"])),
-                max_unavailable=compute_v1.FixedOrPercent(fixed=int(p["max_unavailable"]))),
+            update_policy=policy_message(p.get("policy") or rollback_policy(
+                False, int(p["max_surge"]), int(p["max_unavailable"]))),
         )
         op = self._mig_call(plan, "patch_unary", "compute.instanceGroupManagers.update", what,
                             instance_group_manager_resource=body,
                             request_id=request_id(p["action_id"], step.key))
         self._wait_operation(op, what)
         return f"group {p['mig']} now wants template {p['template_name']}"
+        yield  # a generator, like every step
+
+    def restore_policy(self, plan: ActionPlan, step: PlanStep) -> Step:
+        """Put back the update policy the group had before the rollback changed it."""
+        p = plan.params
+        previous = p.get("previous_policy")
+        if not previous:
+            return f"group {p['mig']}'s update policy was not changed"
+        what = f"putting back the update policy of group {p['mig']}"
+        op = self._mig_call(plan, "patch_unary", "compute.instanceGroupManagers.update", what,
+                            instance_group_manager_resource=compute_v1.InstanceGroupManager(
+                                update_policy=policy_message(previous)),
+                            request_id=request_id(p["action_id"], step.key))
+        self._wait_operation(op, what)
+        return f"group {p['mig']}'s update policy is {describe_policy(previous)} again"
         yield  # a generator, like every step
 
     def track_rollback(self, plan: ActionPlan, step: PlanStep) -> Step:
@@ -523,7 +675,10 @@ class Actions:
         raise AssertionError("unreachable")  # pragma: no cover - waiting() ends in TimedOut
 
     def _managed_pages(self, plan: ActionPlan, what: str):
-        p = plan.params
+        return self._pages_of(plan.params, what)
+
+    def _pages_of(self, p: Mapping[str, object], what: str):
+        """Pages of a group's managed instances; `p` names the group as plan params do."""
         request = {"project": p["project"], "instance_group_manager": p["mig"],
                    "max_results": 500}
         if p.get("mig_zone"):
@@ -564,9 +719,14 @@ class Actions:
                 targets = {template_path(mig.instance_template, self.project)}
         on_target = 0
         others: dict[str, int] = {}
+        kept = p.get("kept_boot") or {}
         for mi in self._managed(plan, what):
             if plan.kind == "replace" and mi.id and str(mi.id) == p.get("instance_id"):
                 continue  # the instance being replaced, until it comes back under a new id
+            if last(mi.instance) in kept:
+                # Its preserved boot disk keeps the image it had, whatever its template says.
+                others[kept[last(mi.instance)]] = others.get(kept[last(mi.instance)], 0) + 1
+                continue
             template = template_path(mi.version.instance_template, self.project)
             ready = mi.current_action == "NONE" and mi.instance_status == "RUNNING"
             if template in targets and ready:

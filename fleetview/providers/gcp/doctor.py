@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import requests
 from google.auth import exceptions as auth_exc
 from google.auth.transport.requests import AuthorizedSession
@@ -16,6 +18,7 @@ from fleetview.providers.gcp.scope import GcpScopeConfig
 
 _COMPUTE = "https://compute.googleapis.com"
 _RESOURCE_MANAGER = "https://cloudresourcemanager.googleapis.com"
+_LOGGING = "https://logging.googleapis.com"
 
 
 def _gcp_probes(project: str) -> dict[str, str]:
@@ -27,6 +30,8 @@ def _gcp_probes(project: str) -> dict[str, str]:
         "compute.disks.list": f"{base}/aggregated/disks?maxResults=1",
         "compute.disks.get": f"{base}/zones/us-central1-a/disks/{missing}",
         "compute.images.get": f"{base}/global/images/{missing}",
+        "compute.images.getFromFamily": f"{base}/global/images/family/{missing}",
+        "compute.zoneOperations.list": f"{base}/zones/us-central1-a/operations?maxResults=1",
         "compute.instanceTemplates.get": f"{base}/global/instanceTemplates/{missing}",
         "compute.instanceGroupManagers.list":
             f"{base}/aggregated/instanceGroupManagers?maxResults=1",
@@ -106,6 +111,8 @@ def _gcp_probe_all(session, scope: GcpScopeConfig, needs, report: ScopeReport) -
         return
 
     def decide(need: Need) -> tuple[Verdict, str]:
+        if need.permission == "logging.logEntries.list":
+            return _logging_probe(session, scope)
         if need.permission not in probes:
             return "unknown", "only testIamPermissions can check this without acting"
         path = probes[need.permission]
@@ -121,6 +128,22 @@ def _gcp_probe_all(session, scope: GcpScopeConfig, needs, report: ScopeReport) -
         return "unknown", f"{response.status_code}: {_gcp_message(response)}"
 
     report.checks = verdicts(needs, decide)
+
+
+def _logging_probe(session, scope: GcpScopeConfig) -> tuple[Verdict, str]:
+    """Cloud Logging's entries.list for one entry of the last minute: the read a backfill
+    makes (the emulator serves it beside Compute; Google on its own host)."""
+    base = (scope.api_endpoint or _LOGGING).rstrip("/")
+    since = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    response = session.post(f"{base}/v2/entries:list", timeout=30, json={
+        "resourceNames": [f"projects/{scope.project}"], "pageSize": 1,
+        "filter": f'timestamp>="{since}"'})
+    if response.status_code == 200:
+        return "present", ""
+    if response.status_code == 403:
+        return "missing", (f"{_gcp_message(response)}; without it a backfill reads no audit "
+                           "log (grant roles/logging.viewer)")
+    return "unknown", f"{response.status_code}: {_gcp_message(response)}"
 
 
 def _gcp_error(response) -> dict:

@@ -11,14 +11,17 @@ from datetime import UTC, datetime
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Image, Inventory, RegionError, Scope
 from fleetview.providers.gcp.clients import Compute
-from fleetview.providers.gcp.errors import NotFoundError, foreign_answer
+from fleetview.providers.gcp.errors import NotFoundError, TransientError, foreign_answer
 from fleetview.providers.gcp.shapes import (
+    PREEMPTED,
     Template,
     boot_disk,
     group_from_pb,
     image_from_pb,
     instance_from_pb,
     instance_origin,
+    last,
+    lifecycle_of,
     mig_versions,
     region_of_zone,
     resource_path,
@@ -29,6 +32,10 @@ from fleetview.providers.gcp.shapes import (
 PAGE_SIZE = 500  # the most Compute returns per page
 IMAGE_TTL_S = 3600.0  # labels and deprecation can change; an image's content cannot
 DISK_GET_LIMIT = 20  # past this many unknown boot disks one paged disk list is cheaper
+# A family's newest image changes whenever an image is published to it: asked again this often.
+FAMILY_TTL_S = 60.0
+# GCE records taking a spot or preemptible VM back as a zonal system operation of this type.
+PREEMPTED_FILTER = 'operationType="compute.instances.preempted"'
 
 
 @dataclass
@@ -40,6 +47,13 @@ class PollState:
     images: dict[str, tuple[float, Image, str]] = field(default_factory=dict)  # id -> (at, image, state)
     disk_images: dict[tuple[str, str], str | None] = field(default_factory=dict)
     regions_seen: tuple[str, ...] = ()
+    # Images this account may not read (another project's): image id -> why; asked again
+    # only when the image cache entry expires.
+    unreadable: dict[str, str] = field(default_factory=dict)
+    # family path -> (at, newest image id or None, why it could not be resolved)
+    families: dict[str, tuple[float, str | None, str]] = field(default_factory=dict)
+    # (instance id, lastStopTimestamp) of a stopped spot/preemptible VM -> its state reason
+    stop_reasons: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
 
 class Poller:
@@ -122,14 +136,79 @@ class Poller:
                                       project=parts[1], image=parts[-1])
         except NotFoundError:
             image, state = Image("gcp", image_id, parts[-1], gone=True), "DELETED"
+        except TransientError:
+            return Image("gcp", image_id, parts[-1]), ""  # not cached: ask at the next poll
         except ProviderError:
-            # An image in another project we may not read: keep what its path tells.
-            return Image("gcp", image_id, parts[-1]), ""
+            # An image in another project this account may not read: keep what its path
+            # tells, and do not ask again on every poll.
+            image, state = Image("gcp", image_id, parts[-1]), ""
+            self.state.unreadable[image_id] = (
+                f"image {parts[-1]} of project {parts[1]} cannot be read by this account: its "
+                f"version is read from its name, not its labels; grant compute.images.get on "
+                f"project {parts[1]} (e.g. roles/compute.imageUser) to read its labels")
         else:
+            self.state.unreadable.pop(image_id, None)
             image, state = image_from_pb(type(reply).pb(reply), self.project)
             image = dataclasses.replace(image, id=image_id)
         self.state.images[image_id] = (now, image, state)
         return image, state
+
+    def family(self, path: str) -> tuple[str | None, str]:
+        """(the family's newest image id, "") or (None, why it cannot be resolved), cached
+        for FAMILY_TTL_S: the image an instance created now would boot."""
+        now = self.clock()
+        cached = self.state.families.get(path)
+        if cached is not None and now - cached[0] < FAMILY_TTL_S:
+            return cached[1], cached[2]
+        parts = path.split("/")
+        name = f"image family {parts[-1]} of project {parts[1]}"
+        try:
+            reply = self.compute.call("images", "get_from_family", "compute.images.getFromFamily",
+                                      f"resolving {name}", project=parts[1], family=parts[-1])
+        except NotFoundError:
+            found = None, (f"{name} has no usable image now (every image in it is deprecated "
+                           "or deleted): new instances would fail to start")
+        except TransientError as exc:
+            return None, f"{name} could not be resolved this time ({exc})"
+        except ProviderError:
+            found = None, (f"{name} cannot be resolved by this account: the version its new "
+                           "instances get is unknown; grant compute.images.getFromFamily on "
+                           f"project {parts[1]} (e.g. roles/compute.imageUser)")
+        else:
+            pb = type(reply).pb(reply)
+            found = resource_path(pb.self_link, self.project), ""
+        self.state.families[path] = (now, *found)
+        return found
+
+    def stop_reasons(self, rows) -> dict[str, str]:
+        """Why stopped spot and preemptible VMs stopped: "Preempted" where GCE recorded a
+        compute.instances.preempted operation for them, asked once per zone and stop."""
+        wanted: dict[tuple[str, str], str] = {}
+        for inst, zone, *_ in rows:
+            if inst.status in ("TERMINATED", "STOPPED") and lifecycle_of(inst):
+                wanted[(str(inst.id), inst.last_stop_timestamp)] = zone
+        reasons = self.state.stop_reasons
+        zones = sorted({z for k, z in wanted.items() if k not in reasons})
+        found = dict(zip(zones, self.compute.map(self._preempted_in, zones), strict=True))
+        for key, zone in wanted.items():
+            if key not in reasons and zone in found:
+                # Operations that could not be read leave the reason unknown, not asked again.
+                reasons[key] = PREEMPTED if key[0] in (found[zone] or ()) else None
+        self.state.stop_reasons = {k: v for k, v in reasons.items() if k in wanted}
+        return {k[0]: v for k, v in self.state.stop_reasons.items() if v}
+
+    def _preempted_in(self, zone: str) -> set[str] | None:
+        """Ids of the instances GCE preempted in a zone (as long as it keeps the operations);
+        None when the operations cannot be read (the VMs show as stopped, no reason)."""
+        request = {"project": self.project, "zone": zone, "max_results": PAGE_SIZE,
+                   "filter": PREEMPTED_FILTER}
+        try:
+            return {str(op.target_id)
+                    for page in self.compute.pages("zone_ops", "list", "compute.zoneOperations.list",
+                                                   f"listing preemptions in zone {zone}", request)
+                    for op in page.items}
+        except ProviderError:
+            return None
 
     def _disk_image(self, key: tuple[str, str]) -> None:
         disk = key[1]
@@ -165,6 +244,29 @@ class Poller:
                 self.state.disk_images[key] = sources[key[1]]
 
     # -- the poll ------------------------------------------------------------------------
+
+    @staticmethod
+    def _version_images(versions, templates, resolved) -> tuple[list[str | None], tuple[str, ...]]:
+        """The image of each version (a family resolved to its newest image), and notes on
+        how they were read."""
+        images: list[str | None] = []
+        notes: list[str] = []
+        for _name, path, _size in versions:
+            template = templates.get(path)
+            if template is None:
+                images.append(None)
+                notes.append(f"template {last(path)} cannot be read (deleted): the "
+                             "version it launches is unknown")
+            elif template.family:
+                image_id, why = resolved.get(template.family, (None, "not resolved"))
+                images.append(image_id)
+                family = template.family.rsplit("/", 1)[-1]
+                notes.append(f"template {template.name} boots from image family {family}: "
+                             + (f"new instances get its newest image, "
+                                f"{image_id.rsplit('/', 1)[-1]}" if image_id else why))
+            else:
+                images.append(template.image_id)
+        return images, tuple(notes)
 
     def scope(self, regions: tuple[str, ...]) -> Scope:
         return Scope(provider="gcp", name=self.config.name, account=self.project,
@@ -249,6 +351,8 @@ class Poller:
         ordered = sorted(paths)
         templates = dict(zip(ordered, self.compute.map(self.template, ordered), strict=True))
         pinned = {p: t.image_id for p, t in templates.items() if t is not None and t.image_id}
+        families = sorted({t.family for t in templates.values() if t is not None and t.family})
+        resolved = dict(zip(families, self.compute.map(self.family, families), strict=True))
 
         # An instance whose template does not pin an image is read from its boot disk.
         need_disk: dict[tuple[str, str], str] = {}
@@ -268,12 +372,23 @@ class Poller:
         self.state.disk_images = {k: v for k, v in disk_images.items() if k in need_disk}
 
         scope_name = self.config.name
+        reasons = self.stop_reasons(rows)
         instances = tuple(
-            instance_from_pb(inst, scope_name, project, zone, region, group, image_id)
+            instance_from_pb(inst, scope_name, project, zone, region, group, image_id,
+                             reasons.get(str(inst.id)))
             for (inst, zone, region, group, _path), image_id in zip(rows, image_of, strict=True)
         )
-        groups = [group_from_pb(m, scope_name, project, zone, region, versions, templates)
-                  for m, zone, region, versions in mig_rows]
+        # GKE labels its nodes; a group whose template lost the labels still has them there.
+        member_labels: dict[tuple[str, str], dict[str, str]] = {}
+        for inst in instances:
+            if inst.group and inst.tags:
+                member_labels.setdefault((inst.group, inst.region), inst.tags)
+        groups = []
+        for m, zone, region, versions in mig_rows:
+            images, notes = self._version_images(versions, templates, resolved)
+            groups.append(group_from_pb(m, scope_name, project, zone, region, versions,
+                                        templates, images, notes,
+                                        member_labels.get((m.name, region))))
 
         image_ids = {i.image_id for i in instances if i.image_id}
         image_ids |= {g.desired_image_id for g in groups if g.desired_image_id}
@@ -281,6 +396,12 @@ class Poller:
         ordered = sorted(image_ids)
         images = {image_id: image for image_id, (image, _) in
                   zip(ordered, self.compute.map(self.image, ordered), strict=True)}
+        unreadable = self.state.unreadable
+        groups = [g if not any(i in unreadable for i in (g.desired_image_id, g.canary_image_id))
+                  else dataclasses.replace(g, notes=g.notes + tuple(
+                      unreadable[i] for i in (g.desired_image_id, g.canary_image_id)
+                      if i in unreadable))
+                  for g in groups]
 
         bad: dict[str, list[str]] = {}
         for key in sorted(unreachable):

@@ -16,9 +16,16 @@ GCP_NEEDS: tuple[Need, ...] = (
          "the image of a boot disk, for instances that do not name their source image"),
     Need("compute.disks.list", "watch", "the same for many disks at once (aggregated list)"),
     Need("compute.images.get", "watch", "name, labels and creation time of each image"),
+    Need("compute.images.getFromFamily", "watch",
+         "the newest image of a family a template boots from: the group's desired version"),
+    Need("compute.zoneOperations.list", "watch",
+         "why a spot or preemptible VM stopped (GCE records a preemption as an operation)"),
     Need("compute.instanceTemplates.get", "watch",
          "the image a managed instance group's template launches (its desired version)"),
     Need("compute.instanceGroupManagers.list", "watch", "managed instance groups, every zone"),
+    Need("logging.logEntries.list", "watch",
+         "history before the first poll: instance inserts and deletes and group changes in "
+         "Cloud Audit Logs (Admin Activity)"),
     Need("compute.instanceGroupManagers.update", "operate",
          "set a group's template (rollback) and recreate an instance (replace)"),
     Need("compute.instances.get", "operate", "follow a recreated instance until it runs"),
@@ -78,12 +85,18 @@ GCP_METHODS: dict[str, str] = {
         "compute.instanceGroupManagers.update",
     "compute.instanceGroupManagers.resize": "compute.instanceGroupManagers.update",
     "compute.regionInstanceGroupManagers.resize": "compute.instanceGroupManagers.update",
+    "compute.instanceGroupManagers.listPerInstanceConfigs": "compute.instanceGroupManagers.get",
+    "compute.regionInstanceGroupManagers.listPerInstanceConfigs":
+        "compute.instanceGroupManagers.get",
+    "compute.zoneOperations.list": "compute.zoneOperations.list",
     "compute.zoneOperations.get": "compute.zoneOperations.get",
     "compute.zoneOperations.wait": "compute.zoneOperations.get",
     "compute.regionOperations.get": "compute.regionOperations.get",
     "compute.regionOperations.wait": "compute.regionOperations.get",
     "compute.globalOperations.get": "compute.globalOperations.get",
     "compute.globalOperations.wait": "compute.globalOperations.get",
+    # The Logging API, which the emulator serves beside Compute (audit log reads).
+    "logging.entries.list": "logging.logEntries.list",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator, Mapping
+from datetime import datetime
 
 from fleetview.domain.actions import (
     ActionPlan,
@@ -13,6 +14,7 @@ from fleetview.domain.actions import (
     ProgressEvent,
     StepResult,
 )
+from fleetview.domain.backfill import Backfill
 from fleetview.domain.errors import ProviderError
 from fleetview.domain.model import Group, Image, Instance, Inventory
 from fleetview.domain.timing import Timing
@@ -36,6 +38,7 @@ STEPS = {
     ("rollback", "template"): Actions.create_template,
     ("rollback", "patch"): Actions.patch,
     ("rollback", "track"): Actions.track_rollback,
+    ("rollback", "restore-policy"): Actions.restore_policy,
 }
 
 
@@ -70,6 +73,13 @@ class GcpProvider(Provider):
 
     def identity(self) -> str:
         return account_of(self.compute.credentials, self.config)
+
+    def history(self, since: datetime, until: datetime) -> Backfill:
+        """What the project kept of [since, until): audit log, templates, creation times."""
+        # google-cloud-logging (half a second to import) loads only for a backfill.
+        from fleetview.providers.gcp import backfill
+
+        return backfill.history(self.config, self._poller, self.poll, self.timing, since, until)
 
     # -- plans ---------------------------------------------------------------------------
 

@@ -6,7 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from fleetview.providers.base import STR_LIST, KeySpec, is_loopback_url
+from fleetview.providers.base import (
+    BACKFILL_DAYS_DEFAULT,
+    STR_LIST,
+    KeySpec,
+    is_loopback_url,
+    parse_backfill_days,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,9 @@ class GcpScopeConfig:
     actions: bool = False
     protect: tuple[str, ...] = ()
     provider: str = "gcp"
+    # A group GKE deploys (Group.owner) is acted on only when this is true.
+    act_on_owned_groups: bool = False
+    backfill_days: int = BACKFILL_DAYS_DEFAULT  # how far back the first poll reads history
 
 
 KEYS: dict[str, KeySpec] = {
@@ -59,4 +68,6 @@ def parse(entry: dict, fail: Callable[[str, str], None]) -> GcpScopeConfig:
         impersonate_service_account=entry.get("impersonate_service_account"),
         regions=tuple(entry.get("regions", [])), actions=entry.get("actions", False),
         protect=tuple(entry.get("protect", [])),
+        act_on_owned_groups=entry.get("act_on_owned_groups", False),
+        backfill_days=parse_backfill_days(entry, fail),
     )

@@ -39,14 +39,38 @@ delete_image, create_instance_template (image name, "family/F" or link; region= 
 delete_instance_template, create_mig (zone= or region=, zones=, target_size, versions in the
 API's shape, update_policy), create_instance (standalone), backdate_instance, backdate_group,
 patch_group / resize_group / recreate_in_group (what the API calls do), add_zone, add_project.
+Production shapes: `scheduling=` on create_instance_template / create_instance (e.g.
+{"provisioningModel": "SPOT"} or {"preemptible": True}) and preempt(zone, name) (TERMINATED with
+lastStopTimestamp, and a compute.instances.preempted system operation in the zone);
+create_mig(stateful_disks=[device names], target_shape="EVEN"|"BALANCED"|"ANY"|
+"ANY_SINGLE_ZONE") and set_per_instance_config(group, instance, [device names]); a preserved
+boot disk ("persistent-disk-0") keeps its image when its instance is recreated;
+faults.deny(method, project=P) denies a method in one project only.
 Reads for tests: list_instances, mig(name), managed_instances(name), find_group(name).
 
 Served methods (api.ROUTES): instances get/list/aggregatedList; disks get/list/aggregatedList;
 images get/list/getFromFamily/deprecate/delete; instanceTemplates get/list/aggregatedList/insert
 and regionInstanceTemplates get/list/insert (insert takes the API's body: properties with a boot
 disk's initializeParams.sourceImage, which must exist; 409 alreadyExists for a taken name); instanceGroupManagers and regionInstanceGroupManagers
-get/list/listManagedInstances/patch/recreateInstances/resize (+ aggregatedList); zone, region
-and global operations get/wait. Anything else is a 404.
+get/list/listManagedInstances/listPerInstanceConfigs/patch/recreateInstances/resize
+(+ aggregatedList); zone operations list (with `filter`, e.g. on operationType); zone, region
+and global operations get/wait. The Logging API on the same port (logging_api.py): POST
+/v2/entries:list over the Admin Activity audit log (audit.py), as google-cloud-logging calls it
+over REST (`Client(_use_grpc=False, client_options={"api_endpoint": emu.endpoint})`): a filter
+of `field op value` terms joined by AND (= != > >= < <= and `:`; value lists `(a OR b)`),
+orderBy timestamp asc/desc, pageSize up to 1000, 60 reads a minute a project (429 past it;
+`emu.logging.reads_per_minute = None` lifts it, `emu.logging.refused` counts refusals).
+Anything else is a 404.
+
+Audit log (state.audit): every instance insert and delete (by a MIG, or a standalone VM's
+seeding) and every MIG insert and patch writes its operation's first and last entries in the
+real LogEntry shape (cloudaudit.googleapis.com%2Factivity, resource gce_instance or
+gce_instance_group_manager, protoPayload AuditLog with methodName, resourceName, request).
+Past rollouts: `audit.seed_rollouts(state, group, [(when, template), ...], spread=60)` rewrites
+a group's history (created on the first template, each next one rolled out then, every member
+replaced) and back-dates its live instances to the last rollout; backdate_* move insert entries.
+`seed.seed_past(state, "new-project")`: a project whose 30 days exist only in its records (the
+demo's never-watched GCP scope, if it gets one).
 
 Behaviour worth knowing:
 - selfLinks use https://www.googleapis.com/compute/v1/...; parse names from them, never call them.
@@ -55,7 +79,8 @@ Behaviour worth knowing:
   instances by new-named ones (SUBSTITUTE: create, then delete the old: 40 s a batch) plus
   maxUnavailable recreated in place; OPPORTUNISTIC waits for recreateInstances.
   Seeded groups are born finished. Patches the API refuses (both limits 0, regional fixed
-  limits below the zone count, RECREATE with surge) are 400s and change nothing.
+  limits below the zone count, RECREATE with surge, SUBSTITUTE on a stateful group, proactive
+  redistribution with a target shape other than EVEN) are 400s and change nothing.
 - Lists page in a stable order (scope, then name); a pageToken names the last item returned
   and the next page continues after it, so instances made or deleted between pages (a
   rollout) never make a listing skip or repeat the instances that exist throughout.

@@ -13,7 +13,7 @@ from typing import Any
 
 from fleetview.sim.gce import errors
 from fleetview.sim.gce.filters import compile_filter
-from fleetview.sim.gce.resources import LINK_BASE, Instance, Operation
+from fleetview.sim.gce.resources import LINK_BASE, Instance, Operation, fingerprint
 from fleetview.sim.gce.state import GceState
 
 MAX_PAGE = 500
@@ -81,6 +81,12 @@ ROUTES: list[tuple[str, str, str, str]] = [
     ("POST", _Z + _IGM + "/resize", "compute.instanceGroupManagers.resize", "groups_resize"),
     ("POST", _R + _IGM + "/resize", "compute.regionInstanceGroupManagers.resize",
      "groups_resize"),
+    ("POST", _Z + _IGM + "/listPerInstanceConfigs",
+     "compute.instanceGroupManagers.listPerInstanceConfigs", "groups_per_instance_configs"),
+    ("POST", _R + _IGM + "/listPerInstanceConfigs",
+     "compute.regionInstanceGroupManagers.listPerInstanceConfigs",
+     "groups_per_instance_configs"),
+    ("GET", _Z + r"/operations", "compute.zoneOperations.list", "operations_list"),
     ("GET", _Z + r"/operations/(?P<name>[^/]+)", "compute.zoneOperations.get",
      "operations_get"),
     ("POST", _Z + r"/operations/(?P<name>[^/]+)/wait", "compute.zoneOperations.wait",
@@ -455,7 +461,30 @@ class ComputeApi:
         return self._mutate(params, query, "resize",
                             lambda g: self.state.resize_group(g, size))
 
+    def groups_per_instance_configs(self, params, query, body) -> Json:
+        group = self.state.group(params["project"], _scope(params), params["name"])
+        configs = {name: {"name": name, "preservedState": group.preserved_state_json(
+                              group.members[name], config.get("disks", {})),
+                          "status": "EFFECTIVE", "fingerprint": fingerprint(name, config)}
+                   for name, config in group.per_instance_configs.items()
+                   if name in group.members}
+        page, token = _page([(group.scope, configs)], query, lambda c: c)
+        out: Json = {"items": page.get(group.scope, [])}
+        if token:
+            out["nextPageToken"] = token
+        return out
+
     # ---- operations -----------------------------------------------------------------------
+
+    def operations_list(self, params, query, body) -> Json:
+        """A zone's operations, system events (a preemption) included, by name."""
+        p, z = params["project"], params["zone"]
+        now = self.state.clock.now()
+        items = {name: op for name, op in self.state.operations.get(p, {}).items()
+                 if op.zone == z}
+        return self._list("compute#operationList",
+                          f"{LINK_BASE}projects/{p}/zones/{z}/operations", items,
+                          lambda op: op.to_json(now), query, lambda op: op.to_json(now))
 
     def operations_get(self, params, query, body) -> Json:
         op = self.state.operation(params["project"], _scope(params), params["name"])

@@ -18,7 +18,7 @@ class Faults:
         self._unreachable: set[str] = set()
         self._throttle_left = 0
         self._throttle_methods: frozenset[str] | None = None
-        self._denied: dict[str, str] = {}
+        self._denied: dict[tuple[str, str | None], str] = {}
 
     def zone_unreachable(self, zone: str, unreachable: bool = True) -> None:
         """Make a zone unreachable: aggregated lists report it, zonal calls fail with 503."""
@@ -38,14 +38,16 @@ class Faults:
             self._throttle_left = calls
             self._throttle_methods = frozenset(methods) if methods else None
 
-    def deny(self, method: str, permission: str | None = None) -> None:
-        """Answer every call of `method` with 403, as if the caller lacked `permission`."""
+    def deny(self, method: str, permission: str | None = None, *,
+             project: str | None = None) -> None:
+        """Answer every call of `method` (in `project`, or any) with 403, as if the caller
+        lacked `permission` there: e.g. images of another project it may not read."""
         with self._lock:
-            self._denied[method] = permission or method
+            self._denied[(method, project)] = permission or method
 
-    def allow(self, method: str) -> None:
+    def allow(self, method: str, *, project: str | None = None) -> None:
         with self._lock:
-            self._denied.pop(method, None)
+            self._denied.pop((method, project), None)
 
     def clear(self) -> None:
         with self._lock:
@@ -57,8 +59,9 @@ class Faults:
     def check(self, method: str, project: str) -> None:
         """Raise the error a call of `method` must get now, if any (consumes throttling)."""
         with self._lock:
-            if method in self._denied:
-                raise errors.forbidden(self._denied[method], f"projects/{project}")
+            for key in ((method, None), (method, project)):
+                if key in self._denied:
+                    raise errors.forbidden(self._denied[key], f"projects/{project}")
             if self._throttle_left > 0 and (
                     self._throttle_methods is None or method in self._throttle_methods):
                 self._throttle_left -= 1

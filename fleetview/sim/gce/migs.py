@@ -74,6 +74,20 @@ class ManagedGroup:
     members: dict[str, Member] = field(default_factory=dict)
     sim_t: float = 0.0
     name_counter: int = 0
+    # statefulPolicy.preservedState.disks: device name -> {"autoDelete": ...}
+    stateful_disks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # perInstanceConfigs: instance name -> its preservedState ({"disks": {device: {...}}})
+    per_instance_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    target_shape: str = "EVEN"  # distributionPolicy.targetShape (regional groups)
+
+    @property
+    def stateful(self) -> bool:
+        return bool(self.stateful_disks or self.per_instance_configs)
+
+    def preserved_disks(self, name: str) -> set[str]:
+        """The device names whose disks survive a recreate of member `name`."""
+        config = self.per_instance_configs.get(name, {})
+        return set(self.stateful_disks) | set(config.get("disks", {}))
 
     @property
     def scope(self) -> str:
@@ -160,7 +174,7 @@ class ManagedGroup:
             "status": {
                 "isStable": self.is_stable(),
                 "versionTarget": {"isReached": self.is_reached()},
-                "stateful": {"hasStatefulConfig": False,
+                "stateful": {"hasStatefulConfig": self.stateful,
                              "perInstanceConfigs": {"allEffective": True}},
                 "allInstancesConfig": {"effective": True},
             },
@@ -172,15 +186,28 @@ class ManagedGroup:
                                         "defaultActionOnFailure": "REPAIR"},
             "satisfiesPzi": True,
         }
+        if self.stateful_disks:
+            out["statefulPolicy"] = {"preservedState": {"disks": {
+                device: dict(d) for device, d in sorted(self.stateful_disks.items())}}}
         if self.zone:
             out["zone"] = zone_link(self.project, self.zone)
         else:
             out["region"] = region_link(self.project, self.region)
             out["distributionPolicy"] = {
                 "zones": [{"zone": zone_link(self.project, z)} for z in self.zones],
-                "targetShape": "EVEN",
+                "targetShape": self.target_shape,
             }
         return out
+
+    def preserved_state_json(self, m: Member, disks: dict[str, dict[str, Any]]
+                             ) -> dict[str, Any]:
+        """A PreservedState for member `m`: its disks of these device names."""
+        return {"disks": {device: {
+            "source": f"{zone_link(self.project, m.zone)}/disks/{m.name}"
+            if device == "persistent-disk-0" else
+            f"{zone_link(self.project, m.zone)}/disks/{m.name}-{device}",
+            "mode": "READ_WRITE", "autoDelete": d.get("autoDelete", "NEVER")}
+            for device, d in sorted(disks.items())}}
 
     def update_policy_json(self) -> dict[str, Any]:
         p = dict(self.update_policy)
@@ -201,6 +228,11 @@ class ManagedGroup:
                 {"code": "RESOURCE_NOT_FOUND", "message": m.last_error}]}}
                 if m.last_error else {}),
         }
+        if self.stateful_disks:
+            out["preservedStateFromPolicy"] = self.preserved_state_json(m, self.stateful_disks)
+        config = self.per_instance_configs.get(m.name)
+        if config and config.get("disks"):
+            out["preservedStateFromConfig"] = self.preserved_state_json(m, config["disks"])
         if inst is not None and m.action != CREATING:
             out["id"] = str(inst.id)
             out["instanceStatus"] = inst.status
@@ -221,14 +253,18 @@ def calculated(value: dict[str, Any] | None, group_size: int, *, up: bool) -> in
     return 0
 
 
-def default_update_policy(zone_count: int) -> dict[str, Any]:
+def default_update_policy(zone_count: int, *, stateful: bool = False,
+                          target_shape: str = "EVEN") -> dict[str, Any]:
+    """GCE's defaults: a stateful group recreates its instances under their names with no
+    surge; a regional group not shaped EVEN does not redistribute proactively."""
     return {
         "type": "PROACTIVE",
-        "instanceRedistributionType": "PROACTIVE" if zone_count > 1 else "NONE",
+        "instanceRedistributionType": ("PROACTIVE" if zone_count > 1 and target_shape == "EVEN"
+                                       else "NONE"),
         "minimalAction": "REPLACE",
-        "maxSurge": {"fixed": zone_count},
+        "maxSurge": {"fixed": 0 if stateful else zone_count},
         "maxUnavailable": {"fixed": zone_count},
-        "replacementMethod": "SUBSTITUTE",
+        "replacementMethod": "RECREATE" if stateful else "SUBSTITUTE",
     }
 
 
@@ -267,7 +303,9 @@ def schedule(group: ManagedGroup, t: float, state: GceState) -> None:
         for _ in range(group.target_size - len(active)):
             i = max(range(len(targets)), key=lambda k: targets[k] - have[k])
             have[i] += 1
-            zone = min(group.zones, key=lambda z: per_zone[z])
+            # ANY_SINGLE_ZONE keeps the whole group in one zone (here: its first).
+            zone = group.zones[0] if group.target_shape == "ANY_SINGLE_ZONE" else min(
+                group.zones, key=lambda z: per_zone[z])
             per_zone[zone] += 1
             _start_create(group, group.versions[i], zone, t, state)
     elif len(active) > group.target_size:
@@ -364,7 +402,7 @@ def _complete(group: ManagedGroup, m: Member, t: float, state: GceState) -> None
         state.make_group_instance(group, m, t, status="RUNNING")
     elif m.action == DELETING:
         group.members.pop(m.name, None)
-        state.drop_instance(group.project, m.zone, m.name)
+        state.drop_instance(group.project, m.zone, m.name, at=t, group=group)
 
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"

@@ -84,6 +84,19 @@ def id_fingerprint(n: int) -> str:
 
 
 _EMPTY_FINGERPRINT = fingerprint({})
+# An on-demand VM's scheduling; spot and preemptible ones override some of it.
+DEFAULT_SCHEDULING = {"onHostMaintenance": "MIGRATE", "automaticRestart": True,
+                      "preemptible": False, "provisioningModel": "STANDARD"}
+
+
+def scheduling_json(change: dict[str, Any] | None) -> dict[str, Any]:
+    """Scheduling as GCE answers it: a spot VM cannot migrate or restart automatically."""
+    out = {**DEFAULT_SCHEDULING, **(change or {})}
+    if out.get("provisioningModel") == "SPOT" or out.get("preemptible"):
+        out.update(onHostMaintenance="TERMINATE", automaticRestart=False)
+        if out.get("provisioningModel") == "SPOT":
+            out.setdefault("instanceTerminationAction", "STOP")
+    return out
 
 
 @dataclass
@@ -145,10 +158,24 @@ class InstanceTemplate:
     description: str = ""
     # The properties an insert call gave, answered back as given; seeded templates have none.
     properties: dict[str, Any] | None = None
+    scheduling: dict[str, Any] | None = None  # seeded spot or preemptible scheduling
 
     @property
     def link(self) -> str:
         return template_link(self.project, self.name, self.region)
+
+    @property
+    def instance_scheduling(self) -> dict[str, Any] | None:
+        """The scheduling its instances get (an inserted template's own, else the seeded)."""
+        if self.properties is not None:
+            return self.properties.get("scheduling")
+        return self.scheduling
+
+    @property
+    def boot_device(self) -> str:
+        disks = (self.properties or {}).get("disks") or []
+        boot = next((d for d in disks if d.get("boot")), disks[0] if disks else {})
+        return boot.get("deviceName") or "persistent-disk-0"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -176,7 +203,8 @@ class InstanceTemplate:
                     "kind": "compute#networkInterface",
                     "network": f"{LINK_BASE}projects/{self.project}/global/networks/default",
                 }],
-                "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True},
+                "scheduling": scheduling_json(self.scheduling) if self.scheduling else {
+                    "onHostMaintenance": "MIGRATE", "automaticRestart": True},
                 **({"labels": dict(self.labels)} if self.labels else {}),
             },
             "selfLink": self.link,
@@ -200,6 +228,8 @@ class Instance:
     labels: dict[str, str] = field(default_factory=dict)
     template: str | None = None  # template link, for MIG instances
     created_by: str | None = None  # MIG link, for MIG instances
+    scheduling: dict[str, Any] | None = None  # what differs from on demand (spot, preemptible)
+    last_stop: float | None = None  # when it last stopped (lastStopTimestamp)
     _json: dict[str, Any] | None = field(default=None, repr=False)
     _raw: RawJson | None = field(default=None, repr=False)
     _disk_json: dict[str, Any] | None = field(default=None, repr=False)
@@ -274,8 +304,7 @@ class Instance:
             "metadata": {"kind": "compute#metadata", "fingerprint": id_fingerprint(self.id + 2),
                          "items": items},
             "selfLink": self.link,
-            "scheduling": {"onHostMaintenance": "MIGRATE", "automaticRestart": True,
-                           "preemptible": False, "provisioningModel": "STANDARD"},
+            "scheduling": scheduling_json(self.scheduling),
             "cpuPlatform": "Intel Broadwell",
             "labelFingerprint": (fingerprint(sorted(self.labels.items())) if self.labels
                                  else _EMPTY_FINGERPRINT),
@@ -287,6 +316,8 @@ class Instance:
         }
         if self.labels:
             out["labels"] = dict(self.labels)
+        if self.last_stop is not None:
+            out["lastStopTimestamp"] = rfc3339(self.last_stop)
         return out
 
     def disk_json(self) -> dict[str, Any]:
@@ -327,6 +358,7 @@ class Operation:
     region: str | None = None
     request_id: str | None = None
     user: str = "fleetview-emulator@example.com"
+    status_message: str | None = None  # what a system event says ("Instance was preempted.")
 
     @property
     def link(self) -> str:
@@ -353,6 +385,8 @@ class Operation:
         }
         if self.target_id is not None:
             out["targetId"] = str(self.target_id)
+        if self.status_message:
+            out["statusMessage"] = self.status_message
         if done:
             out["endTime"] = rfc3339(self.done_at)
         if self.zone:

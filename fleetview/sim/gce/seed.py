@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from fleetview.sim.gce.audit import seed_rollouts
 from fleetview.sim.gce.state import GceState
 
 
@@ -49,3 +50,25 @@ def seed_fleet(state: GceState, instances: int, *,
                          created=timedelta(days=1))
         left -= size
         g += 1
+
+
+def seed_past(state: GceState, project: str, groups: tuple[str, ...] = ("checkout", "search"),
+              *, zone: str = "us-central1-c", size: int = 4,
+              versions: tuple[str, ...] = ("2-0-0", "2-1-0", "2-2-0", "2-3-0"),
+              days: float = 30.0) -> None:
+    """A project FleetView never watched: its groups' last `days` exist only in the audit log
+    (created on the first version, a rollout to each next one, staggered by group) and in the
+    live instances of the last rollout, so a backfill has something to rebuild."""
+    step = days / len(versions)
+    for n, version in enumerate(versions):
+        made = timedelta(days=days + 1 - n * step)
+        state.create_image(f"app-{version}", family="app", labels={"version": version},
+                           created=made, project=project)
+        state.create_instance_template(f"app-{version}-tmpl", f"app-{version}", created=made,
+                                       project=project)
+    for g, name in enumerate(groups):
+        state.create_mig(name, f"app-{versions[-1]}-tmpl", zone=zone, target_size=size,
+                         project=project)
+        seed_rollouts(state, name, [
+            (timedelta(days=days - n * step - g * 0.3), f"app-{version}-tmpl")
+            for n, version in enumerate(versions)], project=project)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from fleetview.sim.gce import api, errors
+from fleetview.sim.gce import api, errors, logging_api
 from fleetview.sim.gce.clock import EmulatedClock
 from fleetview.sim.gce.faults import Faults
 from fleetview.sim.gce.resources import encode
@@ -19,6 +19,9 @@ from fleetview.sim.gce.state import GceState
 class _Handler(BaseHTTPRequestHandler):
     # Keep-alive: the google client reuses one connection for a whole pagination.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle's algorithm the body waits for the
+    # client's delayed ACK, 40-50 ms a call.
+    disable_nagle_algorithm = True
     server: _Server
 
     def _serve(self) -> None:
@@ -26,6 +29,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if parts.path.startswith("/v2/"):  # the Logging API, on the same port
+            self._reply(*self.server.logging.handle(self.command, parts.path, raw))
+            return
         found = api.match(self.command, parts.path)
         try:
             if found is None:
@@ -59,6 +65,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     api: api.ComputeApi
+    logging: logging_api.LoggingApi
     verbose: bool = False
 
 
@@ -72,6 +79,8 @@ class GceEmulator:
         self._verbose = verbose
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # The Logging API (audit log entries.list) this emulator also serves.
+        self.logging = logging_api.LoggingApi(self.state)
 
     @property
     def clock(self) -> EmulatedClock:
@@ -102,6 +111,7 @@ class GceEmulator:
     def _bind(self) -> _Server:
         server = _Server(("127.0.0.1", self._port), _Handler)
         server.api = api.ComputeApi(self.state)
+        server.logging = self.logging
         server.verbose = self._verbose
         self._server = server
         return server

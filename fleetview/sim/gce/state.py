@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fleetview.sim.gce import errors, migs
+from fleetview.sim.gce.audit import AuditLog
 from fleetview.sim.gce.clock import EmulatedClock
 from fleetview.sim.gce.faults import Faults
 from fleetview.sim.gce.resources import (
@@ -48,6 +49,8 @@ class GceState:
         self.lock = threading.RLock()
         self.clock = clock or EmulatedClock()
         self.faults = Faults()
+        # Admin Activity audit entries of every operation (sim/gce/audit.py).
+        self.audit = AuditLog()
         self.project = project
         self.step_seconds = step_seconds
         self.delete_seconds = delete_seconds
@@ -219,8 +222,10 @@ class GceState:
                                  machine_type: str = "e2-medium",
                                  labels: dict[str, str] | None = None,
                                  created: Created = None, description: str = "",
+                                 scheduling: dict[str, Any] | None = None,
                                  project: str | None = None) -> dict[str, Any]:
-        """A template whose boot disk comes from `image` (a name, 'family/F', or a link)."""
+        """A template whose boot disk comes from `image` (a name, 'family/F', or a link);
+        `scheduling` in the API's shape, e.g. {"provisioningModel": "SPOT"}."""
         project = project or self.project
         self.projects.add(project)
         with self.lock:
@@ -229,7 +234,8 @@ class GceState:
                 raise errors.already_exists(strip_base(template_link(project, name, region)))
             template = InstanceTemplate(project, name, self.new_id(), self._when(created),
                                         self._resolve_image(project, image), machine_type,
-                                        region, dict(labels or {}), description)
+                                        region, dict(labels or {}), description,
+                                        scheduling=dict(scheduling) if scheduling else None)
             templates[(region, name)] = template
             return template.to_json()
 
@@ -313,8 +319,10 @@ class GceState:
     def create_instance(self, name: str, zone: str, image: str, *,
                         labels: dict[str, str] | None = None, machine_type: str = "e2-medium",
                         status: str = "RUNNING", created: Created = None,
+                        scheduling: dict[str, Any] | None = None,
                         project: str | None = None) -> dict[str, Any]:
-        """A standalone instance (no group) whose boot disk comes from `image`."""
+        """A standalone instance (no group) whose boot disk comes from `image`; `scheduling`
+        as for templates."""
         project = project or self.project
         self.projects.add(project)
         with self.lock:
@@ -324,8 +332,10 @@ class GceState:
                 raise errors.already_exists(f"projects/{project}/zones/{zone}/instances/{name}")
             link, image_id = self._image_at_creation(project, self._resolve_image(project, image))
             inst = Instance(project, zone, name, self.new_id(), self._when(created), link,
-                            image_id, machine_type, status, dict(labels or {}))
+                            image_id, machine_type, status, dict(labels or {}),
+                            scheduling=dict(scheduling) if scheduling else None)
             zone_instances[name] = inst
+            self.audit.instance_inserted(inst, inst.created)
             return inst.to_json()
 
     def _zone_instances(self, project: str, zone: str) -> dict[str, Instance]:
@@ -340,12 +350,15 @@ class GceState:
                    target_size: int = 3, base_instance_name: str | None = None,
                    versions: list[dict[str, Any]] | None = None,
                    update_policy: dict[str, Any] | None = None, created: Created = None,
-                   description: str = "", project: str | None = None) -> dict[str, Any]:
+                   description: str = "", stateful_disks: list[str] | None = None,
+                   target_shape: str = "EVEN", project: str | None = None) -> dict[str, Any]:
         """A zonal (zone=) or regional (region=, zones= to pick its zones) managed group.
 
         Its instances exist at once, RUNNING, created at `created`. `versions` is the API's
         shape ([{"instanceTemplate": ..., "name": ..., "targetSize": {"fixed": 1}}, ...]);
-        without it the group runs `template` alone.
+        without it the group runs `template` alone. `stateful_disks` are device names its
+        stateful policy preserves ("persistent-disk-0" is the boot disk); `target_shape` a
+        regional group's distribution (EVEN, BALANCED, ANY, ANY_SINGLE_ZONE).
         """
         project = project or self.project
         self.projects.add(project)
@@ -375,10 +388,18 @@ class GceState:
                 versions=(self._versions(project, versions) if versions
                           else [migs.Version(tmpl.link)]),
                 target_size=target_size, update_policy=migs.default_update_policy(
-                    len(group_zones)), description=description, sim_t=when)
+                    len(group_zones), stateful=bool(stateful_disks), target_shape=target_shape),
+                description=description, sim_t=when, target_shape=target_shape,
+                stateful_disks={d: {"autoDelete": "NEVER"} for d in stateful_disks or ()})
             if update_policy:
                 group.update_policy = self._merge_policy(group.update_policy, update_policy)
+                _check_policy(group.update_policy, len(group_zones), region is not None,
+                              stateful=group.stateful, target_shape=target_shape)
             groups[(scope, name)] = group
+            self.audit.group_called(group, "insert", {
+                "name": name, "baseInstanceName": group.base_instance_name,
+                "versions": [{"instanceTemplate": strip_base(v.template)} for v in group.versions],
+                "targetSize": target_size}, when)
             # Seeded instances are born finished: schedule at creation, then settle at once.
             steps = self.step_seconds, self.delete_seconds
             self.step_seconds = self.delete_seconds = 0.0
@@ -425,6 +446,7 @@ class GceState:
             inst = self.instance(project, zone, name)
             inst.created = self._when(created)
             inst.touch()
+            self.audit.move_instance(project, str(inst.id), inst.created)
             return inst.to_json()
 
     def backdate_group(self, name: str, created: Created, *, spread: float = 0.0,
@@ -443,6 +465,7 @@ class GceState:
                 if inst is not None:
                     inst.created = when + i * spread
                     inst.touch()
+                    self.audit.move_instance(group.project, str(inst.id), inst.created)
 
     # ---- groups: the actions the API exposes (also usable directly by seeding) -----------
 
@@ -472,10 +495,18 @@ class GceState:
                 versions = [migs.Version(
                     self.resolve_template(group.project, body["instanceTemplate"]).link)]
             policy = group.update_policy
-            if "updatePolicy" in body:
-                policy = self._merge_policy(group.update_policy, body["updatePolicy"])
-                _check_policy(policy, len(group.zones), group.region is not None)
+            stateful_disks = group.stateful_disks
+            if "statefulPolicy" in body:
+                stateful_disks = {d: {"autoDelete": v.get("autoDelete", "NEVER")} for d, v in (
+                    ((body["statefulPolicy"] or {}).get("preservedState") or {}).get("disks")
+                    or {}).items()}
+            if "updatePolicy" in body or "statefulPolicy" in body:
+                policy = self._merge_policy(group.update_policy, body.get("updatePolicy") or {})
+                _check_policy(policy, len(group.zones), group.region is not None,
+                              stateful=bool(stateful_disks or group.per_instance_configs),
+                              target_shape=group.target_shape)
             group.versions, group.update_policy = versions, policy
+            group.stateful_disks = stateful_disks
             if "targetSize" in body:
                 group.target_size = int(body["targetSize"])
             # Members already on a version's template take its (new) name without a replacement.
@@ -487,8 +518,21 @@ class GceState:
                 group.description = body["description"]
             if "listManagedInstancesResults" in body:
                 group.list_results = body["listManagedInstancesResults"]
+            self.audit.group_called(group, "patch", body, self.clock.now())
             self._unsettle(group)
             migs.schedule(group, self.clock.now(), self)
+
+    def set_per_instance_config(self, group_name: str, instance: str, disks: list[str], *,
+                                project: str | None = None) -> None:
+        """A per-instance config preserving `disks` (device names) of one member, as
+        instanceGroupManagers.updatePerInstanceConfigs makes it; [] removes it."""
+        with self.lock:
+            group = self.find_group(group_name, project=project)
+            if disks:
+                group.per_instance_configs[instance] = {
+                    "disks": {d: {"autoDelete": "NEVER"} for d in disks}}
+            else:
+                group.per_instance_configs.pop(instance, None)
 
     def resize_group(self, group: migs.ManagedGroup, size: int) -> None:
         if size < 0:
@@ -531,6 +575,29 @@ class GceState:
             raise errors.not_found(f"projects/{project}/zones/{zone}/instances/{name}")
         return inst
 
+    def preempt(self, zone: str, name: str, *, project: str | None = None) -> dict[str, Any]:
+        """Take a spot or preemptible VM back, as GCE does: it stops (TERMINATED, or is
+        deleted when its instanceTerminationAction is DELETE) and a compute.instances.preempted
+        system operation in its zone records it. Returns that operation."""
+        project = project or self.project
+        with self.lock:
+            self.tick()
+            inst = self.instance(project, zone, name)
+            scheduling = inst.to_json()["scheduling"]
+            if scheduling.get("provisioningModel") != "SPOT" and not scheduling.get("preemptible"):
+                raise ValueError(f"{name} is neither spot nor preemptible: GCE does not "
+                                 "preempt it")
+            op = self.new_operation(project, "compute.instances.preempted", inst.link, inst.id,
+                                    zone=zone, user="system",
+                                    status_message="Instance was preempted.")
+            op.done_at = op.inserted
+            if scheduling.get("instanceTerminationAction") == "DELETE":
+                self.drop_instance(project, zone, name)
+            else:
+                inst.status, inst.last_stop = "TERMINATED", self.clock.now()
+                inst.touch()
+            return op.to_json(self.clock.now())
+
     def set_instance_status(self, project: str, zone: str, name: str, status: str) -> None:
         inst = self.instance_or_none(project, zone, name)
         if inst is not None:
@@ -542,25 +609,43 @@ class GceState:
         """(Re)create a member's instance from its template: a new id, made at time t."""
         tmpl = self.resolve_template(group.project, member.template)
         link, image_id = self._image_at_creation(group.project, tmpl.source_image)
+        kept = self.instance_or_none(group.project, member.zone, member.name)
+        if kept is not None and tmpl.boot_device in group.preserved_disks(member.name):
+            # A boot disk the group preserves (stateful) survives, with its image.
+            link, image_id = kept.image, kept.image_id
         inst = Instance(group.project, member.zone, member.name, self.new_id(), t, link,
                         image_id, tmpl.machine_type, status, dict(tmpl.labels),
-                        template=tmpl.link, created_by=group.link)
-        self._zone_instances(group.project, member.zone)[member.name] = inst
+                        template=tmpl.link, created_by=group.link,
+                        scheduling=tmpl.instance_scheduling)
+        zone_instances = self._zone_instances(group.project, member.zone)
+        old = zone_instances.get(member.name)
+        if old is not None:  # recreated: GCE deletes the instance, then inserts its successor
+            self.audit.instance_deleted(old, t, group=group)
+        zone_instances[member.name] = inst
+        self.audit.instance_inserted(inst, t, group=group, source_image=tmpl.source_image)
 
-    def drop_instance(self, project: str, zone: str, name: str) -> None:
-        self.instances.get(project, {}).get(zone, {}).pop(name, None)
+    def drop_instance(self, project: str, zone: str, name: str, *, at: float | None = None,
+                      group: migs.ManagedGroup | None = None) -> None:
+        inst = self.instances.get(project, {}).get(zone, {}).pop(name, None)
+        if inst is not None:
+            self.audit.instance_deleted(inst, self.clock.now() if at is None else at,
+                                        group=group)
 
     # ---- operations -----------------------------------------------------------------------
 
     def new_operation(self, project: str, operation_type: str, target_link: str,
                       target_id: int | None, *, zone: str | None = None,
-                      region: str | None = None, request_id: str | None = None) -> Operation:
+                      region: str | None = None, request_id: str | None = None,
+                      user: str | None = None,
+                      status_message: str | None = None) -> Operation:
         with self.lock:
             now = self.clock.now()
             seq = next(self._op_seq)
             op = Operation(project, f"operation-{int(now * 1000)}-{seq:06x}", self.new_id(),
                            operation_type, target_link, target_id, now, now + self.op_seconds,
-                           zone, region, request_id)
+                           zone, region, request_id, status_message=status_message)
+            if user:
+                op.user = user
             self.operations.setdefault(project, {})[op.name] = op
             if request_id:
                 self.request_ops[(project, request_id)] = op
@@ -608,9 +693,21 @@ def _op_scope(op: Operation) -> str:
     return "global"
 
 
-def _check_policy(policy: dict[str, Any], zone_count: int, regional: bool) -> None:
+def _check_policy(policy: dict[str, Any], zone_count: int, regional: bool, *,
+                  stateful: bool = False, target_shape: str = "EVEN") -> None:
     """The update-policy rules the API enforces on a patch (400 invalid otherwise)."""
     surge, unavailable = policy.get("maxSurge", {}), policy.get("maxUnavailable", {})
+    if stateful and policy.get("replacementMethod", "SUBSTITUTE") == "SUBSTITUTE":
+        raise errors.invalid(
+            "Invalid value for field 'resource.updatePolicy.replacementMethod': 'SUBSTITUTE'. "
+            "A managed instance group with stateful configuration must use the RECREATE "
+            "replacement method, which preserves instance names.")
+    if regional and target_shape != "EVEN" and policy.get(
+            "instanceRedistributionType") == "PROACTIVE":
+        raise errors.invalid(
+            "Invalid value for field 'resource.updatePolicy.instanceRedistributionType': "
+            f"'PROACTIVE'. Proactive redistribution is not supported with target shape "
+            f"{target_shape}; set it to NONE.")
     if policy.get("type") == "PROACTIVE" and all(
             v.get("fixed", 0) == 0 and v.get("percent", 0) == 0 for v in (surge, unavailable)):
         raise errors.invalid(
