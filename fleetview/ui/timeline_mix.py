@@ -151,7 +151,10 @@ class BandCache:
             span = k_hi - k_lo
             k0, k1 = k_lo - span, k_hi + span
             edges = np.arange(k0, k1 + 1, dtype=float) * step
-            counts = self.mix.counts_at(g, (edges[:-1] + edges[1:]) / 2)
+            # Each column shows the mix at its end: the column holding now shows the mix now,
+            # so a rollout begun a moment ago is in the band at any zoom (a change is drawn
+            # up to one column early).
+            counts = self.mix.counts_at(g, edges[1:])
             total = counts.sum(axis=1, keepdims=True)
             shares = np.divide(counts, total, out=np.zeros(counts.shape, float),
                                where=total > 0)

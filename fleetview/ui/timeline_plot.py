@@ -38,11 +38,14 @@ NOW_PAD_PX = 56  # room right of "now" for its line and label
 STALE_GRACE_S = 120.0  # data this much younger than its last good poll is not called stale
 FOCUS_MS = 1600  # how long focus_group's highlight stays
 ROWS_DELAY_MS = 120  # rows follow the time in view once a pan or zoom pauses this long
-SOURCE_WORDS = {
+SOURCE_WORDS = {  # the records history backfill reads (domain/backfill.py Record.source)
     "cloudtrail": "CloudTrail",
     "asg-activity": "the group's activity history",
+    "launch-template": "the launch template",
     "launch-time": "the launch time",
     "audit-log": "the audit log",
+    "instance-template": "the instance template",
+    "creation-time": "the creation time",
 }
 
 
@@ -65,8 +68,11 @@ def _fmt_duration(seconds: float) -> str:
 
 
 def source_words(source: str) -> str:
-    """How a tooltip names the record a span was inferred from."""
-    return SOURCE_WORDS.get(source, source)
+    """How a tooltip names the records a span was inferred from ("a, b": several)."""
+    names = [SOURCE_WORDS.get(name.strip(), name.strip()) for name in source.split(",")
+             if name.strip()]
+    return " and ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " and " + \
+        names[-1]
 
 
 def _discard(plot: pg.PlotWidget, item) -> None:
@@ -895,7 +901,8 @@ class TimelinePlot(pg.PlotWidget):
             return []
         window = slice(first, last + 1)
         groups = np.unique(lay.row_ref[window][lay.row_kind[window] == BAND])
-        t_lo, t_hi = x0, min(x1, self.now)
+        # Up to MIN_BAR_PX past now, as a bar that just began: the mix now always shows.
+        t_lo, t_hi = x0, min(x1, self.now + self._min_width())
         if not len(groups) or t_hi <= t_lo:
             return []
         column_s = BAND_COLUMN_PX * (x1 - x0) / max(self._view.width(), 1.0)

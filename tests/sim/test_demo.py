@@ -64,8 +64,8 @@ def _gone(pid: int) -> bool:
 
 def test_the_config_points_at_the_demo_clouds_and_allows_actions(demo):
     config = load_config(demo.config_path)
-    assert [s.name for s in config.scopes] == [AWS, FAILING, GCP, BACKFILLED]
-    aws, failing, gcp, backfilled = config.scopes
+    assert [s.name for s in config.scopes] == [AWS, FAILING, BACKFILLED, GCP]
+    aws, failing, backfilled, gcp = config.scopes
     assert backfilled.endpoint_url == aws.endpoint_url and backfilled.backfill_days == 30
     assert isinstance(aws, AwsScopeConfig) and isinstance(gcp, GcpScopeConfig)
     assert aws.endpoint_url == demo.moto.url
@@ -140,7 +140,7 @@ def test_the_first_collector_poll_changes_almost_nothing(demo, store):
     result = _fleetview("collect", "--once", "--config", str(demo.config_path))
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     finished = {e["scope"]: e for e in events if e.get("event") == "poll_finished"}
-    assert set(finished) == {AWS, GCP, FAILING}, result.stderr
+    assert set(finished) == {AWS, GCP, FAILING, BACKFILLED}, result.stderr
     # Every AWS instance outside the refreshing group (api: 8 of 28) is unchanged.
     assert finished[AWS]["ok"] and finished[AWS]["unchanged"] >= 20
     # Every GCP instance outside the rolling group (10 of 26) is unchanged.
@@ -148,10 +148,27 @@ def test_the_first_collector_poll_changes_almost_nothing(demo, store):
     assert not finished[FAILING]["ok"]
     # Only the live rollouts (started after the history ended) opened spans.
     spans = store.spans(before - timedelta(minutes=5), datetime.now(UTC))
-    fresh = spans[spans["start"] > demo.history_end]
+    # The scope the demo never watched gets its first poll (and its backfill) now.
+    fresh = spans[(spans["start"] > demo.history_end) & (spans["scope"] != BACKFILLED)]
     assert set(zip(fresh["scope"], fresh["group"], strict=True)) <= {(GCP, "frontend"),
                                                                      (AWS, "api")}
     assert len(fresh) == finished[GCP]["opened"] + finished[AWS]["opened"]
+
+
+def test_the_scope_never_watched_gets_its_month_from_backfill(demo):
+    result = _fleetview("backfill", "--scope", BACKFILLED, "--config", str(demo.config_path))
+    assert result.returncode == cli.EXIT_OK, result.stderr
+    done = [json.loads(line) for line in result.stdout.splitlines()
+            if '"backfill_finished"' in line]
+    assert done and done[0]["ok"] and done[0]["spans"] > 0, result.stdout
+    with Store.open(demo.config.store.url, readonly=True) as store:
+        spans = store.spans(datetime.now(UTC) - timedelta(days=31), datetime.now(UTC),
+                            scopes=[BACKFILLED])
+        assert set(spans["source"]) >= {"observed", "asg-activity, cloudtrail"}
+        assert spans["start"].min() < datetime.now(UTC) - timedelta(days=29)
+        ready = history.readiness(store, demo.config.scope(BACKFILLED), BACKFILLED,
+                                  demo_story.BACKFILLED_REGION, "checkout")
+    assert ready.ready and "rebuilt from cloud records" in ready.describe()
 
 
 def test_the_bad_release_is_in_flight_on_both_clouds(demo):
@@ -358,20 +375,3 @@ def test_without_moto_the_demo_says_how_to_install_it(monkeypatch, capsys):
     assert len(err.splitlines()) == 1
     assert INSTALL_HINT in err and err.startswith("fleetview: ")
 
-
-def test_the_scope_never_watched_gets_its_month_from_backfill(demo):
-    with Store.open(demo.config.store.url, readonly=True) as store:
-        assert store.polls(scopes=[BACKFILLED]).empty  # the demo wrote nothing for it
-    result = _fleetview("collect", "--once", "--scopes", BACKFILLED, "--config",
-                        str(demo.config_path))
-    assert result.returncode == cli.EXIT_OK, result.stderr
-    done = [json.loads(line) for line in result.stdout.splitlines()
-            if '"backfill_finished"' in line]
-    assert done and done[0]["ok"] and done[0]["spans"] > 0, result.stdout
-    with Store.open(demo.config.store.url, readonly=True) as store:
-        spans = store.spans(datetime.now(UTC) - timedelta(days=31), datetime.now(UTC),
-                            scopes=[BACKFILLED])
-        assert set(spans["source"]) >= {"observed", "asg-activity, cloudtrail"}
-        ready = history.readiness(store, demo.config.scope(BACKFILLED), BACKFILLED,
-                                  demo_story.BACKFILLED_REGION, "checkout")
-    assert ready.ready and "rebuilt from cloud records" in ready.describe()
