@@ -208,6 +208,13 @@ def test_collector_events_drive_progress_and_badges(window):
     assert not status.badge.isVisibleTo(window)
 
 
+def test_a_finished_backfill_is_said_in_the_status_bar(window):
+    text = "prod: rebuilt 40 instance spans and 2 group spans from 120 cloud records"
+    window.on_collector_event({"event": "backfill_finished", "scope": "prod", "ok": True,
+                               "spans": 40, "message": text})
+    assert window.statusBar().currentMessage() == text
+
+
 def test_keyboard_filter_focus_and_escape(qtbot, window):
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     assert window.table.filter_box.hasFocus() or window.focusWidget() is window.table.filter_box
