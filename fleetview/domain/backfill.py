@@ -198,17 +198,22 @@ def infer(records: Iterable[Record], since: datetime, until: datetime) -> Infere
 def _instance_span(instance_id: str, mine: list[Record],
                    timelines: Mapping[tuple[str, str], list[Record]], since: datetime,
                    until: datetime) -> tuple[InferredSpan | None, str | None]:
-    starts = [r for r in mine if r.kind in ("launch", "seen")]
+    launches = [r for r in mine if r.kind == "launch"]
     ends = [r for r in mine if r.kind == "terminate"]
     seen = [r for r in mine if r.kind == "seen"]
+    starts = launches or seen
     if not starts:
         if min(r.at for r in ends) <= since:
             return None, None  # ended before the range: nothing to say
         return None, (f"{instance_id}: ended {_when(ends[0].at)}, but no record says when it "
                       "started or what it ran")
     first = min(r.at for r in starts)
-    if max(r.at for r in starts) - first > AGREE:
+    # A live instance's launch time is its last start: after a stop and start it is later
+    # than its launch, which is no disagreement; earlier than its launch record, it is.
+    if max(r.at for r in launches or seen) - first > AGREE or any(
+            r.at < first - AGREE for r in seen):
         return None, f"{instance_id}: its launch records disagree on when it started"
+    starts = launches + seen
     images = {r.image_id for r in mine if r.image_id}
     group = next((r.group for r in mine if r.group), None)
     region = next((r.region for r in mine if r.region), "")

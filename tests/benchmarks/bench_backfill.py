@@ -25,7 +25,7 @@ from tests.benchmarks import Figure
 
 REGION = "us-east-1"
 # groups, instances a group: 10 x 100 = 1,000 instances (each replaced at every rollout)
-SIZES = {"tiny": (2, 5), "full": (10, 100)}
+SIZES = {"tiny": (1, 2), "full": (10, 100)}
 # AWS's documented limits, requests a second per account and region.
 LIMITS = {"LookupEvents": 2.0}
 

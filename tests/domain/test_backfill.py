@@ -122,3 +122,11 @@ def test_past_a_group_s_disagreement_its_launches_get_no_image():
                launch("i-20", day(6), source="asg-activity"), end("i-20", day(7))]
     found = infer(records, SINCE, UNTIL)
     assert not found.spans and any("i-20" in g for g in found.gaps)
+
+
+def test_a_restarted_instance_s_launch_time_after_its_launch_is_no_disagreement():
+    # EC2's LaunchTime is the last start: stopped and started on day 9, launched on day 2.
+    records = [launch("i-30", day(2), "ami-a"), Record(
+        day(9), "seen", "launch-time", "us-east-1", instance_id="i-30", image_id="ami-a")]
+    [span] = infer(records, SINCE, UNTIL).spans
+    assert (span.start, span.end, span.source) == (day(2), UNTIL, "cloudtrail, launch-time")
