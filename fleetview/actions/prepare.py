@@ -113,12 +113,14 @@ def prepare_rollback(config: Config, store, scope: str, region: str, group: str,
         prepared.protected = protected_by(_selectors(config, scope_config), info)
         bad = quarantine.bad_for(store, scope, region, group)
         prepared.bad = {v: mark.describe() for v, mark in bad.items()}
-        ready = history.readiness(store, scope_config, scope, region, group, bad=set(bad))
+        # One read of the group's history serves readiness and the versions to offer.
+        now = datetime.now(UTC)
+        spans = history.group_history(store, now, scopes=[scope], regions=[region],
+                                      groups=[group])
+        ready = history.readiness(store, scope_config, scope, region, group, now=now,
+                                  bad=set(bad), spans=spans)
         prepared.estimate_s = ready.estimate_s
         prepared.note = ready.note
-        now = datetime.now(UTC)
-        spans = store.spans(now - history.LOOKBACK, now, scopes=[scope], regions=[region],
-                            groups=[group])
         known = _known_images(store, scope, scope_config.provider)
         gone = {i.version for i in known.values() if i.gone}
         candidates = {v for v in spans["version"].dropna().unique()

@@ -98,6 +98,9 @@ class Kind:
     target_version: Callable[[ActionPlan, Group | None], str | None]
     # Whether an instance of the group counts as done (e.g. not the instance being replaced).
     counts: Callable[[ActionPlan, Instance], bool]
+    # Whether each instance is done on what its group launches for its type (a mixed instances
+    # override's own image) rather than on the one target version.
+    per_type: bool = False
 
 
 def _first(values: Sequence[str]) -> str:
@@ -117,6 +120,7 @@ KINDS: dict[str, Kind] = {
         # A replacement runs whatever its group launches now.
         target_version=lambda plan, group: group.desired_version if group else None,
         counts=lambda plan, instance: instance.id not in plan.instances,
+        per_type=True,
     ),
 }
 
@@ -168,10 +172,11 @@ def converge_state(inventory: Inventory, plan: ActionPlan) -> Convergence:
         if not kind.counts(plan, i):
             continue
         ready = i.state == State.RUNNING and i.healthy is not False
-        if i.version == wanted and ready:
+        goal = (i.desired_version or wanted) if kind.per_type else wanted
+        if i.version == goal and ready:
             done += 1
         else:
-            key = (i.version or "?") if i.version != wanted else "starting"
+            key = (i.version or "?") if i.version != goal else "starting"
             others[key] = others.get(key, 0) + 1
     return Convergence(min(done, needed), needed, wanted, others)
 

@@ -102,6 +102,16 @@ class Instance:
     # Waiting in a warm pool (stopped or hibernated, not yet in the group): never drift,
     # never a member; plans say what happens to it.
     warm: bool = False
+    # The cloud's size of machine (EC2 InstanceType); not stored, read to find what it wants.
+    instance_type: str | None = None
+    # What its group launches for an instance like it, where that is not the group's own image
+    # (a mixed instances override with its own template or AMI); None: the group's.
+    desired_image_id: str | None = None
+    desired_version: str | None = None
+
+    def wanted_image(self, group: Group) -> str | None:
+        """The image its group wants it to run: the one rule for drift, everywhere."""
+        return self.desired_image_id or group.desired_image_id
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,9 @@ class VersionRules:
             return img.version if img is not None else image_id
 
         instances = tuple(
-            dataclasses.replace(i, version=version(i.image_id)) for i in inventory.instances
+            dataclasses.replace(i, version=version(i.image_id),
+                                desired_version=version(i.desired_image_id))
+            for i in inventory.instances
         )
         groups = tuple(
             dataclasses.replace(

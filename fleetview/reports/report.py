@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from fleetview.domain.backfill import OBSERVED
 from fleetview.reports.journal_rows import ActionRow, read_actions
 from fleetview.reports.lanes import Segment, group_spans_of, segments
 from fleetview.reports.metrics import Metrics, Week, compute, weeks
@@ -15,6 +16,7 @@ from fleetview.reports.rollouts import Rollout, desired_spans, group_rollouts, m
 from fleetview.reports.span_arrays import read_span_arrays
 from fleetview.reports.versions import VersionRow, version_rows
 from fleetview.store.schema import group_spans, polls
+from fleetview.store.schema import spans as span_table
 from fleetview.store.times import from_us, to_us
 
 
@@ -24,7 +26,8 @@ class Report:
 
     `lanes`: each group's segments clipped to the range, by "scope/region/group".
     `watched`: each scope's first and last poll the store holds, to say what the report
-    cannot see (a range that starts before FleetView watched)."""
+    cannot see (a range that starts before FleetView watched). `rebuilt`: where each scope's
+    history rebuilt from cloud records (backfill) begins, for the scopes that have some."""
 
     params: ReportParams
     generated: int
@@ -35,6 +38,7 @@ class Report:
     weeks: list[Week]
     lanes: dict[str, list[Segment]] = field(default_factory=dict)
     watched: dict[str, tuple[int, int]] = field(default_factory=dict)
+    rebuilt: dict[str, int] = field(default_factory=dict)
 
     @property
     def t0(self) -> int:
@@ -47,15 +51,33 @@ class Report:
     def notes(self) -> list[str]:
         """What the reader should know about what this report cannot see."""
         out = []
-        if not self.watched:
+        if not self.watched and not self.rebuilt:
             out.append("The store holds no poll of the selected scopes: nothing was "
                        "observed, so there is nothing to report.")
-        for scope, (first, _) in sorted(self.watched.items()):
-            if first > self.t0:
-                out.append(f"FleetView has watched {scope} only since "
-                           f"{from_us(first):%Y-%m-%d %H:%M} UTC: rollouts before that are "
-                           "not in this report.")
+        for scope in sorted(set(self.watched) | set(self.rebuilt)):
+            first = self.watched[scope][0] if scope in self.watched else None
+            begun = self.rebuilt.get(scope)
+            if begun is not None and (first is None or begun < first):
+                # Backfill: the history reaches back before the first poll.
+                if first is None:
+                    text = (f"FleetView has not polled {scope} yet: its history from "
+                            f"{_when(begun)} was rebuilt from cloud records.")
+                elif first > self.t0:
+                    text = (f"FleetView has watched {scope} since {_when(first)}; its history "
+                            f"from {_when(begun)} until then was rebuilt from cloud records.")
+                else:
+                    continue
+                if begun > self.t0:
+                    text += f" Rollouts before {_when(begun)} are not in this report."
+                out.append(text)
+            elif first is not None and first > self.t0:
+                out.append(f"FleetView has watched {scope} only since {_when(first)}: "
+                           "rollouts before that are not in this report.")
         return out
+
+
+def _when(t: int) -> str:
+    return f"{from_us(t):%Y-%m-%d %H:%M} UTC"
 
 
 def _first_and_last_polls(store, scopes: tuple[str, ...]) -> dict[str, tuple[int, int]]:
@@ -65,6 +87,21 @@ def _first_and_last_polls(store, scopes: tuple[str, ...]) -> dict[str, tuple[int
         query = query.where(polls.c.scope.in_(scopes))
     with store.reading() as conn:
         return {scope: (int(a), int(b)) for scope, a, b in conn.execute(query)}
+
+
+def _rebuilt_since(store, scopes: tuple[str, ...]) -> dict[str, int]:
+    """Where each scope's backfilled history begins: its earliest span not observed."""
+    out: dict[str, int] = {}
+    with store.reading() as conn:
+        for table in (span_table, group_spans):
+            query = (sa.select(table.c.scope, sa.func.min(table.c.start_us))
+                     .where(table.c.source != OBSERVED).group_by(table.c.scope))
+            if scopes:
+                query = query.where(table.c.scope.in_(scopes))
+            for scope, first in conn.execute(query):
+                if first is not None:
+                    out[scope] = min(int(first), out.get(scope, int(first)))
+    return out
 
 
 def known_groups(store) -> dict[str, set[str]]:
@@ -158,4 +195,5 @@ def build_report(store, params: ReportParams, now: datetime | None = None) -> Re
         weeks=weeks(rollouts, t0, t1),
         lanes=lanes,
         watched=_first_and_last_polls(store, params.scopes),
+        rebuilt=_rebuilt_since(store, params.scopes),
     )

@@ -9,6 +9,8 @@ EC2_INSTANCE_LAUNCHING hook waits in Pending:Wait until CompleteLifecycleAction,
 `complete_lifecycle_action` serves). `WarmPools` answers PutWarmPool, DescribeWarmPool and
 DeleteWarmPool with instances: moto keeps a warm pool's configuration but never launches one.
 `interrupt_spot` ends an instance the way a spot interruption does (moto has no such event).
+A mixed group whose first override names its own launch template or AMI launches that
+override's type from it (moto launches the group's template).
 Everything here runs under the refresh layer's lock (`aws_refresh_server`).
 """
 
@@ -89,11 +91,32 @@ def patch_moto() -> None:
     def replace_instances(self: Any, count_needed: int, propagated_tags: dict) -> None:
         before = len(self.instance_states)
         launch(self, count_needed, propagated_tags)
+        override = _first_override_launch(self)
+        if override is not None:
+            for state in self.instance_states[before:]:
+                state.instance.instance_type, state.instance.image_id = override
         if _launch_hooked(self):
             for state in self.instance_states[before:]:
                 state.lifecycle_state = "Pending:Wait"
 
     FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_instances  # type: ignore[method-assign]
+
+
+def _first_override_launch(group: Any) -> tuple[str, str] | None:
+    """(instance type, AMI) of a mixed group's first override where it names its own launch
+    template or AMI: AWS's prioritized strategy launches the first override's type, from that
+    override's template; moto launches the group's template whatever the overrides say."""
+    policy = getattr(group, "mixed_instances_policy", None) or {}
+    overrides = (policy.get("LaunchTemplate") or {}).get("Overrides") or []
+    first = overrides[0] if overrides else {}
+    spec, image = first.get("LaunchTemplateSpecification"), first.get("ImageId")
+    if not first.get("InstanceType") or not (spec or image):
+        return None
+    if spec:
+        from fleetview.sim.aws_refresh import resolve_template
+
+        image = resolve_template(group.autoscaling_backend.ec2_backend, spec).image_id
+    return first["InstanceType"], image
 
 
 def _launch_hooked(group: Any) -> bool:

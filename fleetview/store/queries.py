@@ -137,6 +137,26 @@ def spans(conn: Connection, t0: int, t1: int, scopes=None, regions=None, groups=
     return frame
 
 
+# What rollback readiness sweeps: no names, zones or image names to join.
+HISTORY_COLUMNS = ["scope", "region", "group", "instance_id", "version", "image_id", "state",
+                   "start", "end", "source"]
+
+
+def group_history(conn: Connection, t0: int, t1: int, scopes=None, regions=None,
+                  groups=None) -> pd.DataFrame:
+    """The grouped instances' spans over [t0, t1], lean: one read for every group a caller
+    checks (the readiness table) costs what one group's full spans() read costs."""
+    s = ispans
+    query = sa.select(
+        s.c.scope, s.c.region, s.c.group_name, s.c.instance_id, s.c.version, s.c.image_id,
+        s.c.state, s.c.start_us, s.c.end_us, s.c.source,
+    ).where(_overlapping(s, t0, t1), s.c.group_name.is_not(None),
+            *_filters(s, scope=scopes, region=regions, group_name=groups),
+    ).order_by(*_order(conn, s.c.scope, s.c.region, s.c.group_name, s.c.instance_id,
+                       s.c.start_us))
+    return _frame(conn.execute(query).all(), HISTORY_COLUMNS)
+
+
 def group_spans(conn: Connection, t0: int, t1: int, scopes=None, regions=None,
                 groups=None) -> pd.DataFrame:
     g = gspans
@@ -167,16 +187,20 @@ def fleet_at(conn: Connection, at: int | None) -> pd.DataFrame:
     query = sa.select(
         s.c.provider, s.c.scope, s.c.account, s.c.region, s.c.zone, s.c.group_name,
         s.c.instance_id, s.c.name, s.c.image_id, s.c.version, s.c.state, s.c.start_us,
-        s.c.lifecycle, s.c.state_reason, s.c.standby, s.c.warm,
+        s.c.lifecycle, s.c.state_reason, s.c.standby, s.c.warm, s.c.desired_version,
     ).where(_alive(s, at), s.c.state != "terminated").order_by(
         *_order(conn, s.c.scope, s.c.region, s.c.group_name, s.c.instance_id))
     columns = ["provider", "scope", "account", "region", "zone", "group", "instance_id",
-               "name", "image_id", "version", "state", "start", *INSTANCE_EXTRA]
+               "name", "image_id", "version", "state", "start", *INSTANCE_EXTRA, "own_desired"]
     frame = _frame(conn.execute(query).all(), columns)
     frame.insert(columns.index("image_id") + 1, "image_name", _image_names(conn, frame))
     wanted = groups_at(conn, at)[["scope", "region", "group", "desired_version",
                                   "canary_version"]]
     frame = frame.merge(wanted, how="left", on=["scope", "region", "group"])
+    # An instance of a type a mixed instances override launches from its own template or AMI
+    # wants that override's version, not the group's (drift per instance type).
+    own = frame["own_desired"]
+    frame["desired_version"] = own.where(own.notna(), frame["desired_version"])
     # Drift: the group says what it wants and the instance runs something else (a MIG's
     # canary version is wanted too).
     desired = frame["desired_version"]
@@ -287,5 +311,5 @@ def backfills(conn: Connection, scopes=None) -> pd.DataFrame:
     return frame.sort_values(["finished", "backfill_id"]).reset_index(drop=True)
 
 
-__all__ = ["backfills", "fleet_at", "freshness", "groups_at", "images", "polls", "spans",
-           "version_share"]
+__all__ = ["backfills", "fleet_at", "freshness", "group_history", "groups_at", "images",
+           "polls", "spans", "version_share"]

@@ -54,6 +54,10 @@ spans = sa.Table(
     sa.Column("state_reason", _TEXT),
     sa.Column("standby", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("warm", sa.Boolean, nullable=False, server_default=sa.false()),
+    # What its group launches for an instance like it when that is not the group's own image
+    # (a mixed instances override's); NULL: the group's.
+    sa.Column("desired_image_id", _TEXT),
+    sa.Column("desired_version", _TEXT),
     # A scope's open spans (read when a writer starts); a poll closes spans by span_id.
     # New rows land at the end of this index, where an index on instance ids (random
     # strings) would cost each insert a B-tree search: see bench_store_ingest. Time-window
@@ -208,7 +212,8 @@ def _to_3(conn: Connection) -> None:
 V4_COLUMNS = {
     "spans": {"source": "TEXT NOT NULL DEFAULT 'observed'", "lifecycle": "TEXT",
               "state_reason": "TEXT", "standby": "BOOLEAN NOT NULL DEFAULT FALSE",
-              "warm": "BOOLEAN NOT NULL DEFAULT FALSE"},
+              "warm": "BOOLEAN NOT NULL DEFAULT FALSE", "desired_image_id": "TEXT",
+              "desired_version": "TEXT"},
     "group_spans": {"source": "TEXT NOT NULL DEFAULT 'observed'", "owner": "TEXT",
                     "notes": "TEXT"},
 }
@@ -216,7 +221,7 @@ V4_COLUMNS = {
 
 def _to_4(conn: Connection) -> None:
     """Spans say where they came from (every existing one was observed); instances their
-    lifecycle, state reason, standby and warm pool; groups their owner and notes; backfills
+    lifecycle, state reason, standby, warm pool and what their group wants of their type; groups their owner and notes; backfills
     are recorded (new table). Adding a column with a constant default rewrites no row."""
     inspector = sa.inspect(conn)
     for table, columns in V4_COLUMNS.items():

@@ -16,7 +16,8 @@ from fleetview.domain.model import Group, Instance, Inventory, State
 # state reason (a Spot interruption), a move into Standby or a warm pool is a change a reader
 # wants to see when it happened.
 INSTANCE_FIELDS = ("account", "region", "zone", "group_name", "name", "image_id", "version",
-                   "state", "lifecycle", "state_reason", "standby", "warm")
+                   "state", "lifecycle", "state_reason", "standby", "warm", "desired_image_id",
+                   "desired_version")
 # target_size and updating stay last: the store reads them back in their own types.
 GROUP_FIELDS = ("account", "zone", "kind", "desired_image_id", "desired_version",
                 "canary_image_id", "canary_version", "owner", "notes", "target_size",
@@ -34,13 +35,15 @@ _INSTANCE_ATTRS = operator.attrgetter("account", "region", "zone", "group", "nam
 
 
 _INSTANCE_EXTRA = operator.attrgetter("lifecycle", "state_reason")
+_INSTANCE_WANTS = operator.attrgetter("desired_image_id", "desired_version")
 
 
 def instance_observation(inst: Instance) -> tuple:
     # The state goes in as plain text: a database driver may write an enum by its name.
     state = inst.state
     return (*_INSTANCE_ATTRS(inst), _STATE_TEXT.get(state) or str(state),
-            *_INSTANCE_EXTRA(inst), bool(inst.standby), bool(inst.warm))
+            *_INSTANCE_EXTRA(inst), bool(inst.standby), bool(inst.warm),
+            *_INSTANCE_WANTS(inst))
 
 
 def notes_text(notes) -> str | None:

@@ -4,6 +4,7 @@ far it is; stop, quarantine a version, audit log and readiness beside it."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import json
@@ -31,7 +32,7 @@ from fleetview.ui.plan_dialog import PlanDialog
 from fleetview.ui.reason_dialog import ReasonDialog
 from fleetview.ui.scope_tree import COL_MIX, MIX_ROLE
 from fleetview.ui.state import FleetFrame, WindowState
-from fleetview.ui.tasks import TaskState
+from fleetview.ui.tasks import TaskRunner, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +101,13 @@ def audit_markers(store) -> pd.DataFrame:
 
 
 def _readiness_table(store, config, groups: pd.DataFrame) -> dict[tuple, history.Readiness]:
-    out = {}
-    images = store.images()  # once for every group, not once each
-    for row in groups.itertuples(index=False):
-        try:
-            scope_config = config.scope(row.scope)
-        except KeyError:
-            scope_config = None
-        try:
-            out[(row.scope, row.region, row.group)] = history.readiness(
-                store, scope_config, row.scope, row.region, row.group, images=images)
-        except FleetViewError as exc:
-            out[(row.scope, row.region, row.group)] = history.Readiness(False, None, str(exc))
-    return out
+    keys = list(zip(groups["scope"], groups["region"], groups["group"], strict=True))
+    configs = {}
+    for scope in {k[0] for k in keys}:
+        # A scope no longer configured: its groups are read-only.
+        with contextlib.suppress(KeyError):
+            configs[scope] = config.scope(scope)
+    return history.readiness_table(store, configs, keys)
 
 
 class ActionController(QObject):
@@ -137,6 +132,9 @@ class ActionController(QObject):
         self.window = window  # the docks' and dialogs' parent
         self.state: WindowState = window.state
         self.tasks = window.tasks
+        # Plans and readiness read a group's whole history and poll its scope: on the window's
+        # worker they held up the fleet and freshness reads behind them (as history did).
+        self.plan_tasks = TaskRunner(self)
         self.store, self.config = window.store, window.config
         # scope name -> provider, for tests; None: a fresh provider per action from config.
         self._providers = providers
@@ -302,10 +300,10 @@ class ActionController(QObject):
         def replan(to_version: str) -> None:  # the operator chose another target
             self.rollback(scope, region, group, to_version)
 
-        self.tasks.start("plan", prepare_rollback, self.config, self.store, scope, region,
-                         group, version, self._provider(scope),
-                         on_done=lambda prepared: self._show_plan(prepared, replan),
-                         on_error=self._on_error)
+        self.plan_tasks.start("plan", prepare_rollback, self.config, self.store, scope,
+                              region, group, version, self._provider(scope),
+                              on_done=lambda prepared: self._show_plan(prepared, replan),
+                              on_error=self._on_error)
 
     def replace(self, instance_id: str) -> None:
         scope = self.state.scope_of(instance_id)
@@ -313,9 +311,9 @@ class ActionController(QObject):
             self._tell("Replace", f"{instance_id} is not in the fleet shown now.")
             return
         self.state.say(f"Planning the replacement of {instance_id}…")
-        self.tasks.start("plan", prepare_replace, self.config, self.store, scope,
-                         instance_id, self._provider(scope),
-                         on_done=self._show_plan, on_error=self._on_error)
+        self.plan_tasks.start("plan", prepare_replace, self.config, self.store, scope,
+                              instance_id, self._provider(scope),
+                              on_done=self._show_plan, on_error=self._on_error)
 
     def _show_plan(self, prepared: Prepared,
                    replan: Callable[[str], None] | None = None) -> None:
@@ -693,8 +691,8 @@ class ActionController(QObject):
         if not len(groups):
             return
         self._readiness_at = time.monotonic()
-        self.tasks.start("readiness", _readiness_table, self.store, self.config, groups,
-                         on_done=self.state.set_readiness, on_error=self._on_error)
+        self.plan_tasks.start("readiness", _readiness_table, self.store, self.config, groups,
+                              on_done=self.state.set_readiness, on_error=self._on_error)
 
     def running(self) -> bool:
         return bool(self._running)
@@ -703,6 +701,7 @@ class ActionController(QObject):
         self._closed = True
         self._timer.stop()
         self._readiness_timer.stop()
+        self.plan_tasks.shutdown()
 
     def _actor(self, scope: str) -> str:
         """Who stops or marks: the cloud identity this window acted as in the scope, else

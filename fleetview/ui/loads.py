@@ -63,7 +63,9 @@ class RolloutShare:
     desired: str | None  # the group's desired version now, read with the share
     target_size: int | None  # how many the group needs: surge instances are not counted
     since: datetime | None  # when the group started wanting `desired` (None: before history)
-    note: str = ""  # how the target was read, when not from the group's own setting
+    # What the group's poll said of the rollout under way ("the group's launch template says
+    # 2.3.0 until the instance refresh InProgress completes"), shown under the title.
+    note: str = ""
 
 
 def load_rollout(store, scope: str, region: str, group: str, now: datetime,
@@ -71,7 +73,8 @@ def load_rollout(store, scope: str, region: str, group: str, now: datetime,
     """The rollout of a group: its desired version and target read now (not from a fleet
     frame that may be older), when it began wanting that version, and the share around it."""
     spans = store.group_spans(now - timedelta(days=days), now, [scope], [region], [group])
-    desired = size = since = updating = None
+    desired = size = since = None
+    note = ""
     if len(spans):
         spans = spans.sort_values("start")
         last = spans.iloc[-1]
@@ -81,21 +84,13 @@ def load_rollout(store, scope: str, region: str, group: str, now: datetime,
             spans["desired_version"].notna(), None).to_numpy(), desired)
         if desired is None:
             since = None
-        if bool(last["updating"]):  # a rollout under way: since when
-            updating = _run_start(spans, spans["updating"].fillna(False).astype(bool)
-                                  .to_numpy(), True)
+        # Both clouds' polls give a rollout's version as desired from its start (an AWS
+        # refresh's DesiredConfiguration, a MIG's new template): the target is read as it is.
+        if bool(last["updating"]) and isinstance(last.get("notes"), str):
+            note = "; ".join(line for line in last["notes"].splitlines()
+                             if "until the instance refresh" in line)
     share = load_share(store, scope, region, group, desired, now, days, since)
-    if updating is not None and len(share):
-        # An update that rolls out what the group's own setting does not name yet (an
-        # instance refresh with a desired configuration): its target is the version that
-        # gained instances since it began.
-        rising = _rising(share, pd.Timestamp(updating))
-        if rising is not None and rising != desired:
-            note = (f"an update under way rolls out {rising}; the group's own setting "
-                    f"says {desired or 'nothing'}")
-            return RolloutShare(load_share(store, scope, region, group, rising, now, days,
-                                           updating), rising, size, updating, note)
-    return RolloutShare(share, desired, size, since)
+    return RolloutShare(share, desired, size, since, note)
 
 
 def _run_start(spans: pd.DataFrame, values, value) -> datetime | None:
@@ -105,16 +100,6 @@ def _run_start(spans: pd.DataFrame, values, value) -> datetime | None:
     if first is None or first >= len(spans):
         return None
     return pd.Timestamp(spans["start"].iat[first]).to_pydatetime()
-
-
-def _rising(share: pd.DataFrame, since: pd.Timestamp) -> str | None:
-    """The version that gained the most instances since `since` (None: none gained)."""
-    times = pd.to_datetime(share.index, utc=True)
-    before = share[times <= since]
-    base = before.iloc[-1] if len(before) else share.iloc[0] * 0
-    gain = share.iloc[-1].fillna(0) - base.fillna(0)
-    gain = gain[gain > 0]
-    return None if not len(gain) else str(gain.idxmax())
 
 
 def load_share(store, scope: str, region: str, group: str, desired: str | None,

@@ -46,6 +46,7 @@ class Legend(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(10)
         self.counts: dict[str | None, int] = {}
+        self._drawn: tuple | None = None  # (version, count, colour) of the chips shown
         # (name, callable(version)): the window adds actions on a version here; a name may be
         # a callable(version) giving the entry's text, or None to leave it out.
         self.version_actions: list[tuple[object, object]] = []
@@ -53,6 +54,10 @@ class Legend(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
     def set_counts(self, counts: dict[str | None, int]) -> None:
+        drawn = tuple((v, n, self.colors.hex(v)) for v, n in counts.items())
+        if drawn == self._drawn:
+            return
+        self._drawn = drawn
         self.counts = dict(counts)
         while self._layout.count():
             item = self._layout.takeAt(0)
@@ -238,6 +243,9 @@ class TimelineWidget(QWidget):
     def _on_history_changed(self, history: TimelineData, first: bool) -> None:
         self.set_data(history, time.time(), first=first)
         self._on_bad_changed()
+        # Versions older than those on screen (a backfill's) shift the colours: the chips
+        # were drawn with the old ones.
+        self.legend.set_counts(self.legend.counts)
 
     def _on_bad_changed(self, *_marks) -> None:
         """Flag the bars of the versions the state says are bad for their group."""

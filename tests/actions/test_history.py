@@ -78,15 +78,16 @@ def test_a_rollout_in_flight_is_ready_and_says_it_will_be_stopped(store):
     assert ready.describe() == "ready: back to 1.1 (will stop the update under way)"
 
 
-def test_a_refresh_that_moves_the_group_only_at_its_end_still_targets_the_version_it_replaces(
+def test_a_rollout_that_has_replaced_every_instance_still_targets_the_version_it_replaces(
         store):
-    # AWS: a refresh with a DesiredConfiguration leaves the group naming 1.1 until it succeeds,
-    # while 1.2 spreads; the target is 1.1, what the rollout replaces, not the one before it.
+    # An AWS refresh baking after its last batch (or a MIG not yet stable): every instance
+    # runs 1.2, the group wants 1.2 and is still updating; the target is 1.1, not 1.2.
     history_with_bad_rollout(store)
-    poll(store, T0 + timedelta(days=2, minutes=5), ["1.2", "1.1", "1.1"], "1.1", updating=True)
+    poll(store, T0 + timedelta(days=2, minutes=5), ["1.2"] * 3, "1.2", updating=True)
     ready = history.readiness(store, SCOPE, "prod", "us-east-1", "web",
                               now=T0 + timedelta(days=2, minutes=6))
     assert ready.ready and ready.target.version == "1.1"
+    assert ready.describe() == "ready: back to 1.1 (will stop the update under way)"
 
 
 def test_a_version_marked_bad_is_never_the_default_target_again(store):

@@ -48,15 +48,15 @@ def _bare_executemany(path: Path, inventory: Inventory, at: int) -> float:
     conn.execute("CREATE TABLE spans (span_id INTEGER PRIMARY KEY, provider TEXT, scope TEXT, "
                  "account TEXT, region TEXT, zone TEXT, group_name TEXT, instance_id TEXT, "
                  "name TEXT, image_id TEXT, version TEXT, state TEXT, lifecycle TEXT, "
-                 "state_reason TEXT, standby INTEGER, warm INTEGER, start_us INTEGER, "
-                 "end_us INTEGER)")
+                 "state_reason TEXT, standby INTEGER, warm INTEGER, desired_image_id TEXT, "
+                 "desired_version TEXT, start_us INTEGER, end_us INTEGER)")
     started = time.perf_counter()
     rows = [("aws", "bench", i.id, *instance_observation(i), at) for i in inventory.instances]
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO spans (provider, scope, instance_id, account, region, zone, "
                      "group_name, name, image_id, version, state, lifecycle, state_reason, "
-                     "standby, warm, start_us) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                     "standby, warm, desired_image_id, desired_version, start_us) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()

@@ -84,12 +84,14 @@ def _naive_bytes_per_row(path: Path, fleet: list[Instance]) -> float:
     conn.execute("CREATE TABLE observations (polled_us INTEGER, provider TEXT, scope TEXT, "
                  "instance_id TEXT, account TEXT, region TEXT, zone TEXT, group_name TEXT, "
                  "name TEXT, image_id TEXT, version TEXT, state TEXT, lifecycle TEXT, "
-                 "state_reason TEXT, standby INTEGER, warm INTEGER)")
+                 "state_reason TEXT, standby INTEGER, warm INTEGER, desired_image_id TEXT, "
+                 "desired_version TEXT)")
     empty = _db_bytes(conn)
     conn.execute("BEGIN")
     for poll in range(NAIVE_SAMPLE_POLLS):
         at = to_us(T0 + timedelta(minutes=poll))
-        conn.executemany("INSERT INTO observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        conn.executemany("INSERT INTO observations VALUES "
+                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          [(at, "aws", "bench", i.id, *instance_observation(i)) for i in fleet])
     conn.execute("COMMIT")
     size = _db_bytes(conn) - empty

@@ -138,7 +138,11 @@ def test_a_bad_rollout_in_flight_is_stopped_and_rolled_back_by_aws(
 
     inv = provider.poll()
     api = inv.group("api", REGION)
-    assert api.updating and api.desired_version == GOOD  # the group keeps GOOD until success
+    # The group wants what the refresh deploys; its launch template names GOOD until success.
+    assert api.updating and api.desired_version == BAD
+    assert api.extra["group_version"] == GOOD
+    assert (f"the group's launch template says {GOOD} until the instance refresh completes; "
+            f"the refresh deploys {BAD}") in api.notes
     plan = provider.plan_rollback(inv, "api", REGION, GOOD)  # not refused
     on_bad = [i for i in inv.members(api) if i.version == BAD]
     assert on_bad and plan.params["on_rollout"] == len(on_bad)
@@ -287,3 +291,61 @@ def drain(gen):
             next(gen)
     except StopIteration as end:
         return end.value
+
+
+def test_the_group_wants_what_a_refresh_deploys_from_its_start_and_what_its_rollback_restores(
+        moto_refresh_server, provider, store):  # noqa: F811
+    """As a MIG patch does on GCP: the store's group spans change when the refresh is seen,
+    not when it succeeds, and readiness targets what the group ran in full before it."""
+    from datetime import UTC, datetime, timedelta
+
+    from fleetview.actions import history
+
+    url = moto_refresh_server.url
+    seeded = seed(url, GroupSpec("api", size=6, version=GOOD))
+
+    def poll():
+        inv = provider.poll()
+        store.record_poll(inv, inv.polled_at, inv.polled_at)
+        return inv.group("api", REGION)
+
+    before = poll()
+    assert (before.desired_version, before.updating) == (GOOD, False)
+    assert not any("launch template says" in n for n in before.notes)
+    ec2, asg = clients(url)
+    made = ec2.create_launch_template_version(
+        LaunchTemplateId=seeded.templates["api"], SourceVersion="1",
+        LaunchTemplateData={"ImageId": seeded.images[BAD]})["LaunchTemplateVersion"]
+    asg.start_instance_refresh(
+        AutoScalingGroupName="api", Preferences={"MinHealthyPercentage": 100},
+        DesiredConfiguration={"LaunchTemplate": {
+            "LaunchTemplateId": seeded.templates["api"],
+            "Version": str(made["VersionNumber"])}})
+    until_percent(asg, "api", 50)  # three of six on BAD
+    rolling = poll()
+    assert (rolling.desired_version, rolling.desired_image_id, rolling.updating) == (
+        BAD, seeded.images[BAD], True)
+    assert rolling.extra["group_image_id"] == seeded.images[GOOD]
+    ready = history.readiness(store, provider.config, "prod", REGION, "api")
+    assert ready.describe() == f"ready: back to {GOOD} (will stop the update under way)"
+
+    asg.rollback_instance_refresh(AutoScalingGroupName="api")
+    back = poll()
+    # AWS puts back the configuration the group had before the refresh: GOOD.
+    assert back.extra["instance_refresh"] == "RollbackInProgress"
+    assert (back.desired_version, back.updating) == (GOOD, True)
+    assert not any("launch template says" in n for n in back.notes)
+
+    deadline = time.monotonic() + 30 * REFRESH_STEP_S
+    while refreshes(asg, "api")[0]["Status"] != "RollbackSuccessful":
+        assert time.monotonic() < deadline, refreshes(asg, "api")[0]
+        time.sleep(0.05)
+    after = poll()
+    assert (after.desired_version, after.updating) == (GOOD, False)
+    now = datetime.now(UTC)
+    spans = store.group_spans(now - timedelta(hours=1), now, ["prod"], [REGION], ["api"])
+    # Successive group spans: a refresh seen, then rolled back; the rollback's end changes
+    # only `updating`.
+    desired = list(spans.sort_values("start")["desired_version"])
+    assert [v for n, v in enumerate(desired) if n == 0 or v != desired[n - 1]] == [
+        GOOD, BAD, GOOD]

@@ -20,6 +20,7 @@ from fleetview.providers.aws.provider import AwsProvider
 from fleetview.providers.aws.scope import AwsScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from fleetview.sim.aws_refresh_server import SPOT_INTERRUPTION_PATH
+from fleetview.store import Store
 from tests.helpers.aws import REFRESH_STEP_S, moto_refresh_server  # noqa: F401
 
 REGION = "us-east-1"
@@ -135,6 +136,51 @@ def test_overrides_with_their_own_template_are_read_and_a_rollback_refuses(url, 
                in n for n in group.notes), group.notes
     with pytest.raises(ActionRefused, match="m5.large from launch template"):
         provider.plan_rollback(inventory, "web", REGION, OLD)
+
+
+def test_an_override_type_on_its_overrides_ami_is_not_drift_and_on_another_is(url, provider,
+                                                                             tmp_path):
+    seeded = seed(url)
+    ec2, asg, _ = clients(url)
+    big = ec2.create_launch_template(LaunchTemplateName="big-first", LaunchTemplateData={
+        "ImageId": seeded.images[OLD], "InstanceType": "m5.large"})["LaunchTemplate"]
+    # m5.large first: the group launches it (prioritized), from its own template's AMI.
+    asg.update_auto_scaling_group(AutoScalingGroupName="web", MixedInstancesPolicy={
+        "LaunchTemplate": {
+            "LaunchTemplateSpecification": {"LaunchTemplateId": seeded.templates["web"],
+                                            "Version": "1"},
+            "Overrides": [{"InstanceType": "m5.large", "LaunchTemplateSpecification": {
+                              "LaunchTemplateId": big["LaunchTemplateId"], "Version": "1"}},
+                          {"InstanceType": "t3.micro"}]},
+        "InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": 100}})
+    asg.set_desired_capacity(AutoScalingGroupName="web", DesiredCapacity=3)
+    # An m5.large someone launched by hand on the group's own AMI, then attached: drift.
+    wrong = ec2.run_instances(ImageId=seeded.images[NEW], InstanceType="m5.large", MinCount=1,
+                              MaxCount=1)["Instances"][0]["InstanceId"]
+    asg.attach_instances(AutoScalingGroupName="web", InstanceIds=[wrong])
+
+    inventory = provider.poll()
+    group = inventory.group("web", REGION)
+    members = {i.id: i for i in inventory.members(group)}
+    launched = [i for i in members.values() if i.instance_type == "m5.large" and i.id != wrong]
+    assert len(launched) == 1 and launched[0].image_id == seeded.images[OLD]
+    assert launched[0].desired_version == OLD and launched[0].version == OLD
+    assert members[wrong].desired_version == OLD and members[wrong].version == NEW
+    small = [i for i in members.values() if i.instance_type == "t3.micro"]
+    assert len(small) == 2 and all(i.desired_image_id is None for i in small)
+    drift = {i.id for i in members.values() if i.image_id != i.wanted_image(group)}
+    assert drift == {wrong}
+    # Replacing the wrong one: the others are done, each on what its type launches.
+    state = converge_state(inventory, provider.plan_replace(inventory, wrong))
+    assert state.on_target == 3 and not state.others, state
+
+    # The same rule in the store, as the fleet table reads it.
+    with Store.open(f"sqlite:///{tmp_path / 'history.db'}") as store:
+        store.record_poll(inventory, inventory.polled_at, inventory.polled_at)
+        fleet = store.fleet_at().set_index("instance_id")
+    assert set(fleet.index[fleet["drift"]]) == {wrong}
+    assert fleet.loc[launched[0].id, "desired_version"] == OLD
+    assert {fleet.loc[i.id, "desired_version"] for i in small} == {NEW}
 
 
 def test_warm_pool_instances_are_not_members_and_a_refresh_replaces_them(url, provider):

@@ -118,8 +118,8 @@ def test_history_covers_30_days_and_five_versions(demo, store):
 
 def test_history_tells_the_story(demo, store):
     groups = store.groups_at().set_index(["scope", "group"])
-    # The deploy's refresh names 2.4.0 in its DesiredConfiguration; the group keeps 2.3.0
-    # until the refresh succeeds.
+    # The history ends with the poll before the live rollouts began: api still wants 2.3.0
+    # (the collector's polls see its refresh and record 2.4.0 from then on).
     assert groups.loc[(AWS, "api"), "desired_version"] == "2.3.0"
     assert groups.loc[(AWS, "worker"), "desired_version"] == "2.3.0"
     fleet = store.fleet_at()
@@ -200,6 +200,11 @@ def test_the_bad_release_is_in_flight_on_both_clouds(demo):
             provider.close()
     assert all(new), f"no instance of api (AWS) or frontend (GCP) runs {BAD} after 30 s"
     assert all(g.updating for g in groups), groups
+    # Both clouds say the same: the group wants what the rollout deploys, and on AWS the
+    # launch template the group names until its refresh succeeds is said beside it.
+    assert [g.desired_version for g in groups] == [BAD, BAD]
+    assert any("launch template says 2.3.0 until the instance refresh" in n
+               for n in groups[0].notes), groups[0].notes
 
 
 def test_the_live_rollout_advances(demo):

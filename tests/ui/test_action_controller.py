@@ -119,3 +119,29 @@ def test_a_failing_action_says_so(qtbot, window):
     controller._start("act-2", work)
     qtbot.waitUntil(lambda: not controller.running(), timeout=5000)
     assert window.statusBar().currentMessage() == "Action failed: the provider went away"
+
+
+def test_the_fleet_keeps_loading_while_a_rollback_is_planned(qtbot, window, monkeypatch):
+    # Planning a large group takes long (its scope's poll): the tree and the table must go on
+    # reading the fleet meanwhile. The cloud's slowness is stood in for by a plan that waits.
+    planning, release = threading.Event(), threading.Event()
+    real_prepare = action_controller.prepare_rollback
+
+    def slow_prepare(*args, **kwargs):
+        planning.set()
+        release.wait(20)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(action_controller, "prepare_rollback", slow_prepare)
+    controller = window.action_controller
+    try:
+        controller.rollback(*WEB)
+        qtbot.waitUntil(planning.is_set, timeout=10000)
+        loaded: list[str] = []
+        window.loaded.connect(loaded.append)
+        window.refresh()
+        qtbot.waitUntil(lambda: {"fleet", "freshness"} <= set(loaded), timeout=10000)
+        assert controller.plan_tasks.is_running("plan")  # the plan is still under way
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not controller.plan_tasks.busy, timeout=10000)

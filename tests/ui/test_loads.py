@@ -40,9 +40,10 @@ def test_load_rollout_reads_the_group_now_and_when_it_changed(seeded_store, know
     assert rollout.share.index[0] <= known_fleet.t2
 
 
-def test_an_update_rolling_out_what_the_group_does_not_name_is_followed(store_url):
-    # An instance refresh with a desired configuration: the group still names 1.0, and 1.1
-    # gains instances while it runs.
+def test_a_refresh_and_its_rollback_are_followed_as_the_group_wants_them(store_url):
+    # An instance refresh with a desired configuration: the poll gives 1.1 as desired from
+    # its start (the launch template says 1.0 until it succeeds, in the group's notes); then
+    # AWS rolls it back, and the group wants 1.0 again while 1.1 instances remain.
     from datetime import UTC, datetime
 
     from fleetview.domain.model import Group, Image, Instance, Inventory, Scope, State
@@ -52,25 +53,35 @@ def test_an_update_rolling_out_what_the_group_does_not_name_is_followed(store_ur
     scope = Scope("aws", "prod", "1", ("r",))
     now = datetime.now(UTC).replace(microsecond=0)
     images = {f"ami-{v}": Image("aws", f"ami-{v}", f"app-{v}", version=v) for v in ("1.0", "1.1")}
+    says = ("the group's launch template says 1.0 until the instance refresh completes; the "
+            "refresh deploys 1.1")
 
     def inst(n, v):
         return Instance("aws", f"i{n}-{v}", f"i{n}", "prod", "1", "r", "ra", "web", f"ami-{v}",
                         State.RUNNING, version=v)
 
-    def poll(at, versions, updating):
-        group = Group("aws", "prod", "1", "r", "web", "asg", "ami-1.0", 4,
-                      desired_version="1.0", updating=updating)
+    def poll(at, versions, desired, updating, notes=()):
+        group = Group("aws", "prod", "1", "r", "web", "asg", f"ami-{desired}", 4,
+                      desired_version=desired, updating=updating, notes=notes)
         return Inventory(scope, at, tuple(inst(n, v) for n, v in enumerate(versions)),
                          (group,), images, (), ("r",))
 
     store = Store.open(store_url)
     try:
-        t0, t1 = now - timedelta(hours=1), now - timedelta(minutes=10)
-        for inv in (poll(t0, ["1.0"] * 4, False), poll(t1, ["1.0"] * 4, True),
-                    poll(now - timedelta(minutes=1), ["1.1", "1.1", "1.0", "1.0"], True)):
+        t0, t1, t2 = (now - timedelta(hours=1), now - timedelta(minutes=10),
+                      now - timedelta(minutes=4))
+        for inv in (poll(t0, ["1.0"] * 4, "1.0", False),
+                    poll(t1, ["1.0"] * 4, "1.1", True, (says,)),
+                    poll(now - timedelta(minutes=5), ["1.1", "1.1", "1.0", "1.0"], "1.1", True,
+                         (says,))):
             store.record_poll(inv, inv.polled_at - timedelta(seconds=1), inv.polled_at)
+        rollout = load_rollout(store, "prod", "r", "web", now - timedelta(minutes=5), 30)
+        assert rollout.desired == "1.1" and rollout.since == t1 and rollout.note == says
+        assert rollout.share.iloc[-1]["1.1"] == 2
+        rolled = poll(t2, ["1.1", "1.1", "1.0", "1.0"], "1.0", True)
+        store.record_poll(rolled, t2 - timedelta(seconds=1), t2)
         rollout = load_rollout(store, "prod", "r", "web", now, 30)
     finally:
         store.close()
-    assert rollout.desired == "1.1" and rollout.since == t1
-    assert "rolls out 1.1" in rollout.note and "says 1.0" in rollout.note
+    # The rollback goes back to 1.0: that is the target, not 1.1 that gained instances.
+    assert rollout.desired == "1.0" and rollout.since == t2 and rollout.note == ""

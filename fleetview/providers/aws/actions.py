@@ -491,8 +491,10 @@ class Actions:
         if not pointer.isdigit():
             return (f"the group names launch template version {pointer or '?'}; AWS rolls "
                     "back only to a version number")
-        if group.desired_image_id != image.id:
-            before = _label(inventory, group.desired_image_id) or "an AMI FleetView cannot read"
+        # What the group names itself, not what the refresh deploys: AWS goes back to that.
+        own = group.extra.get("group_image_id", group.desired_image_id)
+        if own != image.id:
+            before = _label(inventory, own) or "an AMI FleetView cannot read"
             return (f"the configuration the group had before the refresh launches {before}, "
                     f"not {version}")
         if others:

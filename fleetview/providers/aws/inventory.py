@@ -30,10 +30,14 @@ from fleetview.providers.aws.shapes import (
     REFRESH_ACTIVE,
     SSM_PREFIX,
     image_of,
+    images_by_type,
     instance_of,
     override_specs,
     owner_of,
+    refresh_deploys,
     template_spec,
+    wanted_image_of,
+    with_override_images,
 )
 
 # DescribeImages takes at most 200 values in one filter.
@@ -67,6 +71,9 @@ class PollState:
     # IncludeDisabled): a disabled AMI is not deregistered, but boots nothing until enabled.
     image_owners: dict[tuple[str, str], str] = field(default_factory=dict)
     disabled: set[tuple[str, str]] = field(default_factory=set)
+    # (region, group) whose last poll saw an instance refresh under way: asked again until
+    # it ends, since one with a DesiredConfiguration may show no drift for a while.
+    refreshing: set[tuple[str, str]] = field(default_factory=set)
 
     def image_disabled(self, region: str, image_id: str) -> bool:
         return (region, image_id) in self.disabled
@@ -262,8 +269,10 @@ class Poller:
         result.groups, lifecycle, warm = self._groups(region, account, result.instances)
         result.instances = with_lifecycle(result.instances, lifecycle,
                                           {g.name for g in result.groups}, warm)
+        result.instances = with_override_images(result.instances, result.groups)
         wanted = {i.image_id for i in result.instances if i.image_id}
-        wanted |= {g.desired_image_id for g in result.groups if g.desired_image_id}
+        wanted |= {i for g in result.groups
+                   for i in (g.desired_image_id, g.extra.get("group_image_id")) if i}
         for g in result.groups:
             wanted |= {o["image"] for o in g.extra.get("overrides") or () if o.get("image")}
         # A template may name its image as "resolve:ssm:..." that could not be resolved.
@@ -411,10 +420,10 @@ class Poller:
         warm = self._warm_pools(region, [raw for raw in raws
                                          if raw.get("WarmPoolConfiguration")])
         warm_ids = {i: name for name, pool in warm.items() for i in pool["instances"]}
-        images_of: dict[str, set[str | None]] = {}
+        members_of: dict[str, list[Instance]] = {}
         for i in instances:
             if i.group and i.state.live and i.id not in warm_ids:
-                images_of.setdefault(i.group, set()).add(i.image_id)
+                members_of.setdefault(i.group, []).append(i)
         groups = []
         lifecycle: dict[str, str] = {}
         denied: str | None = None  # DescribeInstanceRefreshes refused: asked once a poll
@@ -466,12 +475,21 @@ class Poller:
                 extra["launch_configuration"] = raw["LaunchConfigurationName"]
                 desired_image = self.state.config_images.get(
                     (region, raw["LaunchConfigurationName"]))
-            launched = {desired_image} | {o["image"] for o in extra.get("overrides") or ()}
-            drifting = bool(images_of.get(name, set()) - launched)
+            # Drift per instance type: an override's type wants the override's AMI.
+            by_type = images_by_type(extra.get("overrides"))
+            drifting = any(i.image_id != wanted_image_of(i, desired_image, by_type)
+                           for i in members_of.get(name, ()))
+            # A refresh shows first as drift, or as members launching or leaving (one with a
+            # DesiredConfiguration changes nothing in the group until it succeeds); once seen
+            # it is asked about every poll until it ends.
+            moving = len(members) != int(raw.get("DesiredCapacity") or 0) or any(
+                i.get("LifecycleState", "").startswith(("Pending", "Terminating"))
+                for i in members)
             refresh = None
             if denied:
                 extra["instance_refresh_error"] = denied
-            elif drifting or region not in self.state.refresh_supported:
+            elif (drifting or moving or (region, name) in self.state.refreshing
+                  or region not in self.state.refresh_supported):
                 try:
                     latest = self.latest_refresh(region, name)
                     refresh = latest.get("Status") if latest else None
@@ -485,6 +503,18 @@ class Poller:
                     denied = extra["instance_refresh_error"] = explain(
                         exc, self.config.profile, service="autoscaling")
             extra["instance_refresh"] = refresh
+            if refresh in REFRESH_ACTIVE:
+                self.state.refreshing.add((region, name))
+            else:
+                self.state.refreshing.discard((region, name))
+            # During a refresh the group wants what the refresh deploys, as a MIG wants its
+            # new template the moment it is patched; its own setting is kept beside it.
+            extra["group_image_id"] = desired_image
+            deploys = refresh_deploys(extra.get("instance_refresh_detail"), desired_image)
+            if deploys and deploys.startswith(SSM_PREFIX):
+                deploys = parameters.get(deploys, (None, ""))[0]
+            if deploys and deploys != desired_image:
+                desired_image = deploys
             pool = warm.get(name)
             if pool is not None:
                 extra["warm_pool"] = pool
@@ -706,3 +736,23 @@ def with_lifecycle(instances: list[Instance], lifecycle: dict[str, str], groups:
             else replace(i, healthy=lifecycle.get(i.id) == IN_SERVICE,
                          standby=lifecycle.get(i.id, "").startswith("Standby"))
             if i.group in groups else i for i in instances]
+
+
+def with_refresh_notes(inventory: Inventory) -> Inventory:
+    """The (labelled) inventory with a note on each group whose instance refresh deploys what
+    its own launch template does not name yet, and that version in `extra["group_version"]`."""
+    groups = []
+    for g in inventory.groups:
+        own = g.extra.get("group_image_id", g.desired_image_id)
+        if own == g.desired_image_id:
+            groups.append(g)
+            continue
+        image = inventory.images.get(own) if own else None
+        says = (image.version if image is not None else None) or own or "an AMI FleetView " \
+            "cannot read"
+        # No status in the words: a note that changed with it would open a group span.
+        note = (f"the group's launch template says {says} until the instance refresh "
+                f"completes; the refresh deploys {g.desired_version or g.desired_image_id}")
+        groups.append(replace(g, extra={**g.extra, "group_version": says},
+                              notes=(*g.notes, note)))
+    return replace(inventory, groups=tuple(groups))

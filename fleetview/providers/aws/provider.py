@@ -19,7 +19,7 @@ from fleetview.providers.aws.actions import Actions, Steps
 from fleetview.providers.aws.backfill import TRAIL_RATE_PER_S, History
 from fleetview.providers.aws.clients import Clients
 from fleetview.providers.aws.errors import explain
-from fleetview.providers.aws.inventory import Poller, PollState
+from fleetview.providers.aws.inventory import Poller, PollState, with_refresh_notes
 from fleetview.providers.base import Provider, refuse_read_only
 
 # Instance refreshes and batches take minutes: checked every 15 s unless told otherwise.
@@ -69,7 +69,7 @@ class AwsProvider(Provider):
         self.history_reader = History(config, self.clients, trail_rate=trail_rate)
 
     def poll(self) -> Inventory:
-        return self.rules.label(self.poller.poll())
+        return with_refresh_notes(self.rules.label(self.poller.poll()))
 
     def history(self, since: datetime, until: datetime) -> Backfill:
         """Launch template versions, Auto Scaling activities, CloudTrail events (paced under

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from fleetview.domain.model import Image, Instance, State
+from fleetview.domain.model import Group, Image, Instance, State
 from fleetview.domain.timestamps import parse_time
 
 ASG_TAG = "aws:autoscaling:groupName"
@@ -15,6 +17,18 @@ REFRESH_FAILED = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "Rollba
 # States RollbackInstanceRefresh acts on; CancelInstanceRefresh also stops a rollback.
 REFRESH_REVERSIBLE = frozenset({"Pending", "InProgress", "Baking"})
 REFRESH_CANCELLABLE = REFRESH_REVERSIBLE | {"RollbackInProgress"}
+# States in which a refresh with a DesiredConfiguration deploys it, though the group names its
+# old launch template until the refresh succeeds; a rollback restores the group's own setting.
+REFRESH_DEPLOYING = REFRESH_ACTIVE - {"RollbackInProgress"}
+
+
+def refresh_deploys(detail: dict | None, own: str | None) -> str | None:
+    """The image a group is being moved to: a refresh's DesiredConfiguration while it deploys
+    it (`detail` from `Poller.refresh_detail`), else the group's own setting (`own`), which is
+    also what a RollbackInProgress goes back to."""
+    if not detail or not detail.get("desired") or detail.get("status") not in REFRESH_DEPLOYING:
+        return own
+    return detail.get("desired_image") or own
 
 # EC2's lifecycle words -> FleetView's; "shutting-down" is on its way out, like stopping.
 STATE_MAP: dict[str, State] = {
@@ -85,6 +99,7 @@ def instance_of(raw: dict, scope: str, account: str, region: str) -> Instance:
         launched_at=raw.get("LaunchTime"), tags=tags,
         # "spot" or "scheduled"; EC2 leaves it out for on-demand instances.
         lifecycle=raw.get("InstanceLifecycle") or None, state_reason=state_reason_of(raw),
+        instance_type=raw.get("InstanceType") or None,
     )
 
 
@@ -102,6 +117,38 @@ def image_of(raw: dict) -> Image:
 
 # A launch template's ImageId that names an SSM parameter, which AWS resolves at each launch.
 SSM_PREFIX = "resolve:ssm:"
+
+
+def images_by_type(overrides) -> dict[str, str | None]:
+    """Instance type -> the AMI its override launches (None: one FleetView cannot read), for
+    a group's overrides as the poll read them (`Group.extra["overrides"]`)."""
+    return {o["instance_type"]: o.get("image") for o in overrides or ()
+            if o.get("instance_type")}
+
+
+def wanted_image_of(instance: Instance, desired: str | None,
+                    by_type: dict[str, str | None]) -> str | None:
+    """The AMI a member should run: its type's override's, else the group's (`desired`).
+    An override whose AMI cannot be read wants nothing known: its instances are not drift."""
+    if instance.instance_type in by_type:
+        return by_type[instance.instance_type] or instance.image_id
+    return desired
+
+
+def with_override_images(instances: list[Instance], groups: Iterable[Group]
+                         ) -> list[Instance]:
+    """The instances with `desired_image_id` set where their group launches their type from
+    an override's own template or AMI (drift per instance type)."""
+    by_group = {g.name: by for g in groups if (by := images_by_type(g.extra.get("overrides")))}
+    if not by_group:
+        return instances
+    out = []
+    for i in instances:
+        by_type = by_group.get(i.group or "")
+        if by_type and i.instance_type in by_type:
+            i = replace(i, desired_image_id=by_type[i.instance_type] or i.image_id)
+        out.append(i)
+    return out
 
 
 def override_specs(raw: dict) -> list[dict]:
