@@ -1,5 +1,6 @@
 """Screenshots of `fleetview --demo` for the README: the window, the rollback plan, the
-actions after a rollback. Runs the real demo (moto, the GCE emulator, a collector) offscreen.
+actions after a rollback, a stale scope, a scope rebuilt from cloud records, and the large demo
+on group bands. Runs the real demo (moto, the GCE emulator, a collector) offscreen.
 
     python scripts/demo_screenshots.py [--out docs/screenshots]
 """
@@ -98,10 +99,42 @@ def main() -> int:
             window.timeline.plot.show_last(3600 * 6)
             pump(app, timeout_s=3)
             shoot(window, args.out / "demo-after-rollback.png")
+
+            # A scope whose polls fail: its last known spans hatched from its last good poll.
+            window.tree.select(("scope", demo_story.FAILING_SCOPE))
+            window.timeline.plot.show_last(3600 * 6)
+            pump(app, timeout_s=3)
+            shoot(window, args.out / "demo-stale-scope.png")
+
+            # A scope FleetView never watched: a month rebuilt from CloudTrail and activities.
+            window.tree.select(("scope", demo_story.BACKFILLED_SCOPE))
+            window.timeline.plot.show_last(3600 * 24 * 30)
+            pump(app, timeout_s=3)
+            shoot(window, args.out / "demo-backfilled-scope.png")
             window.close()
         finally:
             demo.stop()
+    large_fleet(app, args.out)
     return 0
+
+
+def large_fleet(app: QApplication, out: Path) -> None:
+    """`--size large` (10,000+ instances) at a laptop's 1366x768: groups open as bands."""
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = start_demo("large", tmp)
+        try:
+            settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+            window = open_window(demo.config, collect=True, settings=settings)
+            window.resize(1366, 768)
+            window.show()
+            window.start()
+            pump(app, lambda: window.timeline.plot.data.n_instances > 10_000, timeout_s=240)
+            window.timeline.plot.show_last(3600 * 24 * 30)
+            pump(app, timeout_s=5)
+            shoot(window, out / "demo-large-fleet.png")
+            window.close()
+        finally:
+            demo.stop()
 
 
 if __name__ == "__main__":

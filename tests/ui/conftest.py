@@ -118,3 +118,28 @@ def seeded_store(store_url, known_fleet):
     known_fleet.seed(store)
     yield store
     store.close()
+
+
+# What a MainWindow loads before it shows a fleet.
+LOADS = {"fleet", "history", "freshness"}
+
+
+@pytest.fixture
+def window(qtbot, seeded_store, store_url, tmp_path):
+    """A MainWindow on the seeded store, shown, with its first loads done."""
+    from PySide6.QtCore import QSettings
+
+    from fleetview.config import Config, PollConfig, StoreConfig
+    from fleetview.ui.main_window import MainWindow
+
+    config = Config(store=StoreConfig(url=store_url), poll=PollConfig(interval_s=60))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(seeded_store, config, settings=settings)
+    qtbot.addWidget(w)
+    seen: set[str] = set()
+    w.loaded.connect(seen.add)
+    w.show()
+    w.start()
+    qtbot.waitUntil(lambda: seen >= LOADS, timeout=10000)
+    yield w
+    w.close()

@@ -3,27 +3,13 @@ group converges on screen, and closing leaves no child process behind."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from PySide6.QtCore import QSettings
 
 from fleetview.sim import demo_story
 from fleetview.sim.demo import start_demo
 from fleetview.ui.app import open_window
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone for our purposes only once reaped; /proc tells which.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+from tests.helpers.processes import alive
 
 
 @pytest.mark.slow

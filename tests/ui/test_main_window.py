@@ -8,12 +8,10 @@ from datetime import timedelta
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from fleetview.config import Config, PollConfig, StoreConfig
+from fleetview.config import Config, StoreConfig
 from fleetview.ui.main_window import MainWindow
 from fleetview.ui.scope_tree import COL_AGE, COL_COUNT, COL_DRIFT, MIX_ROLE
 from tests.ui.conftest import LAB_ERROR
-
-LOADS = {"fleet", "history", "freshness"}
 
 
 def wait_for(qtbot, window: MainWindow, keys: set[str], timeout: int = 10000) -> None:
@@ -23,19 +21,6 @@ def wait_for(qtbot, window: MainWindow, keys: set[str], timeout: int = 10000) ->
     window.loaded.disconnect(seen.add)
 
 
-@pytest.fixture
-def window(qtbot, seeded_store, store_url, tmp_path):
-    config = Config(store=StoreConfig(url=store_url), poll=PollConfig(interval_s=60))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(seeded_store, config, settings=settings)
-    qtbot.addWidget(w)
-    seen: set[str] = set()
-    w.loaded.connect(seen.add)
-    w.show()
-    w.start()
-    qtbot.waitUntil(lambda: seen >= LOADS, timeout=10000)
-    yield w
-    w.close()
 
 
 def tree_text(window, key, col=COL_COUNT) -> str:

@@ -4,8 +4,6 @@ and the legend keeps the colours the older versions shift."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from PySide6.QtWidgets import QLabel
 

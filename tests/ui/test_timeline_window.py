@@ -7,29 +7,9 @@ import threading
 from datetime import timedelta
 
 import pytest
-from PySide6.QtCore import QSettings
 
-from fleetview.config import Config, PollConfig, StoreConfig
 from fleetview.domain.model import Inventory
-from fleetview.ui.main_window import MainWindow
 from tests.ui.conftest import PROD, _group, _image, _inst
-
-LOADS = {"fleet", "history", "freshness"}
-
-
-@pytest.fixture
-def window(qtbot, seeded_store, store_url, tmp_path):
-    config = Config(store=StoreConfig(url=store_url), poll=PollConfig(interval_s=60))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    w = MainWindow(seeded_store, config, settings=settings)
-    qtbot.addWidget(w)
-    seen: set[str] = set()
-    w.loaded.connect(seen.add)
-    w.show()
-    w.start()
-    qtbot.waitUntil(lambda: seen >= LOADS, timeout=10000)
-    yield w
-    w.close()
 
 
 def test_a_poll_reaches_the_timeline_while_an_action_read_holds_the_worker(

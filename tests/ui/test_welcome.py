@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
@@ -14,6 +13,7 @@ from fleetview.config import load_config, parse_config
 from fleetview.ui.app import FirstRun, wants_welcome
 from fleetview.ui.main_window import MainWindow
 from fleetview.ui.welcome import DOCTOR_COMMAND, WelcomeWindow, sample_config
+from tests.helpers.processes import alive
 
 
 @pytest.fixture
@@ -136,16 +136,6 @@ def test_fleetview_without_a_config_opens_the_welcome_page_and_creates_no_store(
     assert files_under(home) == []
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.slow
