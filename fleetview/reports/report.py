@@ -15,7 +15,7 @@ from fleetview.reports.params import ReportArgumentError, ReportParams
 from fleetview.reports.rollouts import Rollout, desired_spans, group_rollouts, mark_failures
 from fleetview.reports.span_arrays import read_span_arrays
 from fleetview.reports.versions import VersionRow, version_rows
-from fleetview.store.schema import group_spans, polls
+from fleetview.store.schema import backfills, group_spans, polls
 from fleetview.store.schema import spans as span_table
 from fleetview.store.times import from_us, to_us
 
@@ -90,15 +90,20 @@ def _first_and_last_polls(store, scopes: tuple[str, ...]) -> dict[str, tuple[int
 
 
 def _rebuilt_since(store, scopes: tuple[str, ...]) -> dict[str, int]:
-    """Where each scope's backfilled history begins: its earliest span not observed."""
+    """Where each backfilled scope's history begins: its earliest span not observed."""
+    ran = sa.select(backfills.c.scope, sa.func.max(backfills.c.until_us)).group_by(
+        backfills.c.scope)
+    if scopes:
+        ran = ran.where(backfills.c.scope.in_(scopes))
     out: dict[str, int] = {}
     with store.reading() as conn:
-        for table in (span_table, group_spans):
-            query = (sa.select(table.c.scope, sa.func.min(table.c.start_us))
-                     .where(table.c.source != OBSERVED).group_by(table.c.scope))
-            if scopes:
-                query = query.where(table.c.scope.in_(scopes))
-            for scope, first in conn.execute(query):
+        for scope, until in conn.execute(ran).all():
+            for table in (span_table, group_spans):
+                # Inferred spans end by the backfill's `until`: (scope, end_us) finds them
+                # without reading the scope's observed history.
+                first = conn.execute(sa.select(sa.func.min(table.c.start_us)).where(
+                    table.c.scope == scope, table.c.end_us <= until,
+                    table.c.source != OBSERVED)).scalar()
                 if first is not None:
                     out[scope] = min(int(first), out.get(scope, int(first)))
     return out

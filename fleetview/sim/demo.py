@@ -257,6 +257,7 @@ name = "{demo_story.AWS_SCOPE}"
 regions = [{aws_regions}]
 endpoint_url = "{moto_url}"
 actions = true
+backfill_days = 0  # the demo wrote its 30 days of history itself
 
 [[aws]]
 # Its endpoint is down: this is what an outage looks like.
@@ -271,6 +272,7 @@ project = "{demo_story.GCP_PROJECT}"
 api_endpoint = "{demo.gce_endpoint}"
 credentials = "anonymous"
 actions = true
+backfill_days = 0  # the demo wrote its 30 days of history itself
 
 [[aws]]
 # FleetView never watched it: its first poll rebuilds 30 days from the cloud's records.

@@ -24,8 +24,10 @@ DRIFT = _PALETTE.status["drift"]
 class VersionColors:
     """Colours for a set of version labels, assigned in version order.
 
-    New versions usually sort last, so the colours of the versions already on screen stay put
-    when one appears; every label ever seen (store.images()) is passed in for that reason.
+    A version keeps its colour for the life of the window: versions that appear later (a new
+    build, or older ones a history backfill brings in) take the next colours, so what the
+    operator has learnt to read on screen never changes under them. Every label ever seen
+    (store.images()) is passed in at the start, so the first assignment is in version order.
     """
 
     def __init__(self, versions: Iterable[str | None] = ()):
@@ -34,9 +36,10 @@ class VersionColors:
         self.update(versions)
 
     def update(self, versions: Iterable[str | None]) -> None:
-        known = set(self._order) | {v for v in versions if v is not None and v == v}
-        self._order = sorted(known, key=version_key)
-        self._index = {v: i for i, v in enumerate(self._order)}
+        new = {v for v in versions if v is not None and v == v} - self._index.keys()
+        for v in sorted(new, key=version_key):
+            self._index[v] = len(self._index)
+        self._order = sorted(self._index, key=version_key)
 
     @property
     def versions(self) -> list[str]:

@@ -659,9 +659,15 @@ class TimelinePlot(pg.PlotWidget):
                     lines.append(self._unknown_words(since, scope))
                 return "\n".join(lines)
             live = int(self._group_live[g])
-            return f"{group or 'standalone instances'} — {scope} / {region}: {live:,} " \
+            text = f"{group or 'standalone instances'} — {scope} / {region}: {live:,} " \
                    f"instances now, {n:,} in the history loaded " \
                    f"(click to {'expand' if g in self.layout.collapsed else 'collapse'})"
+            hidden = self._outside_view(g)
+            if g not in self.layout.collapsed and hidden > 0:
+                # "3 of 15" alone reads as lost history: say where the others are.
+                text += f"\n{hidden:,} ran only outside the time in view: a wider range " \
+                        "(Week, Fit) or Empty rows shows them"
+            return text
         s = self.segment_at(x, y)
         if s is None:
             return ""
@@ -683,6 +689,18 @@ class TimelinePlot(pg.PlotWidget):
                 f"end   {end_words}"
                 + (f"\ninferred from {source_words(source)}" if int(data.seg_source[s]) else "")
                 + (f"\n⚠ marked bad: {why}" if why else ""))
+
+    def _outside_view(self, g: int) -> int:
+        """How many of group `g`'s instances (those the filter keeps) have no row because
+        nothing of them is in the time in view."""
+        if self.show_empty or not self.data.n_instances:
+            return 0
+        (x0, x1), _ = self._view.viewRange()
+        out = ~self.data.in_range(x0, x1, self.now) & (self.data.inst_group == g) \
+            & (self.layout.inst_row < 0)  # the selected instance keeps its row
+        if self._filter_mask is not None:
+            out &= self._filter_mask
+        return int(out.sum())
 
     @staticmethod
     def _unknown_words(since: float, scope: str) -> str:

@@ -9,7 +9,7 @@ from fleetview.reports.params import ReportParams
 from fleetview.reports.report import build_report
 from fleetview.store import Store
 from tests.helpers import report_history as known
-from tests.helpers.pg import pg_server  # noqa: F401
+from tests.helpers.pg import pg_server, pg_url, store_url  # noqa: F401
 
 
 @pytest.fixture(scope="module",

@@ -16,8 +16,8 @@ DAY = 24 * 60
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store.open(f"sqlite:///{tmp_path / 'history.db'}") as s:
+def store(store_url):
+    with Store.open(store_url) as s:
         # First poll at at(0): web on 2.0 (i-a, i-b).
         s.record_poll(inventory(at(0), [instance("i-a", "2.0"), instance("i-b", "2.0")],
                                 [group("web", "2.0")]), at(0), at(0))

@@ -81,10 +81,14 @@ def test_terminated_instances_rebuilt_from_cloud_records_have_rows_in_view(shown
     plot.update_rows()
     # The last day: only the live instances ran in it; the band counts all four.
     assert _rows(plot) == ["▾ web · us-east-1 (2 of 4)", "name-i-b", "name-i-a"]
+    # The header says where the other two are, so "2 of 4" does not read as lost history.
+    assert "2 ran only outside the time in view: a wider range (Week, Fit) or Empty rows " \
+        "shows them" in plot.hover_text(NOW.timestamp(), 0.5)
     shown.range_buttons["Week"].click()
     plot.update_rows()
     assert _rows(plot) == ["▾ web · us-east-1 (4)", "name-i-b", "name-i-a", "i-old-2",
                            "i-old-1"]
+    assert "outside the time in view" not in plot.hover_text(NOW.timestamp(), 0.5)
 
 
 def test_rebuilt_spans_are_drawn_lighter_and_say_what_they_were_inferred_from(shown):
@@ -105,16 +109,19 @@ def test_rebuilt_spans_are_drawn_lighter_and_say_what_they_were_inferred_from(sh
     assert rows == sorted(_row_of(plot, i) for i in ("i-a", "i-b", "i-old-1", "i-old-2"))
 
 
-def test_the_legend_takes_the_colours_a_backfills_older_versions_shift(qtbot):
+def test_a_backfills_older_versions_take_new_colours_and_the_legend_keeps_the_old(qtbot):
     state = WindowState()
     colors = VersionColors(["2.0"])
     widget = TimelineWidget(colors, state=state)
     qtbot.addWidget(widget)
     widget.legend.set_counts({"2.0": 2})
     before = colors.hex("2.0")
-    # A backfill brings 1.0, older: it takes 2.0's colour and 2.0 the next one.
+    # A backfill brings 1.0, older: it takes a colour of its own; 2.0 keeps the one the
+    # operator has been reading.
     colors.update(["1.0"])
-    assert colors.hex("2.0") != before
+    assert colors.hex("2.0") == before
+    assert colors.hex("1.0") not in (before, colors.hex(None))
+    assert colors.versions == ["1.0", "2.0"]
     state.set_history(TimelineData())
     qtbot.waitUntil(lambda: len(widget.legend.findChildren(QLabel, "legendChip")) == 1)
     chip = widget.legend.findChildren(QLabel, "legendChip")[0]
