@@ -85,7 +85,8 @@ def audit_markers(store) -> pd.DataFrame:
     log = audit.frame(store)
     log = log[log["event"].isin(list(_MARKED))]
     if log.empty:
-        return pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"), "label": []})
+        return pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"), "label": [],
+                             "scope": [], "region": [], "group": []})
     # An action's end does not repeat what it was: its confirmation says.
     confirmed = {}
     for row in log[log["event"] == "plan_confirmed"].itertuples(index=False):
@@ -97,7 +98,9 @@ def audit_markers(store) -> pd.DataFrame:
         target = detail.get("to_version")
         text = f"{_MARKED[row.event]} {what} {row.group or ''}"
         labels.append(f"{text} → {target}" if target else text)
-    return pd.DataFrame({"time": log["at"].to_numpy(), "label": labels})
+    return pd.DataFrame({"time": log["at"].to_numpy(), "label": labels,
+                         "scope": log["scope"].to_numpy(), "region": log["region"].to_numpy(),
+                         "group": log["group"].to_numpy()})
 
 
 def _readiness_table(store, config, groups: pd.DataFrame) -> dict[tuple, history.Readiness]:

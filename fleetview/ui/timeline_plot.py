@@ -239,6 +239,7 @@ class TimelinePlot(pg.PlotWidget):
         self.scrubber.setHoverPen(pg.mkPen(width=3))
         self.addItem(self.now_line, ignoreBounds=True)
         self.addItem(self.scrubber, ignoreBounds=True)
+        self._markers: pd.DataFrame | None = None
         self._marker_items: list[pg.InfiniteLine] = []
         self.visible_rects = 0
         self.band_rects = 0
@@ -410,10 +411,13 @@ class TimelinePlot(pg.PlotWidget):
         return self._bad_why.get((g, int(self.data.seg_ver[s])))
 
     def set_markers(self, markers: pd.DataFrame | None) -> None:
-        """Vertical marks for actions: a DataFrame with `time` and `label` columns."""
+        """Vertical marks for actions: a DataFrame with `time` and `label` columns, and
+        `scope`, `region`, `group` to keep only the marks of the groups a filter shows."""
+        self._markers = markers
         for item in self._marker_items:
             _discard(self, item)
         self._marker_items = []
+        markers = self._markers_shown(markers)
         if markers is None or not len(markers):
             return
         times = epoch_seconds(markers["time"])
@@ -464,10 +468,24 @@ class TimelinePlot(pg.PlotWidget):
 
     def set_instance_filter(self, keys: set[str] | frozenset[str] | None) -> None:
         """Show only these instances (timeline keys, `scope\\x1finstance_id`); None: all.
-        A group with none of them is left out."""
+        A group with none of them is left out, and so are its action marks."""
         self._filter_keys = None if keys is None else frozenset(keys)
         self._filter_mask = self._mask_of(self._filter_keys)
         self._relayout(self._anchor())
+        if self._markers is not None:
+            self.set_markers(self._markers)
+
+    def _markers_shown(self, markers: pd.DataFrame | None) -> pd.DataFrame | None:
+        """The marks of the groups the filter shows (all of them without a filter): an
+        action on `api` is not part of the story of another scope."""
+        if markers is None or self._filter_mask is None or "scope" not in markers:
+            return markers
+        data = self.data
+        shown = {data.groups[g] for g in np.unique(data.inst_group[self._filter_mask])}
+        keep = [(s, r, g if isinstance(g, str) else None) in shown
+                for s, r, g in zip(markers["scope"], markers["region"], markers["group"],
+                                   strict=True)]
+        return markers[np.asarray(keep, bool)]
 
     def _mask_of(self, keys: frozenset[str] | None) -> np.ndarray | None:
         if keys is None:

@@ -283,6 +283,22 @@ def test_filter_and_focus_for_linked_panels(qtbot, state, timeline):
     assert not timeline.focus_group("prod", "us-east-1", "nope")
 
 
+def test_a_filter_keeps_only_the_action_marks_of_the_groups_it_shows(state, timeline):
+    load(timeline, state, frame(WORKER))
+    plot = timeline.plot
+    marks = pd.DataFrame({
+        "time": pd.to_datetime([at(5), at(2)], unit="s", utc=True),
+        "label": ["rollback worker", "replace api"], "scope": "prod", "region": "us-east-1",
+        "group": ["worker", "api"]})
+    timeline.set_markers(marks)
+    shown = lambda: sorted(item.label.toPlainText() for item in plot._marker_items)  # noqa: E731
+    assert shown() == ["replace api", "rollback worker"]
+    timeline.set_instance_filter({TimelineWidget.instance_key("prod", "a1")})
+    assert shown() == ["replace api"]
+    timeline.set_instance_filter(None)
+    assert shown() == ["replace api", "rollback worker"]
+
+
 def test_a_rollout_begun_a_moment_ago_shows_in_the_band_at_a_week(state, timeline):
     rows = [("big", f"b{n}", "1.0", 100, 30 / 3600 if n < 40 else None) for n in range(390)]
     rows += [("big", f"b{n}", "2.0", 30 / 3600, None) for n in range(40)]
