@@ -24,7 +24,7 @@ from fleetview.providers.gcp.scope import GcpScopeConfig
 from fleetview.sim.aws_fleet import GroupSpec, seed_aws_fleet
 from tests.helpers import gce as gce_fixtures
 from tests.helpers import memory_cloud as mem
-from tests.helpers.aws import moto_server  # noqa: F401
+from tests.helpers.aws import moto_refresh_server, moto_server  # noqa: F401
 
 gce_emulator = gce_fixtures.gce_emulator
 OLD, NEW = "1.3.0", "1.4.0"
@@ -249,3 +249,80 @@ def test_a_stopped_member_is_shown_stopped_and_no_longer_counts(cloud):
     # A rollback does not count on it, nor name it among what it replaces.
     plan = provider.plan_rollback(inventory, cloud.group, cloud.region, OLD)
     assert victim.id not in plan.instances and len(plan.instances) == 2
+
+
+# -- the cloud takes a spot VM back ------------------------------------------------------------
+
+@dataclass
+class Interruptible:
+    """A cloud holding one spot (or preemptible) VM, and how it takes that VM back."""
+
+    provider: Any
+    instance_id: Callable[[Inventory], str]
+    interrupt: Callable[[str], None]
+    lifecycle: str
+    reason: str
+
+
+def _aws_spot(moto) -> Interruptible:
+    import urllib.request
+    from urllib.parse import urlencode
+
+    from fleetview.sim.aws_refresh_server import SPOT_INTERRUPTION_PATH
+
+    seeded = seed_aws_fleet(moto.url, regions=("us-east-1",), groups=(), standalone=0,
+                            unlabelled=0, versions=(NEW,)).regions["us-east-1"]
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto.url)
+    spot = ec2.run_instances(ImageId=seeded.images[NEW], MinCount=1, MaxCount=1,
+                             InstanceType="t3.micro",
+                             InstanceMarketOptions={"MarketType": "spot"})["Instances"][0]
+    account = boto3.client("sts", region_name="us-east-1", endpoint_url=moto.url
+                           ).get_caller_identity()["Account"]
+    config = AwsScopeConfig("aws-c", ("us-east-1",), endpoint_url=moto.url)
+
+    def interrupt(instance_id: str) -> None:
+        urllib.request.urlopen(moto.url + SPOT_INTERRUPTION_PATH, data=urlencode({
+            "account": account, "region": "us-east-1", "instance": instance_id}).encode())
+
+    return Interruptible(AwsProvider(config, VersionRules()), lambda _inv: spot["InstanceId"],
+                         interrupt, "spot", "Spot interruption")
+
+
+def _gcp_spot(emulator) -> Interruptible:
+    state = emulator.state
+    state.create_image("app-1-4-0", labels={"version": "1-4-0"})
+    state.create_instance("batch-1", "us-central1-a", "app-1-4-0",
+                          scheduling={"provisioningModel": "SPOT"})
+    config = GcpScopeConfig("gcp-c", gce_fixtures.PROJECT, api_endpoint=emulator.endpoint,
+                            credentials="anonymous")
+
+    def interrupt(_instance_id: str) -> None:
+        emulator.clock.advance(60)
+        state.preempt("us-central1-a", "batch-1")
+
+    def instance_id(inventory: Inventory) -> str:
+        return next(i.id for i in inventory.instances if i.name == "batch-1")
+
+    return Interruptible(GcpProvider(config, VersionRules()), instance_id, interrupt, "spot",
+                         "Preempted")
+
+
+@pytest.fixture(params=["aws", "gcp"])
+def interruptible(request) -> Interruptible:
+    if request.param == "aws":
+        return _aws_spot(request.getfixturevalue("moto_refresh_server"))
+    return _gcp_spot(request.getfixturevalue("gce_emulator"))
+
+
+def test_a_spot_vm_the_cloud_takes_back_is_shown_as_taken_back(interruptible):
+    """Not unexplained churn: the poll says the VM was interrupted, in the cloud's words."""
+    provider = interruptible.provider
+    before = provider.poll()
+    instance_id = interruptible.instance_id(before)
+    running = before.instance(instance_id)
+    assert running.lifecycle == interruptible.lifecycle and running.state_reason is None
+    interruptible.interrupt(instance_id)
+    after = provider.poll().instance(instance_id)
+    assert after is not None and not after.state.live
+    assert after.lifecycle == interruptible.lifecycle
+    assert after.state_reason == interruptible.reason
