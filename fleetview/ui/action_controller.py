@@ -103,6 +103,14 @@ def audit_markers(store) -> pd.DataFrame:
                          "group": log["group"].to_numpy()})
 
 
+def _group_wants(groups: pd.DataFrame) -> frozenset:
+    """What each group wants and whether it is updating: what its readiness turns on."""
+    if not len(groups):
+        return frozenset()
+    cols = ["scope", "region", "group", "desired_version", "updating"]
+    return frozenset(groups[cols].astype(str).itertuples(index=False, name=None))
+
+
 def _readiness_table(store, config, groups: pd.DataFrame) -> dict[tuple, history.Readiness]:
     keys = list(zip(groups["scope"], groups["region"], groups["group"], strict=True))
     configs = {}
@@ -183,6 +191,7 @@ class ActionController(QObject):
         self.state.history_changed.connect(self._on_history_changed)
         self.state.fleet_changed.connect(self._on_fleet_changed)
         self._readiness_at = -READINESS_EVERY_S
+        self._readiness_wants: frozenset = frozenset()
         self._readiness_timer = QTimer(self)
         self._readiness_timer.setSingleShot(True)
         self._readiness_timer.setInterval(READINESS_DELAY_MS)
@@ -684,6 +693,13 @@ class ActionController(QObject):
         if self._closed:
             return
         stale = time.monotonic() - self._readiness_at > READINESS_EVERY_S
+        # A group that starts or ends a rollout, or wants another version, changes what its
+        # rollback goes back to: a minute-old "back to 2.2.0" beside a rollout of 2.4.0 would
+        # send the responder the wrong way.
+        wants = _group_wants(self.state.groups)
+        if wants != self._readiness_wants:
+            self._readiness_wants = wants
+            stale = True
         if stale and not self._readiness_timer.isActive():
             self._readiness_timer.start()
 

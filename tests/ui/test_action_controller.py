@@ -3,6 +3,7 @@ knows before anyone asks, what it refuses, and how a running action shows."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from types import SimpleNamespace
 
@@ -55,6 +56,23 @@ def test_readiness_is_known_before_anyone_asks(qtbot, window):
     assert f"Rollback: not ready: {ready.why}" in tooltip
     entry = next(e for e in controller.palette_entries() if e.title == "Roll back web")
     assert "not ready: scope prod is read-only" in entry.detail
+
+
+def test_a_group_that_starts_a_rollout_gets_its_readiness_again_at_once(qtbot, window):
+    """Readiness is re-read at most once a minute, except when a poll shows a group start or
+    end a rollout: its rollback target changes then, and a stale one points the wrong way."""
+    controller, state = window.action_controller, window.state
+    qtbot.waitUntil(lambda: WEB in controller.readiness, timeout=10000)
+    checks = []
+    state.readiness_changed.connect(lambda r: checks.append(r))
+    frame = state.frame
+    state.set_frame(dataclasses.replace(frame))  # the same fleet again: nothing to re-read
+    qtbot.wait(300)
+    assert checks == []
+    groups = frame.groups.copy()
+    groups.loc[groups["group"] == "web", "updating"] = True
+    state.set_frame(dataclasses.replace(frame, groups=groups))
+    qtbot.waitUntil(lambda: len(checks) == 1, timeout=5000)
 
 
 def test_actions_are_marked_on_the_timeline(qtbot, seeded_store, window):

@@ -34,18 +34,26 @@ def test_demo_window_shows_both_clouds_rolls_back_and_cleans_up(qtbot, tmp_path)
         collector_pid = window.collector.pid
         assert collector_pid and alive(collector_pid)
 
-        qtbot.waitUntil(lambda: any(k[0] == demo_story.AWS_SCOPE and k[2] == "api"
-                                    for k in controller.readiness), timeout=30000)
-        key = next(k for k in controller.readiness if k[0] == demo_story.AWS_SCOPE
-                   and k[2] == "api")
-        ready = controller.readiness[key]
+        def api_readiness():
+            return next(((k, r) for k, r in controller.readiness.items()
+                         if k[0] == demo_story.AWS_SCOPE and k[2] == "api"), (None, None))
+
+        # Until the collector's first poll the window reads the stored past, in which api
+        # wanted 2.3.0 (so 2.2.0 was its rollback); the responder acts once the rollout of the
+        # bad build shows, and the rollback then stops it and goes back to 2.3.0.
+        qtbot.waitUntil(lambda: "stop the update" in (api_readiness()[1].note
+                                                       if api_readiness()[1] else ""),
+                        timeout=60000)
+        key, ready = api_readiness()
         assert ready.ready, ready.why
         target = ready.target.version
+        assert target == "2.3.0", ready.describe()
         controller.rollback(*key)
         qtbot.waitUntil(lambda: controller.dialog is not None and controller.dialog.isVisible(),
                         timeout=30000)
         dialog = controller.dialog
         assert dialog.prepared.ok, dialog.prepared.refusal
+        assert dialog.prepared.plan.to_version == target
         qtbot.keyClicks(dialog.reason, "2.4.0 is bad")
         with qtbot.waitSignal(controller.action_finished, timeout=180000) as finished:
             dialog.run_button.click()
