@@ -162,6 +162,32 @@ scope_state = sa.Table(
     sa.Column("last_seen_us", _TIME, nullable=False),
 )
 
+# Which collector polls a scope: a lease it renews every cycle; another collector takes a
+# scope over only once its lease has expired (or its holder's process is gone).
+scope_leases = sa.Table(
+    "scope_leases", metadata,
+    sa.Column("scope", _TEXT, primary_key=True),
+    sa.Column("holder", _TEXT, nullable=False),  # "host:pid:uuid" of the collector
+    sa.Column("host", _TEXT, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("taken_us", _TIME, nullable=False),
+    sa.Column("renewed_us", _TIME, nullable=False),
+    sa.Column("expires_us", _TIME, nullable=False),
+)
+
+# Each notification a collector sent (or claimed to send): its key makes a restart, or a
+# second collector, send no event twice.
+notifications_sent = sa.Table(
+    "notifications_sent", metadata,
+    sa.Column("event_key", _TEXT, primary_key=True),
+    sa.Column("target", _TEXT, primary_key=True),  # the [[notify]] table's name
+    sa.Column("kind", _TEXT, nullable=False),
+    sa.Column("claimed_us", _TIME, nullable=False),
+    sa.Column("sent_us", _TIME),  # NULL: claimed, not yet delivered
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", _TEXT),
+)
+
 # Schema 1 held provider and config values in VARCHAR(n) columns of these lengths; schema 2
 # makes them TEXT (table -> column -> length in schema 1).
 V1_BOUNDED: dict[str, dict[str, int]] = {
@@ -221,15 +247,17 @@ V4_COLUMNS = {
 
 def _to_4(conn: Connection) -> None:
     """Spans say where they came from (every existing one was observed); instances their
-    lifecycle, state reason, standby, warm pool and what their group wants of their type; groups their owner and notes; backfills
-    are recorded (new table). Adding a column with a constant default rewrites no row."""
+    lifecycle, state reason, standby, warm pool and what their group wants of their type;
+    groups their owner and notes; backfills, scope leases and notifications sent are recorded
+    (new tables). Adding a column with a constant default rewrites no row."""
     inspector = sa.inspect(conn)
     for table, columns in V4_COLUMNS.items():
         have = {c["name"] for c in inspector.get_columns(table)}
         for column, kind in columns.items():
             if column not in have:
                 conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
-    metadata.tables["backfills"].create(conn, checkfirst=True)
+    for table in ("backfills", "scope_leases", "notifications_sent"):
+        metadata.tables[table].create(conn, checkfirst=True)
 
 
 # Forward migrations: MIGRATIONS[n] takes a database at version n to n + 1.
