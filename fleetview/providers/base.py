@@ -128,7 +128,7 @@ class Cloud:
     permission_of: Callable[[str, str], str | None] | None = None
     example: str = ""  # a config table to copy, shown by the welcome page and errors
     extra: Mapping[str, Any] = field(default_factory=dict)
-    # Organisation scopes (see fleetview/discovery.py): `discover` is "module:attribute" of
+    # Organisation scopes (see fleetview/domain/members.py): `discover` is "module:attribute" of
     # discover(parent_config) -> list[Member], the accounts or projects an organisation scope
     # holds; `member_scope(parent_config, member_id)` is the scope config of one of them.
     discover: str = ""

@@ -1,5 +1,5 @@
-"""Organisation scopes: the accounts (AWS Organizations) or projects (a GCP folder or
-organisation) a scope holds, found anew as the collector runs, each polled as its own scope."""
+"""Members of an organisation scope: the accounts (AWS Organizations) or projects (a GCP folder
+or organisation) it holds, each polled as its own scope, and how they are named and chosen."""
 
 from __future__ import annotations
 
